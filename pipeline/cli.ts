@@ -1,0 +1,104 @@
+// Command-line entry: the only place that reads argv, the environment and the clock.
+import { availableParallelism } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { commands } from './commands/index.ts';
+import type { Context } from './commands/types.ts';
+import { ConfigError, ExitCode, PipelineError, UsageError } from './errors.ts';
+import { createRunner } from './exec/run.ts';
+import { createLogger, detectMode, type Logger } from './log.ts';
+
+const projectRoot = join(dirname(fileURLToPath(import.meta.url)), '..');
+
+function mainUsage(): string {
+  const width = Math.max(...commands.map((c) => c.name.length));
+  return [
+    'Usage: rock-image <command> [options]',
+    '',
+    'Builds, tests and publishes the RockNSM sensor OS image (a Fedora CoreOS derivative).',
+    '',
+    'Commands:',
+    ...commands.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`),
+    '',
+    'Global options:',
+    '  --project DIR   project root holding manifests/, overlays/, containerfiles/ (default: this package)',
+    '  -v, --verbose   show every command line and its output',
+    '  -h, --help      show help (also: rock-image <command> --help)',
+    '',
+    'Exit codes: 0 ok, 1 failure, 64 usage error, 65 invalid configuration, 69 missing host tool.',
+  ].join('\n');
+}
+
+export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
+  const [name, ...rest] = argv;
+  if (!name || name === '-h' || name === '--help' || name === 'help') {
+    process.stdout.write(`${mainUsage()}\n`);
+    return name ? ExitCode.ok : ExitCode.usage;
+  }
+  if (name === '--version') {
+    process.stdout.write('rock-image 0.1.0\n');
+    return ExitCode.ok;
+  }
+  const command = commands.find((c) => c.name === name);
+  const log: Logger = createLogger({
+    mode: detectMode(env, Boolean(process.stderr.isTTY)),
+    verbose: rest.includes('-v') || rest.includes('--verbose'),
+    secrets: [env.GITHUB_TOKEN, env.REGISTRY_PASSWORD].filter((s): s is string => Boolean(s)),
+  });
+  try {
+    if (!command) throw new UsageError(`unknown command '${name}'\n\n${mainUsage()}`);
+    const { values, positionals } = parseArgs({
+      args: rest,
+      options: {
+        ...command.options,
+        project: { type: 'string' },
+        verbose: { type: 'boolean', short: 'v' },
+        help: { type: 'boolean', short: 'h' },
+      },
+      allowPositionals: command.positionals ?? false,
+      strict: true,
+    });
+    if (values.help) {
+      process.stdout.write(`${command.usage.trim()}\n`);
+      return ExitCode.ok;
+    }
+    const ctx: Context = {
+      root: typeof values.project === 'string' ? values.project : projectRoot,
+      cwd: process.cwd(),
+      env,
+      now: Date.now,
+      log,
+      run: createRunner(log),
+      stdout: process.stdout,
+      cores: availableParallelism(),
+    };
+    return await command.run(ctx, values, positionals);
+  } catch (err) {
+    return report(log, err);
+  }
+}
+
+function report(log: Logger, err: unknown): number {
+  if (err instanceof ConfigError) {
+    for (const i of err.issues) {
+      log.error(
+        `${i.rule}${i.path ? ` at ${i.path}` : ''}: ${i.message}${i.value === undefined ? '' : ` (got ${JSON.stringify(i.value)})`}`,
+        i,
+      );
+    }
+    log.error(`configuration invalid: ${err.issues.length} problem(s); nothing was built`);
+    return err.exitCode;
+  }
+  if (err instanceof PipelineError) {
+    log.error(err.message);
+    return err.exitCode;
+  }
+  // node:util parseArgs errors are usage errors.
+  if (err instanceof TypeError && 'code' in err && String(err.code).startsWith('ERR_PARSE_ARGS')) {
+    log.error(`${err.message} (see --help)`);
+    return ExitCode.usage;
+  }
+  log.error(err instanceof Error ? (err.stack ?? err.message) : String(err));
+  return ExitCode.failure;
+}

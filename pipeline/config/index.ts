@@ -1,0 +1,358 @@
+// Loads manifests/image.yaml and manifests/streams/*.yaml, validates each against its JSON Schema
+// and the cross-file rules, and returns typed config. Every problem in every file is reported at
+// once, with file:line:col, before any work starts.
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import { basename, join, relative } from 'node:path';
+import { ConfigError, type ConfigIssue } from '../errors.ts';
+import imageSchema from './schema/image.schema.json' with { type: 'json' };
+import streamSchema from './schema/stream.schema.json' with { type: 'json' };
+import { compileSchema, readYaml, type SourceFile, schemaIssues } from './yaml.ts';
+
+export type Arch = 'x86_64' | 'aarch64';
+export type ComposefsMode = 'true' | 'false' | 'yes' | 'no' | 'maybe' | 'verity' | 'signed';
+export type AgentMode = 'container' | 'package' | 'none';
+
+export interface DataPath {
+  id: string;
+  path: string;
+  purpose: string;
+  legacy?: string;
+  mode: string;
+  owner: string;
+  group: string;
+}
+
+export interface Service {
+  name: string;
+  image: string;
+  enabled: boolean;
+}
+
+export interface Agent {
+  name: string;
+  image: string;
+  package: string;
+  unit: string;
+  virtualization: string[];
+  mode: AgentMode;
+}
+
+export interface ImageConfig {
+  name: string;
+  osname: string;
+  variant: string;
+  title: string;
+  description: string;
+  source: string;
+  vendor?: string;
+  licenses?: string;
+  overlays: string[];
+  dataPaths: DataPath[];
+}
+
+export interface KargsEntry {
+  kargs: string[];
+  matchArchitectures?: Arch[];
+}
+
+export interface StreamConfig {
+  stream: string;
+  streamNumber: number;
+  base: { image: string; tag: string; digest?: string };
+  arches: Arch[];
+  composefs: ComposefsMode;
+  composefsKeypath?: string;
+  packages: string[];
+  kargs: KargsEntry[];
+  artifacts: string[];
+  compression: 'xz' | 'zstd';
+  publish: { registry?: string; github?: string; siteUrl?: string };
+}
+
+/** Everything a build of one stream needs to know, resolved from both files. */
+export interface ResolvedConfig {
+  image: ImageConfig;
+  stream: StreamConfig;
+  services: Service[];
+  agents: Agent[];
+  /** Files the config came from, relative to the project root, for the input hash and messages. */
+  files: string[];
+}
+
+export interface ProjectPaths {
+  root: string;
+  manifests: string;
+  overlays: string;
+  containerfiles: string;
+}
+
+export function projectPaths(root: string): ProjectPaths {
+  return {
+    root,
+    manifests: join(root, 'manifests'),
+    overlays: join(root, 'overlays'),
+    containerfiles: join(root, 'containerfiles'),
+  };
+}
+
+const validateImage = compileSchema(imageSchema);
+const validateStream = compileSchema(streamSchema);
+
+interface RawImage {
+  name: string;
+  osname: string;
+  variant: string;
+  title: string;
+  description: string;
+  source: string;
+  vendor?: string;
+  licenses?: string;
+  overlays: string[];
+  'data-paths': Record<string, Omit<DataPath, 'id' | 'mode' | 'owner' | 'group'> & Partial<DataPath>>;
+  services: Record<string, { image: string; enabled?: boolean }>;
+  agents: Record<string, Omit<Agent, 'name' | 'mode'>>;
+}
+
+interface RawStream {
+  stream: string;
+  'stream-number': number;
+  base: { image: string; tag: string; digest?: string };
+  arches: Arch[];
+  composefs?: boolean | string;
+  'composefs-keypath'?: string;
+  agents?: Record<string, AgentMode>;
+  packages?: string[];
+  kargs?: { kargs: string[]; 'match-architectures'?: Arch[] }[];
+  services?: Record<string, { image?: string; enabled?: boolean }>;
+  artifacts?: string[];
+  compression?: 'xz' | 'zstd';
+  publish?: { registry?: string; github?: string; 'site-url'?: string };
+}
+
+export interface LoadedProject {
+  image: RawImage;
+  imageSource: SourceFile;
+  streams: Map<string, { raw: RawStream; source: SourceFile }>;
+}
+
+/** Reads and checks every manifest. Throws ConfigError listing all issues. */
+export function loadProject(paths: ProjectPaths): LoadedProject {
+  const issues: ConfigIssue[] = [];
+  const rel = (f: string) => relative(process.cwd(), f) || f;
+  const imageFile = join(paths.manifests, 'image.yaml');
+  const img = readYaml(imageFile, rel(imageFile));
+  issues.push(...img.issues);
+  if (img.source) issues.push(...schemaIssues(img.source, validateImage));
+
+  const streams = new Map<string, { raw: RawStream; source: SourceFile }>();
+  const streamDir = join(paths.manifests, 'streams');
+  const streamFiles = existsSync(streamDir)
+    ? readdirSync(streamDir)
+        .filter((f) => f.endsWith('.yaml'))
+        .sort()
+    : [];
+  if (streamFiles.length === 0) {
+    issues.push({
+      file: rel(streamDir),
+      path: '',
+      rule: 'streams',
+      message: 'no stream definitions (*.yaml)',
+    });
+  }
+  for (const f of streamFiles) {
+    const file = join(streamDir, f);
+    const parsed = readYaml(file, rel(file));
+    issues.push(...parsed.issues);
+    if (!parsed.source) continue;
+    const schemaProblems = schemaIssues(parsed.source, validateStream);
+    issues.push(...schemaProblems);
+    if (schemaProblems.length === 0)
+      streams.set(basename(f, '.yaml'), { raw: parsed.source.data as RawStream, source: parsed.source });
+  }
+
+  if (issues.length === 0 && img.source) {
+    issues.push(...crossChecks(img.source, img.source.data as RawImage, streams, paths));
+  }
+  if (issues.length) throw new ConfigError(issues);
+  return { image: img.source!.data as RawImage, imageSource: img.source!, streams };
+}
+
+function issueAt(
+  source: SourceFile,
+  path: (string | number)[],
+  rule: string,
+  message: string,
+  value?: unknown,
+  key = false,
+): ConfigIssue {
+  const pos = source.locate(path, key);
+  return { file: source.file, ...pos, path: `/${path.join('/')}`, rule, message, value };
+}
+
+function crossChecks(
+  imageSource: SourceFile,
+  image: RawImage,
+  streams: Map<string, { raw: RawStream; source: SourceFile }>,
+  paths: ProjectPaths,
+): ConfigIssue[] {
+  const issues: ConfigIssue[] = [];
+  // Overlays: each listed one exists; each existing one is listed (nothing ships by accident).
+  const present = existsSync(paths.overlays)
+    ? readdirSync(paths.overlays).filter(
+        (d) => /^[0-9]{2}/.test(d) && statSync(join(paths.overlays, d)).isDirectory(),
+      )
+    : [];
+  image.overlays.forEach((o, i) => {
+    if (!present.includes(o))
+      issues.push(issueAt(imageSource, ['overlays', i], 'overlay-exists', `overlays/${o} does not exist`, o));
+  });
+  for (const d of present) {
+    if (!image.overlays.includes(d)) {
+      issues.push(
+        issueAt(
+          imageSource,
+          ['overlays'],
+          'overlay-listed',
+          `overlays/${d} exists but is not listed in overlays`,
+          d,
+        ),
+      );
+    }
+  }
+  // Data paths: unique paths, none nested in another (each can be its own partition).
+  const dataPaths = Object.entries(image['data-paths']);
+  for (const [id, dp] of dataPaths) {
+    for (const [other, odp] of dataPaths) {
+      if (id !== other && (dp.path === odp.path || dp.path.startsWith(`${odp.path}/`))) {
+        issues.push(
+          issueAt(
+            imageSource,
+            ['data-paths', id, 'path'],
+            'data-path-unique',
+            `overlaps data path '${other}' (${odp.path})`,
+            dp.path,
+          ),
+        );
+      }
+    }
+  }
+  for (const [name, { raw, source }] of streams) {
+    if (raw.stream !== name) {
+      issues.push(
+        issueAt(source, ['stream'], 'stream-name', `must equal the file name '${name}'`, raw.stream),
+      );
+    }
+    for (const agent of Object.keys(raw.agents ?? {})) {
+      if (!(agent in image.agents)) {
+        issues.push(
+          issueAt(
+            source,
+            ['agents', agent],
+            'agent-known',
+            `unknown agent; known: ${Object.keys(image.agents).join(', ')}`,
+            agent,
+            true,
+          ),
+        );
+      }
+    }
+    for (const svc of Object.keys(raw.services ?? {})) {
+      if (!(svc in image.services)) {
+        issues.push(
+          issueAt(
+            source,
+            ['services', svc],
+            'service-known',
+            `unknown service; known: ${Object.keys(image.services).join(', ')}`,
+            svc,
+            true,
+          ),
+        );
+      }
+    }
+    if (raw.composefs !== 'signed' && raw['composefs-keypath'] !== undefined) {
+      issues.push(
+        issueAt(
+          source,
+          ['composefs-keypath'],
+          'composefs-keypath',
+          'only meaningful with composefs: signed',
+          raw['composefs-keypath'],
+        ),
+      );
+    }
+  }
+  return issues;
+}
+
+/** Resolves one stream against the image definition. */
+export function resolveStream(project: LoadedProject, name: string, root: string): ResolvedConfig {
+  const entry = project.streams.get(name);
+  if (!entry) {
+    throw new ConfigError([
+      {
+        file: 'manifests/streams',
+        path: '',
+        rule: 'stream-exists',
+        message: `no stream '${name}'; known: ${[...project.streams.keys()].join(', ')}`,
+        value: name,
+      },
+    ]);
+  }
+  const { raw, source } = entry;
+  const img = project.image;
+  const image: ImageConfig = {
+    name: img.name,
+    osname: img.osname,
+    variant: img.variant,
+    title: img.title,
+    description: img.description,
+    source: img.source,
+    vendor: img.vendor,
+    licenses: img.licenses,
+    overlays: img.overlays,
+    dataPaths: Object.entries(img['data-paths']).map(([id, d]) => ({
+      id,
+      path: d.path,
+      purpose: d.purpose,
+      legacy: d.legacy,
+      mode: d.mode ?? '0750',
+      owner: d.owner ?? 'root',
+      group: d.group ?? 'root',
+    })),
+  };
+  const stream: StreamConfig = {
+    stream: raw.stream,
+    streamNumber: raw['stream-number'],
+    base: raw.base,
+    arches: raw.arches,
+    composefs: String(raw.composefs ?? true) as ComposefsMode,
+    composefsKeypath: raw['composefs-keypath'],
+    packages: raw.packages ?? [],
+    kargs: (raw.kargs ?? []).map((k) => ({ kargs: k.kargs, matchArchitectures: k['match-architectures'] })),
+    artifacts: raw.artifacts ?? ['ostree'],
+    compression: raw.compression ?? 'xz',
+    publish: {
+      registry: raw.publish?.registry,
+      github: raw.publish?.github,
+      siteUrl: raw.publish?.['site-url'],
+    },
+  };
+  const services = Object.entries(img.services).map(([n, s]) => ({
+    name: n,
+    image: raw.services?.[n]?.image ?? s.image,
+    enabled: raw.services?.[n]?.enabled ?? s.enabled ?? true,
+  }));
+  const agents = Object.entries(img.agents).map(([n, a]) => ({
+    name: n,
+    ...a,
+    mode: raw.agents?.[n] ?? 'none',
+  }));
+  return {
+    image,
+    stream,
+    services,
+    agents,
+    files: [relative(root, join(root, project.imageSource.file)), source.file].map((f) => f),
+  };
+}

@@ -1,0 +1,54 @@
+// The one process runner. Every external tool is called through it, so every command line is
+// logged, failures carry the command and the tail of stderr, and tests can substitute a runner.
+import { $ } from 'zx';
+import { CommandError } from '../errors.ts';
+import type { Logger } from '../log.ts';
+
+export interface RunOptions {
+  cwd?: string;
+  /** Added to (not replacing) the process environment. */
+  env?: Record<string, string | undefined>;
+  /** Written to the command's stdin. */
+  input?: string | Buffer;
+  /** Return a non-zero exit instead of throwing. Default false. */
+  allowFailure?: boolean;
+  /** Stream output lines to the logger at debug level as they arrive. Default false. */
+  stream?: boolean;
+  /** Label for log lines, e.g. the arch of a concurrent build. */
+  tag?: string;
+}
+
+export interface RunResult {
+  stdout: string;
+  stderr: string;
+  exitCode: number;
+}
+
+export type Runner = (cmd: string, args: readonly string[], opts?: RunOptions) => Promise<RunResult>;
+
+/** Builds the runner used in production: zx underneath, one log event per command. */
+export function createRunner(log: Logger): Runner {
+  return async (cmd, args, opts = {}) => {
+    const argv = [cmd, ...args];
+    const started = Date.now();
+    log.command(argv, opts.tag);
+    const proc = $({
+      cwd: opts.cwd,
+      env: { ...process.env, ...opts.env },
+      input: opts.input,
+      quiet: true,
+      nothrow: true,
+      verbose: false,
+    })`${cmd} ${args}`;
+    if (opts.stream) {
+      for await (const line of proc) log.debug(line, opts.tag);
+    }
+    const out = await proc;
+    const result = { stdout: out.stdout, stderr: out.stderr, exitCode: out.exitCode ?? -1 };
+    log.event({ event: 'command-done', argv, exitCode: result.exitCode, ms: Date.now() - started });
+    if (result.exitCode !== 0 && !opts.allowFailure) {
+      throw new CommandError(argv, out.exitCode, out.stderr || out.stdout);
+    }
+    return result;
+  };
+}

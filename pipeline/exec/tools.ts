@@ -1,0 +1,232 @@
+// Host tools each stage needs, how to ask each for its version, and which distribution package
+// provides it. `rock-image doctor` reports on them; executors call `requireTool` once per run.
+import { existsSync } from 'node:fs';
+import { delimiter, join } from 'node:path';
+import { ToolMissingError } from '../errors.ts';
+
+export type Stage = 'build' | 'cross-arch' | 'compose' | 'artifacts' | 'boot-test' | 'publish' | 'test';
+
+export interface Tool {
+  name: string;
+  /** Argument that prints the version; null when the tool has none. */
+  versionArg: string | null;
+  deb: string;
+  fedora: string;
+  stages: Stage[];
+  why: string;
+}
+
+export const tools: Tool[] = [
+  {
+    name: 'buildah',
+    versionArg: '--version',
+    deb: 'buildah',
+    fedora: 'buildah',
+    stages: ['build', 'test'],
+    why: 'builds the derived image from the rendered Containerfile',
+  },
+  {
+    name: 'skopeo',
+    versionArg: '--version',
+    deb: 'skopeo',
+    fedora: 'skopeo',
+    stages: ['build', 'publish', 'test'],
+    why: 'resolves base digests, copies and signs images',
+  },
+  {
+    name: 'runc',
+    versionArg: '--version',
+    deb: 'runc',
+    fedora: 'runc',
+    stages: ['build', 'compose', 'test'],
+    why: 'OCI runtime for RUN steps and builder containers',
+  },
+  {
+    name: 'qemu-aarch64-static',
+    versionArg: '--version',
+    deb: 'qemu-user-static',
+    fedora: 'qemu-user-static-aarch64',
+    stages: ['cross-arch', 'test'],
+    why: 'runs aarch64 RUN steps on an x86_64 host (binfmt_misc)',
+  },
+  {
+    name: 'update-binfmts',
+    versionArg: '--version',
+    deb: 'binfmt-support',
+    fedora: 'systemd',
+    stages: ['cross-arch', 'test'],
+    why: 'registers qemu-user with binfmt_misc',
+  },
+  {
+    name: 'podman',
+    versionArg: '--version',
+    deb: 'podman',
+    fedora: 'podman',
+    stages: ['compose', 'artifacts', 'test'],
+    why: 'runs rpm-ostree, bootc and osbuild builder containers',
+  },
+  {
+    name: 'umoci',
+    versionArg: '--version',
+    deb: 'umoci',
+    fedora: 'umoci',
+    stages: ['test'],
+    why: 'unpacks built images for inspection in tests',
+  },
+  {
+    name: 'ostree',
+    versionArg: '--version',
+    deb: 'ostree',
+    fedora: 'ostree',
+    stages: ['artifacts', 'test'],
+    why: 'deploys the image into disk images (native backend)',
+  },
+  {
+    name: 'ignition-validate',
+    versionArg: '--version',
+    deb: 'ignition',
+    fedora: 'ignition-validate',
+    stages: ['test'],
+    why: 'validates rendered Ignition configs',
+  },
+  {
+    name: 'sgdisk',
+    versionArg: '--version',
+    deb: 'gdisk',
+    fedora: 'gdisk',
+    stages: ['artifacts', 'test'],
+    why: 'partitions disk images',
+  },
+  {
+    name: 'mkfs.xfs',
+    versionArg: '-V',
+    deb: 'xfsprogs',
+    fedora: 'xfsprogs',
+    stages: ['artifacts', 'test'],
+    why: 'root and sensor data filesystems',
+  },
+  {
+    name: 'mkfs.vfat',
+    versionArg: '--help',
+    deb: 'dosfstools',
+    fedora: 'dosfstools',
+    stages: ['artifacts', 'test'],
+    why: 'EFI system partition',
+  },
+  {
+    name: 'mcopy',
+    versionArg: '--version',
+    deb: 'mtools',
+    fedora: 'mtools',
+    stages: ['artifacts', 'test'],
+    why: 'fills the ESP without mounting vfat',
+  },
+  {
+    name: 'qemu-img',
+    versionArg: '--version',
+    deb: 'qemu-utils',
+    fedora: 'qemu-img',
+    stages: ['artifacts', 'test'],
+    why: 'qcow2 images',
+  },
+  {
+    name: 'qemu-system-x86_64',
+    versionArg: '--version',
+    deb: 'qemu-system-x86',
+    fedora: 'qemu-system-x86-core',
+    stages: ['boot-test', 'test'],
+    why: 'boots x86_64 artifacts',
+  },
+  {
+    name: 'qemu-system-aarch64',
+    versionArg: '--version',
+    deb: 'qemu-system-arm',
+    fedora: 'qemu-system-aarch64-core',
+    stages: ['boot-test', 'test'],
+    why: 'boots aarch64 artifacts',
+  },
+  {
+    name: 'docker-registry',
+    versionArg: '--version',
+    deb: 'docker-registry',
+    fedora: 'distribution',
+    stages: ['test'],
+    why: 'local registry for publish tests',
+  },
+  {
+    name: 'htpasswd',
+    versionArg: null,
+    deb: 'apache2-utils',
+    fedora: 'httpd-tools',
+    stages: ['test'],
+    why: 'registry credentials in tests',
+  },
+  {
+    name: 'gpg',
+    versionArg: '--version',
+    deb: 'gnupg',
+    fedora: 'gnupg2',
+    stages: ['publish', 'test'],
+    why: 'simple signing of images and artifacts',
+  },
+  {
+    name: 'xz',
+    versionArg: '--version',
+    deb: 'xz-utils',
+    fedora: 'xz',
+    stages: ['artifacts', 'test'],
+    why: 'artifact compression',
+  },
+  {
+    name: 'zstd',
+    versionArg: '--version',
+    deb: 'zstd',
+    fedora: 'zstd',
+    stages: ['artifacts', 'test'],
+    why: 'artifact compression',
+  },
+  {
+    name: 'busybox',
+    versionArg: '--help',
+    deb: 'busybox-static',
+    fedora: 'busybox',
+    stages: ['test'],
+    why: 'shell of the test fixture base images',
+  },
+];
+
+/** Finds an executable on PATH (plus the sbin directories root normally has). */
+export function which(name: string, path = process.env.PATH ?? ''): string | undefined {
+  const dirs = [...path.split(delimiter), '/usr/local/sbin', '/usr/sbin', '/sbin'];
+  for (const d of dirs) {
+    const p = join(d, name);
+    if (d && existsSync(p)) return p;
+  }
+  return undefined;
+}
+
+/** Throws a ToolMissingError naming the package to install when `name` is not on PATH. */
+export function requireTool(name: string): string {
+  const found = which(name);
+  if (found) return found;
+  const tool = tools.find((t) => t.name === name);
+  throw new ToolMissingError(
+    name,
+    tool ? `install '${tool.deb}' (Debian/Ubuntu) or '${tool.fedora}' (Fedora)` : 'not on PATH',
+  );
+}
+
+export function toolsFor(stages: Stage[]): Tool[] {
+  return tools.filter((t) => t.stages.some((s) => stages.includes(s)));
+}
+
+/** Host arch in the names Fedora uses (x86_64, aarch64). */
+export function hostArch(nodeArch: string = process.arch): string {
+  return nodeArch === 'x64' ? 'x86_64' : nodeArch === 'arm64' ? 'aarch64' : nodeArch;
+}
+
+/** True when binfmt_misc can run binaries of `arch` (needed for RUN steps of foreign images). */
+export function canRunArch(arch: string, host = hostArch()): boolean {
+  if (arch === host) return true;
+  return existsSync(`/proc/sys/fs/binfmt_misc/qemu-${arch}`);
+}
