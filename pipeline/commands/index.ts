@@ -1,8 +1,12 @@
 // Registry of subcommands, in the order `rock-image --help` lists them.
+import { build } from './build.ts';
 import { doctor } from './doctor.ts';
+import { plan } from './plan.ts';
 import type { Command } from './types.ts';
 
 export const commands: Command[] = [
+  build,
+  plan,
   doctor,
   // (new commands are added here, one line each)
 ];

@@ -138,7 +138,8 @@ export interface LoadedProject {
 /** Reads and checks every manifest. Throws ConfigError listing all issues. */
 export function loadProject(paths: ProjectPaths): LoadedProject {
   const issues: ConfigIssue[] = [];
-  const rel = (f: string) => relative(process.cwd(), f) || f;
+  // Files are named relative to the project root: what GitHub annotations and editors expect.
+  const rel = (f: string) => relative(paths.root, f) || f;
   const imageFile = join(paths.manifests, 'image.yaml');
   const img = readYaml(imageFile, rel(imageFile));
   issues.push(...img.issues);

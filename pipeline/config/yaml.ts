@@ -27,7 +27,7 @@ export function readYaml(file: string, displayName = file): { source?: SourceFil
 
 export function parseYaml(text: string, file: string): { source?: SourceFile; issues: ConfigIssue[] } {
   const lineCounter = new LineCounter();
-  const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true, strict: true });
+  const doc = parseDocument(text, { lineCounter, prettyErrors: true, uniqueKeys: true, strict: true });
   const issues: ConfigIssue[] = [...doc.errors, ...doc.warnings].map((e) => {
     const pos = e.linePos?.[0];
     return {
@@ -36,7 +36,7 @@ export function parseYaml(text: string, file: string): { source?: SourceFile; is
       col: pos?.col,
       path: '',
       rule: 'yaml-syntax',
-      message: e.message.split('\n')[0]!,
+      message: e.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, ''),
     };
   });
   if (doc.errors.length) return { issues };

@@ -1,0 +1,2 @@
+# RockNSM local Zeek policy; loaded as "rocknsm" by the zeek container.
+@load policy/tuning/json-logs.zeek

@@ -1,0 +1,246 @@
+// Shared glue for `build` and `plan`: read config, overlays and the bases, then plan. Reading the
+// world happens here; planning is pure (plan/build-plan.ts).
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { type Arch, loadProject, projectPaths, type ResolvedConfig, resolveStream } from '../config/index.ts';
+import { UsageError } from '../errors.ts';
+import { Buildah } from '../exec/buildah.ts';
+import { hasExecutable, kernelVersions, listTree, readInRoot, resolveInRoot } from '../exec/rootfs.ts';
+import { checkTransport, resolveDigest } from '../exec/skopeo.ts';
+import { type Storage, storageFromDir } from '../exec/storage.ts';
+import { type BaseFacts, type BuildPlan, ociArch, planBuild } from '../plan/build-plan.ts';
+import { indexOverlay } from '../plan/overlay-index.ts';
+import { nextVersion, parseVersion, utcDate } from '../plan/version.ts';
+import type { Context } from './types.ts';
+
+export interface BuildOptions {
+  stream: string;
+  arches?: Arch[];
+  /** Per-arch base references; '*' applies to every arch. */
+  bases: Partial<Record<Arch | '*', string>>;
+  output: string;
+  version?: string;
+  storage: Storage;
+}
+
+export const buildOptionSpec = {
+  stream: { type: 'string', short: 's' },
+  arch: { type: 'string', short: 'a' },
+  base: { type: 'string', multiple: true },
+  output: { type: 'string', short: 'o' },
+  version: { type: 'string' },
+  storage: { type: 'string' },
+} as const;
+
+export const buildOptionHelp = `
+  -s, --stream S        release stream: a file manifests/streams/S.yaml (required)
+  -a, --arch A[,A]      architectures, x86_64 and/or aarch64 (default: the stream's arches)
+  --base REF            base image as a containers-image reference (docker://, oci:, oci-archive:,
+                        containers-storage:); ARCH=REF sets one arch's base; repeatable.
+                        Default: the stream's upstream image (docker://<base.image>:<base.tag>,
+                        or @<base.digest> when pinned), which needs the network
+  -o, --output DIR      build directory (default: ./out); builds land in DIR/builds/<version>/<arch>/
+  --version V           version to build (default: X.YYYYMMDD.S.N from the base and today's date)
+  --storage DIR         private container storage under DIR (default: the system's)`;
+
+export function parseBuildOptions(ctx: Context, values: Record<string, unknown>): BuildOptions {
+  if (typeof values.stream !== 'string') throw new UsageError('--stream is required');
+  const arches = typeof values.arch === 'string' ? values.arch.split(',').map((a) => a.trim()) : undefined;
+  for (const a of arches ?? [])
+    if (a !== 'x86_64' && a !== 'aarch64') throw new UsageError(`unknown arch '${a}' (x86_64, aarch64)`);
+  const bases: BuildOptions['bases'] = {};
+  for (const b of (values.base as string[] | undefined) ?? []) {
+    const m = /^(x86_64|aarch64)=(.+)$/.exec(b);
+    const ref = m ? m[2]! : b;
+    checkTransport(ref);
+    bases[(m?.[1] as Arch | undefined) ?? '*'] = ref;
+  }
+  if (typeof values.version === 'string' && !parseVersion(values.version))
+    throw new UsageError(`--version '${values.version}' is not X.YYYYMMDD.S.N`);
+  return {
+    stream: values.stream,
+    arches: arches as Arch[] | undefined,
+    bases,
+    output: resolve(ctx.cwd, typeof values.output === 'string' ? values.output : 'out'),
+    version: values.version as string | undefined,
+    storage: storageFromDir(
+      typeof values.storage === 'string' ? resolve(ctx.cwd, values.storage) : undefined,
+    ),
+  };
+}
+
+export function loadConfig(ctx: Context, stream: string): ResolvedConfig {
+  return resolveStream(loadProject(projectPaths(ctx.root)), stream, ctx.root);
+}
+
+export function baseRefFor(config: ResolvedConfig, opts: BuildOptions, arch: Arch): string {
+  const b = config.stream.base;
+  return (
+    opts.bases[arch] ?? opts.bases['*'] ?? `docker://${b.image}${b.digest ? `@${b.digest}` : `:${b.tag}`}`
+  );
+}
+
+/** Writes a file atomically (temp + rename), so readers never see half a file. */
+export function writeAtomic(path: string, content: string): void {
+  mkdirSync(dirname(path), { recursive: true });
+  const tmp = `${path}.tmp-${process.pid}`;
+  writeFileSync(tmp, content);
+  renameSync(tmp, path);
+}
+
+interface CachedProbe extends Omit<BaseFacts, 'ref' | 'name' | 'indexDigest'> {}
+
+/**
+ * Facts about one arch's base: digest (skopeo, no pull), then the pulled image's files. The
+ * probe is cached per digest under DIR/cache, so an unchanged rebuild needs no pull.
+ */
+export async function baseFacts(
+  ctx: Context,
+  buildah: Buildah,
+  ref: string,
+  arch: Arch,
+  opts: BuildOptions,
+  pull: boolean,
+): Promise<BaseFacts> {
+  const resolved = await resolveDigest(ctx.run, ref, ociArch[arch], opts.storage);
+  const name = ref.startsWith('docker://')
+    ? ref.slice(9).replace(/[@:][^/]*$/, '')
+    : 'localhost/rocknsm-base';
+  const cacheFile = join(opts.output, 'cache', 'base', `${resolved.digest.replace(':', '-')}.json`);
+  const local = `${name}@${resolved.digest}`;
+  let present = await buildah.inspect(local);
+  if (!present && (pull || !existsSync(cacheFile))) {
+    await ctx.log.step(
+      `pull base ${ref}`,
+      async () => {
+        const id = await buildah.pull(
+          resolved.indexDigest && ref.startsWith('docker://')
+            ? `docker://${name}@${resolved.indexDigest}`
+            : ref,
+          ociArch[arch],
+          arch,
+        );
+        await buildah.tag(id, `${name}:rocknsm-base-${arch}-${resolved.digest.slice(7, 19)}`);
+      },
+      arch,
+    );
+    present = await buildah.inspect(local);
+    if (!present)
+      throw new UsageError(`pulled ${ref} but found no image with digest ${resolved.digest} in storage`);
+  }
+  if (present && present.architecture !== ociArch[arch]) {
+    throw new UsageError(
+      `base ${ref} is ${present.os}/${present.architecture}, not linux/${ociArch[arch]} (give each arch its base with --base ${arch}=REF)`,
+    );
+  }
+  let probe: CachedProbe;
+  if (existsSync(cacheFile)) probe = JSON.parse(readFileSync(cacheFile, 'utf8'));
+  else {
+    const mounted = await buildah.mount(local);
+    try {
+      const root = mounted.root;
+      const osRelease = readInRoot(root, '/etc/os-release') ?? readInRoot(root, '/usr/lib/os-release');
+      if (!osRelease) throw new UsageError(`base ${ref} has no /etc/os-release or /usr/lib/os-release`);
+      const etc = resolveInRoot(root, '/etc/os-release');
+      probe = {
+        digest: resolved.digest,
+        created: present!.created,
+        labels: present!.labels,
+        osRelease,
+        etcOsReleaseIsFile: Boolean(etc && !etc.endsWith('/usr/lib/os-release')),
+        kernels: kernelVersions(root),
+        has: {
+          dracut: hasExecutable(root, 'dracut'),
+          bootc: hasExecutable(root, 'bootc'),
+          dnf: hasExecutable(root, 'dnf'),
+          rpmOstree: hasExecutable(root, 'rpm-ostree'),
+        },
+        varEntries: listTree(root, '/var'),
+      };
+    } finally {
+      await mounted.release();
+    }
+    writeAtomic(cacheFile, `${JSON.stringify(probe, null, 2)}\n`);
+  }
+  return { ...probe, ref, name, indexDigest: resolved.indexDigest };
+}
+
+export interface BuildsJson {
+  'schema-version': string;
+  builds: { id: string; arches: string[] }[];
+  timestamp: string;
+}
+
+export function readBuildsJson(output: string): BuildsJson {
+  const file = join(output, 'builds', 'builds.json');
+  if (!existsSync(file)) return { 'schema-version': '1.0.0', builds: [], timestamp: '' };
+  return JSON.parse(readFileSync(file, 'utf8'));
+}
+
+/** Reads the world and plans a build of every requested arch. */
+export async function prepare(
+  ctx: Context,
+  opts: BuildOptions,
+  pull: boolean,
+): Promise<{ config: ResolvedConfig; plan: BuildPlan; builds: BuildsJson }> {
+  const config = loadConfig(ctx, opts.stream);
+  const arches = opts.arches ?? config.stream.arches;
+  const paths = projectPaths(ctx.root);
+  const overlays = config.image.overlays.map((o) => indexOverlay(o, join(paths.overlays, o)));
+  const templates: Record<string, string> = {};
+  for (const o of overlays) {
+    for (const e of o.entries)
+      if (e.type === 'file' && e.path.endsWith('.in'))
+        templates[`${o.name}/${e.path}`] = readFileSync(join(o.dir, e.path), 'utf8');
+  }
+  const buildah = new Buildah(ctx.run, opts.storage);
+  const bases: Partial<Record<Arch, BaseFacts>> = {};
+  await ctx.log.step('resolve bases', async () => {
+    for (const arch of arches)
+      bases[arch] = await baseFacts(ctx, buildah, baseRefFor(config, opts, arch), arch, opts, pull);
+  });
+  const releasevers = [
+    ...new Set(arches.map((a) => Object.fromEntries(parseOsReleasePairs(bases[a]!.osRelease)).VERSION_ID)),
+  ];
+  if (releasevers.length !== 1 || !/^\d+$/.test(releasevers[0] ?? '')) {
+    throw new UsageError(`bases disagree on, or lack, a numeric VERSION_ID: ${releasevers.join(', ')}`);
+  }
+  const builds = readBuildsJson(opts.output);
+  const version =
+    opts.version ??
+    nextVersion(
+      Number(releasevers[0]),
+      utcDate(ctx.now()),
+      config.stream.streamNumber,
+      builds.builds.map((b) => b.id),
+    );
+  const epoch = ctx.env.SOURCE_DATE_EPOCH;
+  const timestamp =
+    epoch && /^\d+$/.test(epoch) ? Number(epoch) : Math.floor(Date.parse(bases[arches[0]!]!.created) / 1000);
+  const plan = planBuild({
+    config,
+    arches,
+    overlays,
+    templates,
+    containerfileTemplate: readFileSync(join(paths.containerfiles, 'rocknsm.Containerfile'), 'utf8'),
+    bases,
+    version,
+    revision: await gitRevision(ctx),
+    timestamp,
+  });
+  return { config, plan, builds };
+}
+
+function parseOsReleasePairs(text: string): [string, string][] {
+  return text
+    .split('\n')
+    .map((l) => /^([A-Z0-9_]+)="?([^"]*)"?$/.exec(l.trim()))
+    .filter((m): m is RegExpExecArray => m !== null)
+    .map((m) => [m[1]!, m[2]!]);
+}
+
+async function gitRevision(ctx: Context): Promise<string> {
+  if (ctx.env.GITHUB_SHA) return ctx.env.GITHUB_SHA;
+  const r = await ctx.run('git', ['-C', ctx.root, 'rev-parse', 'HEAD'], { allowFailure: true });
+  return r.exitCode === 0 ? r.stdout.trim() : 'unknown';
+}

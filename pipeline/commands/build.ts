@@ -1,0 +1,255 @@
+// `rock-image build`: derive the RockNSM image for a stream, every arch concurrently, into
+// DIR/builds/<version>/<arch>/ (OCI archive + meta.json), skipping when inputs are unchanged.
+import { createHash } from 'node:crypto';
+import {
+  chmodSync,
+  copyFileSync,
+  createReadStream,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  utimesSync,
+  writeFileSync,
+} from 'node:fs';
+import { dirname, join } from 'node:path';
+import PQueue from 'p-queue';
+import { PipelineError } from '../errors.ts';
+import { Buildah } from '../exec/buildah.ts';
+import { canRunArch, hostArch, requireTool } from '../exec/tools.ts';
+import { lintImage } from '../lint/image.ts';
+import type { ArchPlan, BuildPlan } from '../plan/build-plan.ts';
+import { compareVersions } from '../plan/version.ts';
+import {
+  type BuildOptions,
+  type BuildsJson,
+  buildOptionHelp,
+  buildOptionSpec,
+  parseBuildOptions,
+  prepare,
+  writeAtomic,
+} from './build-glue.ts';
+import type { Command, Context } from './types.ts';
+
+export const build: Command = {
+  name: 'build',
+  summary: 'build the RockNSM image for a stream (every arch), skipping unchanged inputs',
+  usage: `
+Usage: rock-image build --stream S [options]
+
+Derives the RockNSM sensor image from the stream's base with buildah, for every arch at once,
+and writes DIR/builds/<version>/<arch>/{<name>-<version>-ostree.<arch>.ociarchive,meta.json,
+Containerfile} and DIR/builds/builds.json. When every arch's input hash equals the previous
+build's, nothing is built and the command exits 0.
+
+Options:${buildOptionHelp}
+  --force               build even when the inputs are unchanged
+  --jobs N              arches built at once (default: number of arches, at most cores)
+`,
+  options: { ...buildOptionSpec, force: { type: 'boolean' }, jobs: { type: 'string' } },
+  async run(ctx, values) {
+    const opts = parseBuildOptions(ctx, values);
+    ctx.log.attachFile(
+      join(
+        opts.output,
+        'logs',
+        `build-${opts.stream}-${new Date(ctx.now()).toISOString().replace(/[:.]/g, '')}.jsonl`,
+      ),
+    );
+    requireTool('buildah');
+    requireTool('skopeo');
+    const { plan, builds } = await prepare(ctx, opts, false);
+    const previous = previousHashes(opts.output, builds);
+    const unchanged = plan.arches.every((a) => previous.get(a.arch) === a.inputHash);
+    if (unchanged && !values.force) {
+      const last = builds.builds[0]!.id;
+      ctx.log.info(
+        `inputs unchanged since build ${last} (${plan.arches.map((a) => `${a.arch} ${a.inputHash.slice(0, 12)}`).join(', ')}); nothing to build`,
+      );
+      writeOutputs(ctx, { version: last, skipped: 'true', 'build-dir': join(opts.output, 'builds', last) });
+      return 0;
+    }
+    for (const a of plan.arches) {
+      if (!canRunArch(a.arch) && /^RUN /m.test(a.containerfile)) {
+        throw new PipelineError(
+          `building ${a.arch} on ${hostArch()} runs RUN steps through qemu-user, which is not registered with binfmt_misc: run 'rock-image doctor --install cross-arch'`,
+          69,
+        );
+      }
+    }
+    const jobs =
+      typeof values.jobs === 'string'
+        ? Math.max(1, Number(values.jobs))
+        : Math.min(plan.arches.length, Math.max(1, ctx.cores));
+    const queue = new PQueue({ concurrency: jobs });
+    const buildah = new Buildah(ctx.run, opts.storage);
+    ctx.log.info(
+      `building ${plan.name} ${plan.version} (${plan.stream}) for ${plan.arches.map((a) => a.arch).join(', ')}, ${jobs} at a time`,
+    );
+    const results = await Promise.all(
+      plan.arches.map((a) => queue.add(() => buildArch(ctx, buildah, plan, a, opts))),
+    );
+    recordBuild(
+      opts.output,
+      plan.version,
+      plan.arches.map((a) => a.arch),
+      ctx.now(),
+    );
+    for (const r of results)
+      ctx.log.info(`${r.arch}: ${r.digest} (${(r.size / 1048576).toFixed(1)} MiB) -> ${r.archive}`);
+    writeOutputs(ctx, {
+      version: plan.version,
+      skipped: 'false',
+      'build-dir': join(opts.output, 'builds', plan.version),
+    });
+    return 0;
+  },
+};
+
+/** Input hashes of the newest build, per arch. */
+function previousHashes(output: string, builds: BuildsJson): Map<string, string> {
+  const out = new Map<string, string>();
+  const last = builds.builds[0];
+  if (!last) return out;
+  for (const arch of last.arches) {
+    const meta = join(output, 'builds', last.id, arch, 'meta.json');
+    if (existsSync(meta)) out.set(arch, JSON.parse(readFileSync(meta, 'utf8'))['rocknsm.input-hash']);
+  }
+  return out;
+}
+
+/** Writes the build context for one arch: overlay files copied, generated files written. */
+export function writeContext(dir: string, a: ArchPlan, timestamp: number): void {
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(dir, { recursive: true });
+  for (const f of a.context) {
+    const p = join(dir, f.path);
+    mkdirSync(dirname(p), { recursive: true });
+    if (f.type === 'dir') mkdirSync(p, { recursive: true });
+    else if (f.type === 'symlink') symlinkSync(f.target!, p);
+    else if (f.content !== undefined) writeFileSync(p, f.content);
+    else copyFileSync(f.source!, p);
+    if (f.type !== 'symlink') chmodSync(p, f.mode);
+  }
+  // Fixed mtimes keep buildah's layer cache valid across runs (content decides, not the clock).
+  for (const f of a.context) if (f.type !== 'symlink') utimesSync(join(dir, f.path), timestamp, timestamp);
+  writeFileSync(join(dir, 'Containerfile'), a.containerfile);
+}
+
+async function sha256File(path: string): Promise<string> {
+  const h = createHash('sha256');
+  for await (const chunk of createReadStream(path)) h.update(chunk);
+  return h.digest('hex');
+}
+
+async function buildArch(ctx: Context, buildah: Buildah, plan: BuildPlan, a: ArchPlan, opts: BuildOptions) {
+  const work = join(opts.output, 'work', a.arch);
+  const outDir = join(opts.output, 'builds', plan.version, a.arch);
+  const context = join(work, 'context');
+  await ctx.log.step('write build context', async () => writeContext(context, a, plan.timestamp), a.arch);
+  await ctx.log.step(
+    'buildah build',
+    () =>
+      buildah.build(
+        {
+          containerfile: join(context, 'Containerfile'),
+          context,
+          platform: a.platform,
+          tag: a.tag,
+          timestamp: plan.timestamp,
+        },
+        a.arch,
+      ),
+    a.arch,
+  );
+  const image = await buildah.inspect(a.tag);
+  if (!image) throw new PipelineError(`built image ${a.tag} not found in storage`);
+  await ctx.log.step(
+    'lint image',
+    async () => {
+      const mounted = await buildah.mount(a.tag);
+      try {
+        const findings = lintImage(mounted.root, image.labels, a, plan);
+        for (const f of findings)
+          ctx.log.error(`[${a.arch}] lint ${f.check}: ${f.path ? `${f.path}: ` : ''}${f.message}`);
+        if (findings.length)
+          throw new PipelineError(`${a.arch} image failed ${findings.length} lint check(s)`);
+      } finally {
+        await mounted.release();
+      }
+    },
+    a.arch,
+  );
+  const file = `${plan.name}-${plan.version}-ostree.${a.arch}.ociarchive`;
+  mkdirSync(outDir, { recursive: true });
+  const digest = await ctx.log.step(
+    'write OCI archive',
+    async () => {
+      const tmp = join(work, `${file}.tmp`);
+      rmSync(tmp, { force: true });
+      const d = await buildah.pushArchive(a.tag, tmp, plan.version, join(work, 'digest'));
+      renameSync(tmp, join(outDir, file));
+      return d;
+    },
+    a.arch,
+  );
+  const size = statSync(join(outDir, file)).size;
+  const sha256 = await sha256File(join(outDir, file));
+  const meta = {
+    name: plan.name,
+    buildid: plan.version,
+    'ostree-version': plan.version,
+    'ostree-timestamp': image.created,
+    'coreos-assembler.basearch': a.arch,
+    'coreos-assembler.build-timestamp': new Date(ctx.now()).toISOString().replace(/\.\d{3}Z$/, 'Z'),
+    images: { ostree: { path: file, sha256, size, 'skip-compression': true } },
+    'base-oscontainer': {
+      image: a.base.ref,
+      digest: a.base.digest,
+      ...(a.base.indexDigest ? { 'manifest-list-digest': a.base.indexDigest } : {}),
+      tags:
+        a.base.ref.startsWith('docker://') && !a.base.ref.includes('@')
+          ? [a.base.ref.slice(a.base.ref.lastIndexOf(':') + 1)]
+          : [],
+    },
+    'rocknsm.stream': plan.stream,
+    'rocknsm.input-hash': a.inputHash,
+    'rocknsm.image-digest': digest,
+    'rocknsm.image-config': image.id,
+    'rocknsm.labels': a.labels,
+    'rocknsm.containerfile': 'Containerfile',
+  };
+  writeFileSync(join(outDir, 'Containerfile'), a.containerfile);
+  writeAtomic(join(outDir, 'meta.json'), `${JSON.stringify(meta, null, 2)}\n`);
+  return { arch: a.arch, digest, size, archive: join(outDir, file) };
+}
+
+/** Adds (or refreshes) a build in builds.json, newest first, atomically. */
+function recordBuild(output: string, version: string, arches: string[], now: number): void {
+  const file = join(output, 'builds', 'builds.json');
+  const current: BuildsJson = existsSync(file)
+    ? JSON.parse(readFileSync(file, 'utf8'))
+    : { 'schema-version': '1.0.0', builds: [], timestamp: '' };
+  const others = current.builds.filter((b) => b.id !== version);
+  const builds = [...others, { id: version, arches: [...arches].sort() }].sort((x, y) =>
+    compareVersions(y.id, x.id),
+  );
+  const timestamp = new Date(now).toISOString().replace(/\.\d{3}Z$/, 'Z');
+  writeAtomic(file, `${JSON.stringify({ 'schema-version': '1.0.0', builds, timestamp }, null, 2)}\n`);
+}
+
+/** Step outputs for GitHub Actions ($GITHUB_OUTPUT), when running there. */
+function writeOutputs(ctx: Context, outputs: Record<string, string>): void {
+  const file = ctx.env.GITHUB_OUTPUT;
+  if (!file) return;
+  writeFileSync(
+    file,
+    Object.entries(outputs)
+      .map(([k, v]) => `${k}=${v}\n`)
+      .join(''),
+    { flag: 'a' },
+  );
+}

@@ -1,0 +1,158 @@
+// The project's own lint of a built image, run on the mounted root after every build: labels,
+// os-release, prepare-root.conf, kargs TOML, nothing new under /var, unit files parse, tmpfiles
+// syntax, executables executable. Upstream `bootc container lint` runs inside the build as well
+// when the image has bootc.
+import { existsSync, lstatSync } from 'node:fs';
+import { listTree, readInRoot, resolveInRoot } from '../exec/rootfs.ts';
+import type { ArchPlan, BuildPlan } from '../plan/build-plan.ts';
+import { parseOsRelease } from '../plan/render.ts';
+import { parseUnitFile } from './unit-file.ts';
+
+export interface LintFinding {
+  check: string;
+  path?: string;
+  message: string;
+}
+
+const requiredLabels = [
+  'containers.bootc',
+  'ostree.bootable',
+  'com.coreos.stream',
+  'com.coreos.osname',
+  'com.coreos.inputhash',
+  'org.opencontainers.image.version',
+  'org.opencontainers.image.title',
+  'org.opencontainers.image.description',
+  'org.opencontainers.image.source',
+  'org.opencontainers.image.revision',
+  'org.opencontainers.image.created',
+];
+
+const composefsModes = ['true', 'false', 'yes', 'no', 'maybe', 'verity', 'signed'];
+
+export function lintImage(
+  root: string,
+  labels: Record<string, string>,
+  arch: ArchPlan,
+  plan: Pick<BuildPlan, 'stream' | 'version'>,
+): LintFinding[] {
+  const findings: LintFinding[] = [];
+  const fail = (check: string, message: string, path?: string) => findings.push({ check, message, path });
+
+  // Labels.
+  for (const l of requiredLabels) if (!labels[l]) fail('labels', `label ${l} missing`);
+  if (labels['containers.bootc'] && labels['containers.bootc'] !== '1')
+    fail('labels', 'containers.bootc must be 1');
+  if (labels['com.coreos.stream'] && labels['com.coreos.stream'] !== plan.stream)
+    fail('labels', `com.coreos.stream is ${labels['com.coreos.stream']}, expected ${plan.stream}`);
+  if (
+    labels['org.opencontainers.image.version'] &&
+    labels['org.opencontainers.image.version'] !== plan.version
+  )
+    fail('labels', 'version label does not match the build version');
+  if (labels['com.coreos.inputhash'] && labels['com.coreos.inputhash'] !== arch.inputHash)
+    fail('labels', 'input-hash label does not match the plan');
+
+  // os-release: identity set, base ID/VERSION_ID kept.
+  const osr = readInRoot(root, '/etc/os-release') ?? readInRoot(root, '/usr/lib/os-release');
+  if (!osr) fail('os-release', 'no /etc/os-release or /usr/lib/os-release');
+  else {
+    const got = Object.fromEntries(parseOsRelease(osr));
+    const base = Object.fromEntries(parseOsRelease(arch.base.osRelease));
+    if (got.VARIANT_ID !== 'rocknsm')
+      fail('os-release', `VARIANT_ID is ${got.VARIANT_ID}, expected rocknsm`, '/etc/os-release');
+    if (got.IMAGE_VERSION !== plan.version)
+      fail(
+        'os-release',
+        `IMAGE_VERSION is ${got.IMAGE_VERSION}, expected ${plan.version}`,
+        '/etc/os-release',
+      );
+    for (const k of ['ID', 'VERSION_ID'])
+      if (got[k] !== base[k])
+        fail('os-release', `${k} changed from the base's ${base[k]} to ${got[k]}`, '/etc/os-release');
+  }
+
+  // prepare-root.conf.
+  const prc = readInRoot(root, '/usr/lib/ostree/prepare-root.conf');
+  if (!prc) fail('composefs', 'no /usr/lib/ostree/prepare-root.conf');
+  else {
+    const m = /^\[composefs\][^[]*^enabled\s*=\s*(\S+)\s*$/m.exec(prc);
+    if (!m) fail('composefs', '[composefs] enabled = ... missing', '/usr/lib/ostree/prepare-root.conf');
+    else if (!composefsModes.includes(m[1]!))
+      fail(
+        'composefs',
+        `enabled = ${m[1]} is not one of ${composefsModes.join(', ')}`,
+        '/usr/lib/ostree/prepare-root.conf',
+      );
+    else if (m[1] === 'signed' && !/^keypath\s*=\s*\/\S+$/m.test(prc))
+      fail('composefs', 'enabled = signed needs keypath', '/usr/lib/ostree/prepare-root.conf');
+  }
+
+  // kargs.d: strict format.
+  for (const p of listTree(root, '/usr/lib/bootc/kargs.d')) {
+    if (!p.endsWith('.toml')) continue;
+    const problem = checkKargsToml(readInRoot(root, p) ?? '');
+    if (problem) fail('kargs', problem, p);
+  }
+
+  // Nothing new under /var (it is only unpacked at first install: use tmpfiles.d).
+  const baseVar = new Set(arch.base.varEntries);
+  for (const p of listTree(root, '/var'))
+    if (!baseVar.has(p))
+      fail('var', 'content under /var is not updated on sensors; ship it through tmpfiles.d', p);
+
+  // Files this build added: present, units parse, tmpfiles syntax, scripts executable.
+  for (const p of arch.addedPaths) {
+    const host = `${root}${p}`;
+    if (!existsSync(host) && !isLink(host)) {
+      fail('files', 'missing from the image', p);
+      continue;
+    }
+    if (
+      /\.(service|target|mount|socket|timer|path|container|volume|network|kube|pod|image|build)$/.test(p) ||
+      (/\.d\/[^/]+\.conf$/.test(p) && /systemd/.test(p))
+    ) {
+      const text = readInRoot(root, p) ?? '';
+      for (const issue of parseUnitFile(text, p).issues)
+        fail('units', `line ${issue.line}: ${issue.message}`, p);
+    }
+    if (p.startsWith('/usr/lib/tmpfiles.d/')) {
+      (readInRoot(root, p) ?? '').split('\n').forEach((line, i) => {
+        if (line.trim() && !line.startsWith('#') && !/^[a-zA-Z][+!=~^-]*\s+\/\S*(\s+\S+){0,5}$/.test(line))
+          fail('tmpfiles', `line ${i + 1} is not a tmpfiles.d entry`, p);
+      });
+    }
+    if (/^\/usr\/(s?bin|libexec)\//.test(p) && !isLink(host) && (lstatSync(host).mode & 0o111) === 0)
+      fail('files', 'not executable', p);
+  }
+  if (!resolveInRoot(root, '/usr/lib/os-release')) fail('os-release', 'missing /usr/lib/os-release');
+  return findings;
+}
+
+function isLink(p: string): boolean {
+  try {
+    return lstatSync(p).isSymbolicLink();
+  } catch {
+    return false;
+  }
+}
+
+/** bootc kargs.d files: only `kargs = [strings]` and `match-architectures = [strings]`. */
+export function checkKargsToml(text: string): string | undefined {
+  const keys = new Set<string>();
+  for (const [i, raw] of text.split('\n').entries()) {
+    const line = raw.trim();
+    if (!line || line.startsWith('#')) continue;
+    const m = /^([A-Za-z0-9_-]+)\s*=\s*\[(.*)\]$/.exec(line);
+    if (!m) return `line ${i + 1}: expected key = ["...", ...]`;
+    const key = m[1]!;
+    if (key !== 'kargs' && key !== 'match-architectures') return `line ${i + 1}: unknown key '${key}'`;
+    if (keys.has(key)) return `line ${i + 1}: duplicate key '${key}'`;
+    keys.add(key);
+    const items = m[2]!.trim();
+    if (items && !/^"[^"\\]*"(\s*,\s*"[^"\\]*")*\s*,?$/.test(items))
+      return `line ${i + 1}: values must be double-quoted strings`;
+  }
+  if (!keys.has('kargs')) return 'missing kargs';
+  return undefined;
+}

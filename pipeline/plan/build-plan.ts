@@ -1,0 +1,345 @@
+// Pure planning: resolved config + facts about each base image + overlay index -> per-arch build
+// plans (build context, rendered Containerfile, labels, input hash). No I/O, no clock: the glue
+// in commands/build.ts reads the world and passes it in; exec/ applies the plan.
+import { createHash } from 'node:crypto';
+import type { Arch, ResolvedConfig } from '../config/index.ts';
+import { ConfigError, type ConfigIssue } from '../errors.ts';
+import type { OverlayIndex } from './overlay-index.ts';
+import {
+  legacyLinks,
+  renderAgentPreset,
+  renderAgentQuadlet,
+  renderDataPathList,
+  renderKargs,
+  renderOsRelease,
+  renderPrepareRoot,
+  renderServicesDropin,
+  renderTemplate,
+  renderTmpfiles,
+} from './render.ts';
+import { fillTemplate } from './template.ts';
+
+/** Version of the planning rules; bump when a change must invalidate every input hash. */
+export const PLAN_FORMAT = 1;
+
+/** What the glue learned about one arch's base image (pulled and inspected). */
+export interface BaseFacts {
+  /** The reference the user gave (transport:ref). */
+  ref: string;
+  /** Repository name the pulled image carries locally; FROM uses <name>@<digest>. */
+  name: string;
+  /** Manifest digest of this arch's image. */
+  digest: string;
+  /** Digest of the index it was selected from, when there was one. */
+  indexDigest?: string;
+  /** Config creation time (RFC 3339). */
+  created: string;
+  labels: Record<string, string>;
+  osRelease: string;
+  /** True when /etc/os-release is a regular file rather than a link to /usr/lib/os-release. */
+  etcOsReleaseIsFile: boolean;
+  /** Kernel versions found under /usr/lib/modules (with a vmlinuz). */
+  kernels: string[];
+  has: { dracut: boolean; bootc: boolean; dnf: boolean; rpmOstree: boolean };
+  /** Paths under /var present in the base (the lint allows nothing else there). */
+  varEntries: string[];
+}
+
+export interface ContextFile {
+  /** Path inside the build context, '/'-separated. */
+  path: string;
+  type: 'file' | 'dir' | 'symlink';
+  mode: number;
+  /** Content for generated files; `source` for files copied from an overlay. */
+  content?: string;
+  source?: string;
+  sha256?: string;
+  target?: string;
+}
+
+export interface ArchPlan {
+  arch: Arch;
+  /** OCI platform, linux/amd64 or linux/arm64. */
+  platform: string;
+  base: BaseFacts;
+  inputHash: string;
+  version: string;
+  /** Local tag of the built image. */
+  tag: string;
+  containerfile: string;
+  context: ContextFile[];
+  labels: Record<string, string>;
+  /** Paths (absolute, in the image) that this build adds: what the image lint checks. */
+  addedPaths: string[];
+}
+
+export interface BuildPlan {
+  format: number;
+  name: string;
+  stream: string;
+  version: string;
+  /** Epoch seconds stamped on every layer file and the image config (reproducible builds). */
+  timestamp: number;
+  arches: ArchPlan[];
+}
+
+export interface PlanInput {
+  config: ResolvedConfig;
+  arches: Arch[];
+  overlays: OverlayIndex[];
+  /** Contents of overlay templates (`*.in`), keyed by `<overlay>/<path>`. */
+  templates: Record<string, string>;
+  containerfileTemplate: string;
+  bases: Partial<Record<Arch, BaseFacts>>;
+  version: string;
+  /** Source revision (git commit) for the revision label; not part of the input hash. */
+  revision: string;
+  timestamp: number;
+}
+
+export const ociArch: Record<Arch, string> = { x86_64: 'amd64', aarch64: 'arm64' };
+
+const sha256 = (s: string | Buffer) => createHash('sha256').update(s).digest('hex');
+
+/** JSON with sorted keys, the canonical form hashed for input hashes. */
+export function canonicalJson(value: unknown): string {
+  return JSON.stringify(value, (_k, v) =>
+    v && typeof v === 'object' && !Array.isArray(v)
+      ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => a.localeCompare(b)))
+      : v,
+  );
+}
+
+export function planBuild(input: PlanInput): BuildPlan {
+  const { config } = input;
+  const issues: ConfigIssue[] = [];
+  const arches = input.arches.map((arch) => planArch(input, arch, issues));
+  if (issues.length) throw new ConfigError(issues);
+  return {
+    format: PLAN_FORMAT,
+    name: config.image.name,
+    stream: config.stream.stream,
+    version: input.version,
+    timestamp: input.timestamp,
+    arches,
+  };
+}
+
+function templateVars(config: ResolvedConfig): Record<string, string> {
+  const vars: Record<string, string> = {
+    name: config.image.name,
+    osname: config.image.osname,
+    stream: config.stream.stream,
+  };
+  for (const s of config.services) vars[`services.${s.name}.image`] = s.image;
+  return vars;
+}
+
+function planArch(input: PlanInput, arch: Arch, issues: ConfigIssue[]): ArchPlan {
+  const { config } = input;
+  const base = input.bases[arch];
+  if (!base) throw new Error(`no base facts for ${arch}`);
+  const files: ContextFile[] = [];
+  const addFile = (path: string, content: string, mode = 0o644) =>
+    files.push({ path, type: 'file', mode, content, sha256: sha256(content) });
+  const addDirs = (path: string) => {
+    const parts = path.split('/');
+    for (let i = 2; i < parts.length; i++) {
+      const dir = parts.slice(0, i).join('/');
+      if (!files.some((f) => f.path === dir)) files.push({ path: dir, type: 'dir', mode: 0o755 });
+    }
+  };
+  const add = (path: string, content: string, mode = 0o644) => {
+    addDirs(path);
+    addFile(path, content, mode);
+  };
+
+  // Early-boot files (initramfs layer).
+  add(
+    'initramfs/usr/lib/ostree/prepare-root.conf',
+    renderPrepareRoot(config.stream.composefs, config.stream.composefsKeypath),
+  );
+  const kargs = renderKargs(config.stream.kargs, arch);
+  if (kargs) add('initramfs/usr/lib/bootc/kargs.d/10-rocknsm.toml', kargs);
+
+  // Overlays: static files copied, templates rendered.
+  const vars = templateVars(config);
+  for (const overlay of input.overlays) {
+    for (const e of overlay.entries) {
+      const path = `overlays/${overlay.name}/${e.path}`;
+      if (e.type === 'dir') files.push({ path, type: 'dir', mode: e.mode });
+      else if (e.type === 'symlink') files.push({ path, type: 'symlink', mode: 0o777, target: e.target });
+      else if (e.path.endsWith('.in')) {
+        const key = `${overlay.name}/${e.path}`;
+        const text = input.templates[key];
+        if (text === undefined) throw new Error(`template ${key} not read`);
+        const rendered = renderTemplate(text, vars, `overlays/${key}`);
+        issues.push(...rendered.issues);
+        addFile(path.slice(0, -3), rendered.text, e.mode);
+      } else
+        files.push({
+          path,
+          type: 'file',
+          mode: e.mode,
+          source: `${overlay.dir}/${e.path}`,
+          sha256: e.sha256,
+        });
+    }
+  }
+
+  // Generated from manifests.
+  const dataPaths = config.image.dataPaths;
+  add('generated/usr/lib/tmpfiles.d/rocknsm-data.conf', renderTmpfiles(dataPaths));
+  add('generated/usr/lib/rocknsm/data-paths', renderDataPathList(dataPaths));
+  for (const [link, target] of legacyLinks(dataPaths)) {
+    const path = `generated${link}`;
+    addDirs(path);
+    files.push({ path, type: 'symlink', mode: 0o777, target });
+  }
+  add(
+    'generated/usr/lib/systemd/system/rocknsm.target.d/10-services.conf',
+    renderServicesDropin(config.services),
+  );
+  for (const agent of config.agents.filter((a) => a.mode === 'container')) {
+    add(
+      `generated/usr/share/containers/systemd/rocknsm-agent-${agent.name}.container`,
+      renderAgentQuadlet(agent),
+    );
+  }
+  const preset = renderAgentPreset(config.agents);
+  if (preset) add('generated/usr/lib/systemd/system-preset/40-rocknsm-agents.preset', preset);
+
+  // The stamp: the only version-dependent files.
+  const stamp = (version: string) =>
+    renderOsRelease({
+      baseOsRelease: base.osRelease,
+      variant: config.image.variant,
+      imageName: config.image.name,
+      version,
+      stream: config.stream.stream,
+      source: config.image.source,
+    });
+  const stampPaths = [
+    'stamp/usr/lib/os-release',
+    ...(base.etcOsReleaseIsFile ? ['stamp/etc/os-release'] : []),
+  ];
+
+  // Packages to layer: stream packages plus agents shipped as packages.
+  const packages = [
+    ...config.stream.packages,
+    ...config.agents.filter((a) => a.mode === 'package').map((a) => a.package),
+  ];
+  if (packages.length && !base.has.dnf && !base.has.rpmOstree) {
+    issues.push({
+      file: `manifests/streams/${config.stream.stream}.yaml`,
+      path: '/packages',
+      rule: 'packages-installable',
+      message: `the ${arch} base has neither dnf nor rpm-ostree to layer ${packages.join(', ')}`,
+    });
+  }
+  const install = base.has.dnf
+    ? `dnf install -y --setopt=install_weak_deps=False ${packages.join(' ')} && dnf clean all && rm -rf /var/cache/* /var/lib/dnf /var/log/dnf*`
+    : `rpm-ostree install ${packages.join(' ')} && rm -rf /var/cache/* /var/lib/rpm-state && ostree container commit`;
+  const kver = base.kernels.length === 1 ? base.kernels[0]! : '';
+  if (base.has.dracut && base.kernels.length !== 1) {
+    issues.push({
+      file: base.ref,
+      path: '/usr/lib/modules',
+      rule: 'one-kernel',
+      message: `the ${arch} base has dracut but ${base.kernels.length} kernels (${base.kernels.join(', ')}); expected exactly one`,
+      value: base.kernels,
+    });
+  }
+
+  const staticLabels: Record<string, string> = {
+    'containers.bootc': '1',
+    'ostree.bootable': '1',
+    'com.coreos.stream': config.stream.stream,
+    'com.coreos.osname': config.image.osname,
+    'org.opencontainers.image.title': config.image.title,
+    'org.opencontainers.image.description': config.image.description,
+    'org.opencontainers.image.source': config.image.source,
+    // A registry name says where the base came from; a local path would only leak the builder's
+    // file layout into the image (and the input hash), so it is left out.
+    ...(base.ref.startsWith('docker://') ? { 'org.opencontainers.image.base.name': base.ref.slice(9) } : {}),
+    'org.opencontainers.image.base.digest': base.digest,
+    ...(config.image.vendor ? { 'org.opencontainers.image.vendor': config.image.vendor } : {}),
+    ...(config.image.licenses ? { 'org.opencontainers.image.licenses': config.image.licenses } : {}),
+  };
+  const overlayCopies = input.overlays.map((o) => `COPY overlays/${o.name}/ /`).join('\n');
+  const render = (
+    labels: Record<string, string>,
+    baseName = base.ref.startsWith('docker://')
+      ? base.ref.slice(9)
+      : `a local ${base.ref.split(':')[0]} base`,
+  ) =>
+    fillTemplate(
+      input.containerfileTemplate,
+      {
+        stream: config.stream.stream,
+        arch,
+        base_name: baseName,
+        base_ref: `${base.name}@${base.digest}`,
+        install,
+        kver,
+        overlays: overlayCopies,
+        labels: renderLabels(labels),
+      },
+      { packages: packages.length > 0, dracut: base.has.dracut && kver !== '', bootc: base.has.bootc },
+    );
+
+  // Input hash: everything that decides the image's content except the version stamp values.
+  const hashView = {
+    format: PLAN_FORMAT,
+    arch,
+    base: base.digest,
+    containerfile: render(staticLabels),
+    context: files.map((f) => ({
+      path: f.path,
+      type: f.type,
+      mode: f.mode,
+      sha256: f.sha256,
+      target: f.target,
+    })),
+    stamp: stamp('@VERSION@'),
+  };
+  const inputHash = sha256(canonicalJson(hashView));
+
+  const created = new Date(input.timestamp * 1000).toISOString().replace(/\.\d{3}Z$/, 'Z');
+  const labels: Record<string, string> = {
+    ...staticLabels,
+    'com.coreos.inputhash': inputHash,
+    'org.opencontainers.image.version': input.version,
+    'org.opencontainers.image.revision': input.revision,
+    'org.opencontainers.image.created': created,
+    version: input.version,
+  };
+  for (const p of stampPaths) add(p, stamp(input.version));
+
+  const addedPaths = [
+    ...new Set(
+      files
+        .filter((f) => f.type !== 'dir')
+        .map((f) => f.path.replace(/^(initramfs|generated|stamp)\//, '/').replace(/^overlays\/[^/]+\//, '/')),
+    ),
+  ].sort();
+  return {
+    arch,
+    platform: `linux/${ociArch[arch]}`,
+    base,
+    inputHash,
+    version: input.version,
+    tag: `localhost/${config.image.name}:${input.version}-${arch}`,
+    containerfile: render(labels),
+    context: files,
+    labels,
+    addedPaths,
+  };
+}
+
+function renderLabels(labels: Record<string, string>): string {
+  const lines = Object.keys(labels)
+    .sort()
+    .map((k) => `    ${k}=${JSON.stringify(labels[k])}`);
+  return `LABEL \\\n${lines.join(' \\\n')}`;
+}

@@ -1,0 +1,41 @@
+// Test-side helpers for real tools: fail (never skip) when a tool is missing, run commands.
+import { execFileSync, spawnSync } from 'node:child_process';
+import { which } from '../../pipeline/exec/tools.ts';
+
+/** Fails the test run with an install hint when a tool is missing. */
+export function needTool(name: string): string {
+  const p = which(name);
+  if (!p)
+    throw new Error(
+      `test needs '${name}', which is not installed: run 'npx rock-image doctor --install test'`,
+    );
+  return p;
+}
+
+export function sh(
+  cmd: string,
+  args: string[],
+  opts: { cwd?: string; env?: NodeJS.ProcessEnv; input?: string } = {},
+): string {
+  return execFileSync(cmd, args, {
+    encoding: 'utf8',
+    stdio: ['pipe', 'pipe', 'pipe'],
+    maxBuffer: 64 << 20,
+    ...opts,
+    env: { ...process.env, ...opts.env },
+  });
+}
+
+export function shResult(
+  cmd: string,
+  args: string[],
+  opts: { cwd?: string; env?: NodeJS.ProcessEnv; input?: string } = {},
+) {
+  const r = spawnSync(cmd, args, {
+    encoding: 'utf8',
+    maxBuffer: 64 << 20,
+    ...opts,
+    env: { ...process.env, ...opts.env },
+  });
+  return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
+}
