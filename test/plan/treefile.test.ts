@@ -1,0 +1,272 @@
+// biome-ignore-all lint/suspicious/noTemplateCurlyInString: treefile variables are literal ${...}
+// Flattening semantics, case by case, against rpm-ostree's rules (rust/src/treefile.rs).
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { ConfigError } from '../../pipeline/errors.ts';
+import {
+  evaluateCondition,
+  flattenTreefile,
+  parseCondition,
+  splitPackages,
+  type VarValue,
+} from '../../pipeline/plan/treefile.ts';
+
+/** A fixture tree in memory: relative path -> YAML text. */
+function flat(files: Record<string, string>, basearch = 'x86_64', variables?: Record<string, VarValue>) {
+  const read = (p: string) => files[p.replace(/^\/t\//, '')];
+  return flattenTreefile({ file: '/t/manifest.yaml', basearch, read, variables });
+}
+function fails(files: Record<string, string>, basearch = 'x86_64') {
+  try {
+    flat(files, basearch);
+  } catch (err) {
+    assert.instance(err, ConfigError);
+    return (err as ConfigError).issues;
+  }
+  throw new assert.Assertion({
+    message: 'expected a ConfigError',
+    operator: 'throws',
+    expects: 'ConfigError',
+    actual: 'none',
+  });
+}
+
+test('include: scalars of the including file win; first include beats later ones', () => {
+  const r = flat({
+    'manifest.yaml': 'ref: top\ninclude: [a.yaml, b.yaml]\n',
+    'a.yaml': 'ref: from-a\nselinux: false\n',
+    'b.yaml': 'selinux: true\ndefault-target: multi-user.target\n',
+  });
+  assert.is(r.treefile.ref, 'top');
+  assert.is(r.treefile.selinux, false);
+  assert.is(r.treefile['default-target'], 'multi-user.target');
+});
+
+test('include: lists concatenate, later includes first, the including file last (postprocess order)', () => {
+  const r = flat({
+    'manifest.yaml': 'include: [kernel.yaml, bootupd.yaml]\npostprocess: [foo]\nrepos: [r0]\n',
+    'kernel.yaml': 'postprocess: [bar]\nrepos: [r1]\n',
+    'bootupd.yaml': 'postprocess: [baz]\nrepos: [r2]\n',
+  });
+  assert.equal(r.treefile.postprocess, ['baz', 'bar', 'foo']);
+  assert.equal(r.treefile.repos, ['r2', 'r1', 'r0']);
+});
+
+test('include: a single string or a list; nested includes resolve relative to the including file', () => {
+  const r = flat({
+    'manifest.yaml': 'include: sub/a.yaml\n',
+    'sub/a.yaml': 'include: [b.yaml]\npackages: [a]\n',
+    'sub/b.yaml': 'packages: [b]\n',
+  });
+  assert.equal(r.treefile.packages, ['a', 'b']);
+  assert.equal(r.files, ['/t/manifest.yaml', '/t/sub/a.yaml', '/t/sub/b.yaml']);
+});
+
+test('packages: a sorted set; entries split on whitespace unless single-quoted', () => {
+  const r = flat({
+    'manifest.yaml': "include: a.yaml\npackages: [zsh, 'nano nano-default-editor', \"'podman >= 4.1'\"]\n",
+    'a.yaml': 'packages: [zsh, bash]\n',
+  });
+  assert.equal(r.treefile.packages, ['bash', 'nano', 'nano-default-editor', 'podman >= 4.1', 'zsh']);
+  assert.equal(splitPackages("a 'b >= 1' c"), ['a', 'b >= 1', 'c']);
+  assert.is(splitPackages("'open"), null);
+});
+
+test('packages-<arch>: only the compose arch is folded into packages', () => {
+  const files = {
+    'manifest.yaml':
+      'packages: [kernel]\npackages-x86_64: [grub2 shim]\npackages-aarch64: [grub2-efi-aa64]\npackages-s390x: [zipl]\n',
+  };
+  assert.equal(flat(files).treefile.packages, ['grub2', 'kernel', 'shim']);
+  assert.equal(flat(files, 'aarch64').treefile.packages, ['grub2-efi-aa64', 'kernel']);
+  assert.not.ok('packages-x86_64' in flat(files).treefile);
+});
+
+test('arch-include: string or list per basearch, processed after include', () => {
+  const files = {
+    'manifest.yaml':
+      'include: base.yaml\narch-include:\n  x86_64: x.yaml\n  aarch64: [a1.yaml, a2.yaml]\nunits: [m]\n',
+    'base.yaml': 'units: [base]\n',
+    'x.yaml': 'units: [x]\n',
+    'a1.yaml': 'units: [a1]\n',
+    'a2.yaml': 'units: [a2]\n',
+  };
+  assert.equal(flat(files).treefile.units, ['x', 'base', 'm']);
+  assert.equal(flat(files, 'aarch64').treefile.units, ['a2', 'a1', 'base', 'm']);
+});
+
+test('conditional-include: ==, !=, <, <=, >, >= on numbers, bools and strings; lists need all', () => {
+  const files = {
+    'manifest.yaml': [
+      'variables: {stream: next, prod: false, level: 3}',
+      'releasever: 41',
+      'conditional-include:',
+      '  - {if: prod == false, include: dev.yaml}',
+      '  - {if: stream != "stable", include: notstable.yaml}',
+      '  - {if: releasever >= 41, include: f41.yaml}',
+      '  - {if: releasever < 41, include: f40.yaml}',
+      '  - {if: [level > 2, level <= 3, basearch == "x86_64"], include: [l1.yaml, l2.yaml]}',
+      '  - {if: [level > 2, stream == "stable"], include: never.yaml}',
+      '',
+    ].join('\n'),
+    'dev.yaml': 'packages: [dev]\n',
+    'notstable.yaml': 'packages: [notstable]\n',
+    'f41.yaml': 'packages: [f41]\n',
+    'f40.yaml': 'packages: [f40]\n',
+    'l1.yaml': 'packages: [l1]\n',
+    'l2.yaml': 'packages: [l2]\n',
+  };
+  assert.equal(flat(files).treefile.packages, ['dev', 'f41', 'l1', 'l2', 'notstable']);
+  assert.equal(flat(files, 'aarch64').treefile.packages, ['dev', 'f41', 'notstable']);
+});
+
+test('conditional-include: an inline treefile merges before file includes, the file still wins', () => {
+  const r = flat({
+    'manifest.yaml': [
+      'variables: {prod: true}',
+      'include: base.yaml',
+      'selinux: true',
+      'conditional-include:',
+      '  - if: prod == true',
+      '    include:',
+      '      packages: [inline-pkg]',
+      '      selinux: false',
+      '      default-target: graphical.target',
+      '      postprocess: [inline]',
+      'postprocess: [top]',
+      '',
+    ].join('\n'),
+    'base.yaml': 'default-target: multi-user.target\npostprocess: [base]\n',
+  });
+  assert.equal(r.treefile.packages, ['inline-pkg']);
+  assert.is(r.treefile.selinux, true);
+  assert.is(r.treefile['default-target'], 'graphical.target');
+  assert.equal(r.treefile.postprocess, ['base', 'inline', 'top']);
+});
+
+test('variables: the including file and the caller win; conditions see only what is known so far', () => {
+  const files = {
+    'manifest.yaml': 'variables: {stream: testing}\ninclude: [vars.yaml, uses.yaml]\n',
+    'vars.yaml': 'variables: {stream: ignored, extra: true}\n',
+    'uses.yaml':
+      'conditional-include:\n  - {if: extra == true, include: extra.yaml}\n  - {if: stream == "testing", include: testing.yaml}\n',
+    'extra.yaml': 'packages: [extra]\n',
+    'testing.yaml': 'packages: [testing]\n',
+  };
+  const r = flat(files);
+  assert.equal(r.treefile.packages, ['extra', 'testing']);
+  assert.equal(r.variables, { basearch: 'x86_64', extra: true, stream: 'testing' });
+  // A caller's variables behave like a wrapper treefile's: they win over every file.
+  assert.equal(flat(files, 'x86_64', { stream: 'stable' }).treefile.packages, ['extra']);
+});
+
+test('variables: releasever is mirrored into variables; basearch always is', () => {
+  const r = flat({ 'manifest.yaml': 'releasever: 41\nref: os/${basearch}/${releasever}\n' }, 'aarch64');
+  assert.equal(r.variables, { basearch: 'aarch64', releasever: 41 });
+  assert.is(r.treefile.ref, 'os/aarch64/41');
+});
+
+test('substitution: ref, metadata and add-commit-metadata strings, versions; nothing else', () => {
+  const r = flat({
+    'manifest.yaml': [
+      'variables: {stream: next, n: 7}',
+      'include: a.yaml',
+      'ref: rocknsm/${basearch}/${stream}',
+      'automatic-version-prefix: "${n}.<date:%Y%m%d>"',
+      'mutate-os-release: "${n}"',
+      'add-commit-metadata: {rocknsm.stream: "${stream}", rocknsm.prod: false}',
+      'metadata: {summary: "RockNSM ${stream}"}',
+      "postprocess: ['echo ${HOME}']",
+      '',
+    ].join('\n'),
+    'a.yaml': 'add-commit-metadata: {rocknsm.stream: lost, rocknsm.from-a: "${basearch}"}\n',
+  });
+  assert.is(r.treefile.ref, 'rocknsm/x86_64/next');
+  assert.is(r.treefile['automatic-version-prefix'], '7.<date:%Y%m%d>');
+  assert.is(r.treefile['mutate-os-release'], '7');
+  assert.equal(r.treefile['add-commit-metadata'], {
+    'rocknsm.from-a': 'x86_64',
+    'rocknsm.prod': false,
+    'rocknsm.stream': 'next',
+  });
+  assert.equal(r.treefile.metadata, { summary: 'RockNSM next' });
+  assert.equal(r.treefile.postprocess, ['echo ${HOME}']);
+});
+
+test('merge kinds: sets union, container-cmd is a scalar, platform-module is not inherited', () => {
+  const r = flat({
+    'manifest.yaml': 'include: a.yaml\nignore-removed-users: [root]\ncontainer-cmd: [/bin/sh]\n',
+    'a.yaml':
+      'ignore-removed-users: [adm, root]\ncontainer-cmd: [/bin/bash, -l]\nplatform-module: platform:f41\n',
+  });
+  assert.equal(r.treefile['ignore-removed-users'], ['adm', 'root']);
+  assert.equal(r.treefile['container-cmd'], ['/bin/sh']);
+  assert.not.ok('platform-module' in r.treefile);
+});
+
+test('repo-packages: a package listed again later moves to the later repo', () => {
+  const r = flat({
+    'manifest.yaml': 'include: a.yaml\nrepo-packages: [{repo: pool, packages: [podman]}]\n',
+    'a.yaml': 'repo-packages: [{repo: fedora, packages: [podman, skopeo]}]\n',
+  });
+  assert.equal(r.treefile['repo-packages'], [
+    { repo: 'fedora', packages: ['skopeo'] },
+    { repo: 'pool', packages: ['podman'] },
+  ]);
+});
+
+test('legacy underscore keys are migrated; container: true and edition 2024 set defaults', () => {
+  const r = flat({
+    'manifest.yaml': 'gpg_key: ABCD\nboot_location: new\ninclude: c.yaml\n',
+    'c.yaml': 'container: true\n',
+  });
+  assert.is(r.treefile['gpg-key'], 'ABCD');
+  assert.is(r.treefile['boot-location'], 'new');
+  assert.is(r.treefile.selinux, false);
+  assert.equal(r.treefile['check-passwd'], { type: 'none' });
+  const e = flat({ 'manifest.yaml': 'edition: "2024"\n' });
+  assert.is(e.treefile['boot-location'], 'modules');
+  assert.is(e.treefile['tmp-is-dir'], true);
+});
+
+test('JSON treefiles can be included; output keys follow rpm-ostree serialization order', () => {
+  const r = flat({
+    'manifest.yaml': 'recommends: false\nref: x\ninclude: base.json\n',
+    'base.json': '{"packages": ["a"], "repos": ["fedora"]}',
+  });
+  assert.equal(Object.keys(r.treefile), ['packages', 'ref', 'repos', 'recommends']);
+});
+
+test('externals: postprocess-script, add-files and check-passwd resolve next to their file', () => {
+  const r = flat({
+    'manifest.yaml': 'include: sub/x.yaml\n',
+    'sub/x.yaml':
+      'postprocess-script: fix.sh\nadd-files: [[motd, /etc/motd]]\ncheck-passwd: {type: file, filename: passwd}\n',
+    'sub/fix.sh': '#!/bin/sh\n',
+    'sub/motd': 'hi\n',
+    'sub/passwd': 'root:x:0:0::/root:/bin/bash\n',
+  });
+  assert.equal(
+    r.externals.map((e) => `${e.role} ${e.path}`),
+    ['postprocess-script /t/sub/fix.sh', 'add-files /t/sub/motd', 'check-passwd /t/sub/passwd'],
+  );
+});
+
+test('conditions parse like rpm-ostree: quoted strings, digits, booleans; errors name the rule', () => {
+  assert.equal(parseCondition('stream=="next"'), { variable: 'stream', op: '==', value: 'next' });
+  assert.equal(parseCondition('  n >= 10 '), { variable: 'n', op: '>=', value: 10 });
+  assert.equal((parseCondition('x == maybe') as { rule: string }).rule, 'condition-syntax');
+  assert.equal((parseCondition('x === 1') as { rule: string }).rule, 'condition-operator');
+  const vars = new Map<string, VarValue>([['b', true]]);
+  assert.is(evaluateCondition('b != false', vars), true);
+  assert.equal((evaluateCondition('b < true', vars) as { rule: string }).rule, 'condition-operator');
+});
+
+test('unknown keys list the known ones and suggest the dashed spelling', () => {
+  const [i] = fails({ 'manifest.yaml': 'ref: x\nexclude_packages: [a]\n' });
+  assert.is(i!.rule, 'unknown-key');
+  assert.match(i!.message, "did you mean 'exclude-packages'?");
+  assert.match(i!.message, 'known keys: add-commit-metadata, add-files,');
+});
+
+test.run();
