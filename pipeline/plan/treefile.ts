@@ -288,7 +288,7 @@ function parseRecurse(state: State, file: string, chain: ChainLink[], depth: num
     ]);
   }
   const parsed = parseYaml(text, shown);
-  const suffix = chainText(state, chain);
+  const suffix = chainText(state, chain, file);
   if (!parsed.source) {
     throw new ConfigError(parsed.issues.map((i) => ({ ...i, message: `${i.message}${suffix}` })));
   }
