@@ -1,0 +1,415 @@
+// Lockfiles in rpm-ostree's format, as fedora-coreos-config keeps them: `manifest-lock.<arch>.json`
+// (packages pinned by evra, written by a compose), `manifest-lock.overrides.yaml` (hand-written pins,
+// each with a reason), `--autolock` for secondary arches, and the package diff between two composes.
+// Pure: text in, values and text out.
+
+import { parseYaml, type SourceFile } from '../config/yaml.ts';
+import { ConfigError, type ConfigIssue } from '../errors.ts';
+
+/** One locked package: exactly one of `evra` (arch-ful) or `evr` (any arch). */
+export interface LockedPackage {
+  evra?: string;
+  evr?: string;
+  digest?: string;
+  metadata?: Record<string, unknown>;
+}
+
+export interface Lockfile {
+  packages: Record<string, LockedPackage>;
+  metadata?: {
+    /** RFC 3339 timestamp, truncated to the day by rpm-ostree. */
+    generated?: string;
+    rpmmd_repos?: Record<string, { generated: string }>;
+  };
+}
+
+/** Metadata of an entry in manifest-lock.overrides.yaml. */
+export interface OverrideMetadata {
+  /** Why the pin exists: a tracker/issue URL. Mandatory for every override here. */
+  reason: string;
+  /** `pin` holds a package back; `fast-track` takes it ahead of the repos. */
+  type: 'pin' | 'fast-track';
+  /** Bodhi update URL, for fast-tracks of Fedora packages. */
+  bodhi?: string;
+}
+
+const PKG_KEYS = ['evra', 'evr', 'digest', 'metadata'];
+
+/**
+ * Parses a lockfile (JSON or YAML). Mirrors rpm-ostree's serde rules: unknown keys are errors,
+ * `packages` is required, each package has exactly one of evr/evra, evra has an arch suffix.
+ */
+export function parseLockfile(text: string, file: string): Lockfile {
+  const { source, issues } = parseYaml(text, file);
+  if (!source) throw new ConfigError(issues);
+  const out = checkLockfile(source, issues);
+  if (issues.length) throw new ConfigError(issues);
+  return out;
+}
+
+function checkLockfile(src: SourceFile, issues: ConfigIssue[]): Lockfile {
+  const at = (path: (string | number)[], rule: string, message: string, value?: unknown, key = false) =>
+    issues.push({
+      file: src.file,
+      ...src.locate(path, key),
+      path: `/${path.join('/')}`,
+      rule,
+      message,
+      value,
+    });
+  const d = src.data as Record<string, unknown>;
+  if (!isObject(d)) {
+    at([], 'type', 'a lockfile must be a mapping');
+    return { packages: {} };
+  }
+  for (const k of Object.keys(d))
+    if (k !== 'packages' && k !== 'metadata')
+      at([k], 'unknown-key', `unknown key '${k}'; expected packages, metadata`, undefined, true);
+  if (!isObject(d.packages)) {
+    at(
+      d.packages === undefined ? [] : ['packages'],
+      d.packages === undefined ? 'required' : 'type',
+      "key 'packages' must be a mapping of package names",
+    );
+    return { packages: {} };
+  }
+  const packages: Record<string, LockedPackage> = {};
+  for (const [name, p] of Object.entries(d.packages)) {
+    const path = ['packages', name];
+    if (!isObject(p)) {
+      at(path, 'type', 'must be a mapping with evra or evr', p);
+      continue;
+    }
+    for (const k of Object.keys(p))
+      if (!PKG_KEYS.includes(k))
+        at(
+          [...path, k],
+          'unknown-key',
+          `unknown key '${k}'; expected ${PKG_KEYS.join(', ')}`,
+          undefined,
+          true,
+        );
+    const has = ['evra', 'evr'].filter((k) => k in p);
+    if (has.length !== 1) {
+      at(path, 'evr', `needs exactly one of evra, evr (got ${has.length ? has.join(' and ') : 'neither'})`);
+      continue;
+    }
+    const v = p[has[0]!];
+    if (typeof v !== 'string') {
+      at([...path, has[0]!], 'type', 'must be a string', v);
+      continue;
+    }
+    if (has[0] === 'evra' && !(v.lastIndexOf('.') > v.lastIndexOf('-') && v.lastIndexOf('-') > 0)) {
+      at([...path, 'evra'], 'evra', `malformed evra: ${v} (expected [epoch:]version-release.arch)`, v);
+      continue;
+    }
+    if (!parseEvrOrNull(has[0] === 'evra' ? stripArch(v) : v)) {
+      at([...path, has[0]!], has[0]!, `malformed ${has[0]}: ${v}`, v);
+      continue;
+    }
+    if (p.digest !== undefined && typeof p.digest !== 'string')
+      at([...path, 'digest'], 'type', 'must be a string', p.digest);
+    if (p.metadata !== undefined && !isObject(p.metadata))
+      at([...path, 'metadata'], 'type', 'must be a mapping', p.metadata);
+    packages[name] = p as LockedPackage;
+  }
+  const out: Lockfile = { packages };
+  if (d.metadata !== undefined) {
+    if (!isObject(d.metadata)) at(['metadata'], 'type', 'must be a mapping', d.metadata);
+    else {
+      for (const k of Object.keys(d.metadata))
+        if (k !== 'generated' && k !== 'rpmmd_repos')
+          at(
+            ['metadata', k],
+            'unknown-key',
+            `unknown key '${k}'; expected generated, rpmmd_repos`,
+            undefined,
+            true,
+          );
+      const g = d.metadata.generated;
+      if (g !== undefined && (typeof g !== 'string' || Number.isNaN(Date.parse(g))))
+        at(['metadata', 'generated'], 'type', 'must be an RFC 3339 timestamp', g);
+      out.metadata = d.metadata as Lockfile['metadata'];
+    }
+  }
+  return out;
+}
+
+/** Parses manifest-lock.overrides.yaml: a lockfile whose every entry says why it exists. */
+export function parseOverrides(text: string, file: string): Lockfile {
+  const { source, issues } = parseYaml(text, file);
+  if (!source) throw new ConfigError(issues);
+  const lf = checkLockfile(source, issues);
+  const at = (path: (string | number)[], rule: string, message: string, value?: unknown) =>
+    issues.push({ file, ...source.locate(path), path: `/${path.join('/')}`, rule, message, value });
+  for (const [name, p] of Object.entries(lf.packages)) {
+    const path = ['packages', name];
+    const m = p.metadata as Partial<Record<string, unknown>> | undefined;
+    if (!m) {
+      at(
+        path,
+        'override-reason',
+        'every override needs metadata.reason (a tracker URL) and metadata.type (pin or fast-track)',
+      );
+      continue;
+    }
+    if (typeof m.reason !== 'string' || !/^https?:\/\/\S+$/.test(m.reason))
+      at(
+        [...path, 'metadata', ...(m.reason === undefined ? [] : ['reason'])],
+        'override-reason',
+        'metadata.reason must be a URL explaining the pin (tracker issue, bug, Bodhi update)',
+        m.reason,
+      );
+    if (m.type !== 'pin' && m.type !== 'fast-track')
+      at(
+        [...path, 'metadata', ...(m.type === undefined ? [] : ['type'])],
+        'override-type',
+        'metadata.type must be "pin" or "fast-track"',
+        m.type,
+      );
+    if (m.bodhi !== undefined && (typeof m.bodhi !== 'string' || !/^https?:\/\//.test(m.bodhi)))
+      at(
+        [...path, 'metadata', 'bodhi'],
+        'override-bodhi',
+        'metadata.bodhi must be a Bodhi update URL',
+        m.bodhi,
+      );
+  }
+  if (issues.length) throw new ConfigError(issues);
+  return lf;
+}
+
+/** Later lockfiles override earlier ones per package, like rpm-ostree's repeated `--lockfile`. */
+export function mergeLockfiles(...lockfiles: Lockfile[]): Lockfile {
+  const packages: Record<string, LockedPackage> = {};
+  for (const lf of lockfiles) Object.assign(packages, lf.packages);
+  return { packages: sortRecord(packages), metadata: lockfiles[0]?.metadata };
+}
+
+/**
+ * Serializes as fedora-coreos-config stores lockfiles: `packages` sorted by name, then `metadata`,
+ * two-space JSON, trailing newline; keys of each package in evra/evr, digest, metadata order.
+ */
+export function serializeLockfile(lf: Lockfile): string {
+  const packages: Record<string, LockedPackage> = {};
+  for (const [name, p] of Object.entries(sortRecord(lf.packages))) {
+    const o: LockedPackage = {};
+    if (p.evra !== undefined) o.evra = p.evra;
+    if (p.evr !== undefined) o.evr = p.evr;
+    if (p.digest !== undefined) o.digest = p.digest;
+    if (p.metadata !== undefined) o.metadata = sortRecord(p.metadata);
+    packages[name] = o;
+  }
+  const out: Record<string, unknown> = { packages };
+  if (lf.metadata) {
+    const m: Record<string, unknown> = {};
+    if (lf.metadata.generated !== undefined) m.generated = lf.metadata.generated;
+    if (lf.metadata.rpmmd_repos !== undefined) m.rpmmd_repos = sortRecord(lf.metadata.rpmmd_repos);
+    out.metadata = m;
+  }
+  return `${JSON.stringify(out, null, 2)}\n`;
+}
+
+/** rpm-ostree's lockfile timestamp: now, truncated to midnight UTC. */
+export function coarseTimestamp(ms: number): string {
+  return `${new Date(ms).toISOString().slice(0, 10)}T00:00:00Z`;
+}
+
+/**
+ * `--autolock`: a lockfile for a secondary arch from the primary's generated one, as
+ * coreos-assembler does it: noarch entries are kept as they are, arch-ful ones become an arch-less
+ * `evr` so the secondary gets the same version of its own build. When `secondaryNames` (the
+ * packages the secondary is known to have, e.g. from its previous lockfile) is given, only
+ * packages present in both are locked.
+ */
+export function autolock(primary: Lockfile, secondaryNames?: Iterable<string>): Lockfile {
+  const only = secondaryNames ? new Set(secondaryNames) : undefined;
+  const packages: Record<string, LockedPackage> = {};
+  for (const [name, p] of Object.entries(primary.packages)) {
+    if (only && !only.has(name)) continue;
+    if (p.evra === undefined || p.evra.endsWith('.noarch')) packages[name] = p;
+    else packages[name] = { evr: stripArch(p.evra) };
+  }
+  return { packages: sortRecord(packages), metadata: primary.metadata };
+}
+
+// --- RPM version comparison ---------------------------------------------------------------
+
+/**
+ * rpmvercmp() from rpm's lib/rpmvercmp.c: compares alternating alphabetic and numeric segments;
+ * numeric segments beat alphabetic ones; `~` sorts before anything (even the end of the string);
+ * `^` sorts after the end of the string but before anything else. Returns -1, 0 or 1.
+ */
+export function rpmvercmp(a: string, b: string): -1 | 0 | 1 {
+  if (a === b) return 0;
+  let i = 0;
+  let j = 0;
+  const isAlnum = (c: string | undefined) => c !== undefined && /[A-Za-z0-9]/.test(c);
+  const isDigit = (c: string | undefined) => c !== undefined && c >= '0' && c <= '9';
+  const isAlpha = (c: string | undefined) => c !== undefined && /[A-Za-z]/.test(c);
+  while (i < a.length || j < b.length) {
+    while (i < a.length && !isAlnum(a[i]) && a[i] !== '~' && a[i] !== '^') i++;
+    while (j < b.length && !isAlnum(b[j]) && b[j] !== '~' && b[j] !== '^') j++;
+    // Tilde: the side with it is older, even against the end of the other string.
+    if (a[i] === '~' || b[j] === '~') {
+      if (a[i] !== '~') return 1;
+      if (b[j] !== '~') return -1;
+      i++;
+      j++;
+      continue;
+    }
+    // Caret: like the end of the string, but newer than the actual end.
+    if (a[i] === '^' || b[j] === '^') {
+      if (i >= a.length) return -1;
+      if (j >= b.length) return 1;
+      if (a[i] !== '^') return 1;
+      if (b[j] !== '^') return -1;
+      i++;
+      j++;
+      continue;
+    }
+    if (!(i < a.length && j < b.length)) break;
+    const numeric = isDigit(a[i]);
+    const take = (s: string, k: number) => {
+      let e = k;
+      while (e < s.length && (numeric ? isDigit(s[e]) : isAlpha(s[e]))) e++;
+      return e;
+    };
+    const ei = take(a, i);
+    const ej = take(b, j);
+    let sa = a.slice(i, ei);
+    let sb = b.slice(j, ej);
+    // Segments of different types: numeric is newer.
+    if (sb.length === 0) return numeric ? 1 : -1;
+    if (numeric) {
+      sa = sa.replace(/^0+/, '');
+      sb = sb.replace(/^0+/, '');
+      if (sa.length !== sb.length) return sa.length > sb.length ? 1 : -1;
+    }
+    if (sa !== sb) return sa < sb ? -1 : 1;
+    i = ei;
+    j = ej;
+  }
+  if (i >= a.length && j >= b.length) return 0;
+  // The string with segments left over is newer.
+  return i >= a.length ? -1 : 1;
+}
+
+export interface Evr {
+  epoch: number;
+  version: string;
+  release: string;
+}
+
+function parseEvrOrNull(evr: string): Evr | null {
+  const m = /^(?:(\d+):)?([^:-]+)-([^:-]+)$/.exec(evr);
+  if (!m) return null;
+  return { epoch: m[1] ? Number(m[1]) : 0, version: m[2]!, release: m[3]! };
+}
+
+/** Splits `[epoch:]version-release`; a missing epoch is 0. */
+export function parseEvr(evr: string): Evr {
+  const e = parseEvrOrNull(evr);
+  if (!e) throw new Error(`malformed EVR: ${evr}`);
+  return e;
+}
+
+/** Compares two EVRs: epoch numerically, then version and release with rpmvercmp. */
+export function compareEvr(a: string, b: string): -1 | 0 | 1 {
+  const x = parseEvr(a);
+  const y = parseEvr(b);
+  if (x.epoch !== y.epoch) return x.epoch < y.epoch ? -1 : 1;
+  return rpmvercmp(x.version, y.version) || rpmvercmp(x.release, y.release);
+}
+
+/** `1:2.3-4.fc41.x86_64` → `1:2.3-4.fc41`. */
+export function stripArch(evra: string): string {
+  return evra.slice(0, evra.lastIndexOf('.'));
+}
+
+function evrOf(p: LockedPackage): string {
+  return p.evr ?? stripArch(p.evra!);
+}
+function archOf(p: LockedPackage): string | undefined {
+  return p.evra === undefined ? undefined : p.evra.slice(p.evra.lastIndexOf('.') + 1);
+}
+
+// --- package diff ---------------------------------------------------------------------------
+
+export interface PackageChange {
+  name: string;
+  from?: string;
+  to?: string;
+  /** Source package, when the lockfile records it (metadata.sourcerpm). */
+  source?: string;
+}
+
+export interface PackageDiff {
+  added: PackageChange[];
+  removed: PackageChange[];
+  upgraded: PackageChange[];
+  downgraded: PackageChange[];
+  /** Same EVR, different arch (e.g. a package that became noarch). */
+  rearched: PackageChange[];
+  unchanged: number;
+}
+
+/** What changed between two composes' lockfiles, for release notes. */
+export function diffLockfiles(before: Lockfile, after: Lockfile): PackageDiff {
+  const diff: PackageDiff = {
+    added: [],
+    removed: [],
+    upgraded: [],
+    downgraded: [],
+    rearched: [],
+    unchanged: 0,
+  };
+  const names = [...new Set([...Object.keys(before.packages), ...Object.keys(after.packages)])].sort();
+  const src = (p?: LockedPackage) =>
+    typeof p?.metadata?.sourcerpm === 'string' ? p.metadata.sourcerpm : undefined;
+  for (const name of names) {
+    const a = before.packages[name];
+    const b = after.packages[name];
+    if (!a) diff.added.push({ name, to: evrOf(b!), source: src(b) });
+    else if (!b) diff.removed.push({ name, from: evrOf(a), source: src(a) });
+    else {
+      const c = compareEvr(evrOf(a), evrOf(b));
+      const change = { name, from: evrOf(a), to: evrOf(b), source: src(b) ?? src(a) };
+      if (c < 0) diff.upgraded.push(change);
+      else if (c > 0) diff.downgraded.push(change);
+      else if (archOf(a) !== archOf(b))
+        diff.rearched.push({ ...change, from: a.evra ?? a.evr, to: b.evra ?? b.evr });
+      else diff.unchanged++;
+    }
+  }
+  return diff;
+}
+
+/** The diff as release-note text: a summary line, then one section per kind of change. */
+export function formatDiff(diff: PackageDiff, title = 'Package changes'): string {
+  const lines = [
+    `${title}: ${diff.upgraded.length} upgraded, ${diff.downgraded.length} downgraded, ${diff.added.length} added, ${diff.removed.length} removed, ${diff.unchanged} unchanged`,
+  ];
+  const section = (name: string, list: PackageChange[], fmt: (c: PackageChange) => string) => {
+    if (!list.length) return;
+    lines.push('', `${name}:`);
+    for (const c of list) lines.push(`  ${fmt(c)}`);
+  };
+  section('Upgraded', diff.upgraded, (c) => `${c.name} ${c.from} -> ${c.to}`);
+  section('Downgraded', diff.downgraded, (c) => `${c.name} ${c.from} -> ${c.to}`);
+  section('Added', diff.added, (c) => `${c.name} ${c.to}`);
+  section('Removed', diff.removed, (c) => `${c.name} ${c.from}`);
+  section('Architecture changed', diff.rearched, (c) => `${c.name} ${c.from} -> ${c.to}`);
+  return `${lines.join('\n')}\n`;
+}
+
+function sortRecord<T>(r: Record<string, T>): Record<string, T> {
+  return Object.fromEntries(
+    Object.keys(r)
+      .sort()
+      .map((k) => [k, r[k]!]),
+  );
+}
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
