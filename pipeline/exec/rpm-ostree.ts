@@ -1,0 +1,494 @@
+// Composes the RockNSM base with rpm-ostree: renders the exact command lines (plan), then runs them
+// on the host (rpm-ostree installed) or inside a Fedora builder container with podman (Debian and
+// Ubuntu hosts, GitHub's runners). Also the compose input hash that lets unchanged inputs skip.
+//
+// Two flows, as the stream config chooses:
+//   image: `rpm-ostree compose image --format=ociarchive --initialize ...` (one step, chunked OCI)
+//   tree:  `rpm-ostree compose tree --unified-core` into an ostree repo, then
+//          `rpm-ostree compose container-encapsulate <ref> oci-archive:...`
+//
+// The stream is injected with a generated wrapper treefile that includes the config's manifest and
+// sets `variables` (a including file's variables win, so the stream's values override defaults).
+// rpm-ostree looks for `.repo` files next to the root treefile, so the wrapper directory gets
+// copies of the config's repo files.
+import { createHash } from 'node:crypto';
+import {
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  renameSync,
+  writeFileSync,
+} from 'node:fs';
+import { basename, dirname, join, relative, sep } from 'node:path';
+import { PipelineError, ToolMissingError } from '../errors.ts';
+import { canonicalJson, type FlattenResult, type VarValue } from '../plan/treefile.ts';
+import type { Runner } from './run.ts';
+import { which } from './tools.ts';
+
+export type ComposeMode = 'host' | 'container';
+export type ComposeFlow = 'image' | 'tree';
+
+/** Builder image used in container mode. Any Fedora image works: rpm-ostree is installed if missing. */
+export const DEFAULT_BUILDER_IMAGE = 'quay.io/fedora/fedora:41';
+
+/** Where the four host directories appear inside the builder container. */
+export const CONTAINER_PATHS = {
+  config: '/srv/config',
+  work: '/srv/work',
+  cache: '/srv/cache',
+  output: '/srv/output',
+} as const;
+
+export interface ComposeRequest {
+  stream: string;
+  arch: string;
+  /** Root treefile (absolute); its directory is the config directory (repo files, lockfiles, overlay.d). */
+  treefile: string;
+  /** Variables the wrapper treefile sets (stream, prod, ...). */
+  variables: Record<string, VarValue>;
+  /** The flattened treefile for this arch, with the same variables (from flattenTreefile). */
+  flattened: FlattenResult;
+  /** Per-arch output directory (absolute): the OCI archive, generated lockfile and compose record. */
+  outputDir: string;
+  /** Scratch directory (absolute): wrapper treefile, repo copies, ostree repos, container script. */
+  workDir: string;
+  /** rpm-ostree package cache (absolute), kept between composes. */
+  cacheDir: string;
+  /** Lockfiles in precedence order (later wins): base lockfile or autolock, then overrides. Absolute. */
+  lockfiles: string[];
+  /** `.repo` files of the config directory (absolute). */
+  repoFiles: string[];
+  mode: ComposeMode;
+  flow: ComposeFlow;
+  builderImage: string;
+  /** Only allow locked packages (`--lockfile-strict`). Default false. */
+  strict?: boolean;
+  /** Labels put on the OCI image. */
+  labels: Record<string, string>;
+  /** Extra arguments after `podman run` (e.g. `--runtime runc` on hosts where crun fails). */
+  podmanArgs?: string[];
+}
+
+export interface ComposePlan {
+  request: ComposeRequest;
+  /** Wrapper treefile written to the work directory: host path and content. */
+  wrapper: { path: string; text: string };
+  /** `.repo` files copied next to the wrapper: [source, destination] (host paths). */
+  repoCopies: [string, string][];
+  /** ostree-layers refs and the overlay directories committed for them (host paths). */
+  layers: { ref: string; dir: string }[];
+  /** The commands, as run where rpm-ostree runs (container paths in container mode). */
+  steps: string[][];
+  /** Container mode: the script run in the builder (`/srv/work/compose.sh`) and the podman argv. */
+  script?: { path: string; text: string };
+  podman?: string[];
+  outputs: { archive: string; lockfile: string; record: string };
+}
+
+/** `ostree-layers: [overlay/NAME]` maps to `<config>/overlay.d/NAME`, as in fedora-coreos-config. */
+export function overlayDirFor(configDir: string, ref: string): string | undefined {
+  const m = /^overlay\/(.+)$/.exec(ref);
+  return m ? join(configDir, 'overlay.d', m[1]!) : undefined;
+}
+
+/** Renders every command of a compose without running anything. */
+export function planCompose(req: ComposeRequest): ComposePlan {
+  const configDir = dirname(req.treefile);
+  const inContainer = req.mode === 'container';
+  const mounts: [string, string][] = [
+    [configDir, CONTAINER_PATHS.config],
+    [req.workDir, CONTAINER_PATHS.work],
+    [req.cacheDir, CONTAINER_PATHS.cache],
+    [req.outputDir, CONTAINER_PATHS.output],
+  ];
+  // Host path -> the path the builder sees.
+  const at = (p: string): string => {
+    if (!inContainer) return p;
+    for (const [host, inside] of mounts) {
+      if (p === host) return inside;
+      if (p.startsWith(host + sep)) return `${inside}/${relative(host, p).split(sep).join('/')}`;
+    }
+    throw new PipelineError(`${p} is outside the directories mounted into the builder container`);
+  };
+  const treefileDir = join(req.workDir, 'treefile');
+  const wrapperPath = join(treefileDir, `rocknsm-${req.stream}.json`);
+  const wrapper = `${JSON.stringify({ include: at(req.treefile), variables: req.variables }, null, 2)}\n`;
+  const repoCopies = req.repoFiles.map((f) => [f, join(treefileDir, basename(f))] as [string, string]);
+
+  const ostreeLayers = [
+    ...((req.flattened.treefile['ostree-layers'] as string[] | undefined) ?? []),
+    ...((req.flattened.treefile['ostree-override-layers'] as string[] | undefined) ?? []),
+  ];
+  const layers = ostreeLayers.map((ref) => {
+    const dir = overlayDirFor(configDir, ref);
+    if (!dir)
+      throw new PipelineError(`ostree layer '${ref}' is not of the form overlay/NAME (overlay.d/NAME)`);
+    return { ref, dir };
+  });
+
+  const name = `rocknsm-base-${req.stream}.${req.arch}.ociarchive`;
+  const archive = join(req.outputDir, name);
+  const lockOut = join(req.outputDir, `manifest-lock.generated.${req.arch}.json`);
+  const labels = Object.entries(req.labels)
+    .sort(([a], [b]) => (a < b ? -1 : 1))
+    .map(([k, v]) => `--label=${k}=${v}`);
+  const repo = join(req.workDir, req.flow === 'image' ? 'layers' : 'repo');
+  const steps: string[][] = [];
+  if (layers.length || req.flow === 'tree')
+    steps.push(['ostree', 'init', `--repo=${at(repo)}`, '--mode=archive']);
+  for (const l of layers) {
+    // The same normalisation coreos-assembler applies when committing overlay.d directories.
+    steps.push([
+      'ostree',
+      'commit',
+      `--repo=${at(repo)}`,
+      `--branch=${l.ref}`,
+      `--tree=dir=${at(l.dir)}`,
+      '--owner-uid=0',
+      '--owner-gid=0',
+      '--no-xattrs',
+      '--no-bindings',
+      '--parent=none',
+      '--mode-ro-executables',
+      `--add-metadata-string=ostree.source-title=${l.ref}`,
+    ]);
+  }
+  const layerRepo = layers.length ? [`--layer-repo=${at(repo)}`] : [];
+  if (req.flow === 'image') {
+    steps.push([
+      'rpm-ostree',
+      'compose',
+      'image',
+      '--format=ociarchive',
+      '--initialize',
+      `--cachedir=${at(req.cacheDir)}`,
+      ...layerRepo,
+      ...req.lockfiles.map((l) => `--lockfile=${at(l)}`),
+      ...(req.strict && req.lockfiles.length ? ['--lockfile-strict'] : []),
+      `--write-lockfile-to=${at(lockOut)}`,
+      ...labels,
+      at(wrapperPath),
+      at(archive),
+    ]);
+  } else {
+    const ref = req.flattened.treefile.ref;
+    if (typeof ref !== 'string') throw new PipelineError('the tree flow needs a `ref` in the treefile');
+    steps.push([
+      'rpm-ostree',
+      'compose',
+      'tree',
+      '--unified-core',
+      `--repo=${at(repo)}`,
+      `--cachedir=${at(req.cacheDir)}`,
+      ...layerRepo,
+      ...req.lockfiles.map((l) => `--ex-lockfile=${at(l)}`),
+      ...(req.strict && req.lockfiles.length ? ['--ex-lockfile-strict'] : []),
+      `--ex-write-lockfile-to=${at(lockOut)}`,
+      `--write-commitid-to=${at(join(req.workDir, 'commitid'))}`,
+      `--write-composejson-to=${at(join(req.outputDir, 'compose-tree.json'))}`,
+      at(wrapperPath),
+    ]);
+    steps.push([
+      'rpm-ostree',
+      'compose',
+      'container-encapsulate',
+      `--repo=${at(repo)}`,
+      ...labels,
+      ref,
+      `oci-archive:${at(archive)}`,
+    ]);
+  }
+  const plan: ComposePlan = {
+    request: req,
+    wrapper: { path: wrapperPath, text: wrapper },
+    repoCopies,
+    layers,
+    steps,
+    outputs: { archive, lockfile: lockOut, record: join(req.outputDir, 'compose.json') },
+  };
+  if (inContainer) {
+    const scriptPath = join(req.workDir, 'compose.sh');
+    plan.script = {
+      path: scriptPath,
+      text: [
+        '#!/bin/bash',
+        `# Generated by rock-image compose (${req.stream}/${req.arch}); runs inside ${req.builderImage}.`,
+        'set -euo pipefail',
+        // Plain Fedora images lack rpm-ostree; images that have it skip the install.
+        'command -v rpm-ostree >/dev/null || dnf -y install --setopt=install_weak_deps=False rpm-ostree',
+        ...steps.map((s) => s.map(shellQuote).join(' ')),
+        '',
+      ].join('\n'),
+    };
+    // --privileged: rpm-ostree runs RPM scripts and postprocess in bubblewrap (user/mount
+    //   namespaces) and writes SELinux labels (CAP_MAC_ADMIN); both need a privileged container.
+    // --security-opt label=disable: the host's SELinux policy must not confine the builder, or
+    //   labelling files of the target policy inside the bind mounts is denied.
+    // Mounts: config read-only; work, cache (rpm-ostree pkgcache, kept between runs) and output rw.
+    plan.podman = [
+      'run',
+      '--rm',
+      ...(req.podmanArgs ?? []),
+      '--privileged',
+      '--security-opt',
+      'label=disable',
+      '--pull=missing',
+      '-v',
+      `${configDir}:${CONTAINER_PATHS.config}:ro`,
+      '-v',
+      `${req.workDir}:${CONTAINER_PATHS.work}`,
+      '-v',
+      `${req.cacheDir}:${CONTAINER_PATHS.cache}`,
+      '-v',
+      `${req.outputDir}:${CONTAINER_PATHS.output}`,
+      '--workdir',
+      CONTAINER_PATHS.work,
+      req.builderImage,
+      'bash',
+      `${CONTAINER_PATHS.work}/compose.sh`,
+    ];
+  }
+  return plan;
+}
+
+/** Quotes one argument for bash (single quotes unless plainly safe). */
+export function shellQuote(s: string): string {
+  return /^[A-Za-z0-9_@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`;
+}
+
+/** The command lines of a plan, one per line, as `plan --compose` prints them. */
+export function formatPlanCommands(plan: ComposePlan): string {
+  const lines: string[] = [];
+  if (plan.podman) {
+    lines.push(['podman', ...plan.podman].map(shellQuote).join(' '));
+    lines.push(`# ${plan.script!.path}:`);
+    lines.push(
+      ...plan
+        .script!.text.trimEnd()
+        .split('\n')
+        .map((l) => `#   ${l}`),
+    );
+  } else for (const s of plan.steps) lines.push(s.map(shellQuote).join(' '));
+  return `${lines.join('\n')}\n`;
+}
+
+// --- input hash -----------------------------------------------------------------------------
+
+export interface ComposeInputs {
+  flattened: FlattenResult;
+  flow: ComposeFlow;
+  builderImage: string;
+  /** name -> content of every lockfile, repo file and external file, relative to the config dir. */
+  files: Record<string, string>;
+  /** Overlay trees: ref -> entries (path, kind, exec bit, content digest or link target). */
+  overlays: Record<string, string[]>;
+}
+
+/** sha256 over everything that decides the compose's result. Mode (host/container) is excluded. */
+export function composeInputHash(inputs: ComposeInputs): string {
+  const h = createHash('sha256');
+  h.update(
+    canonicalJson({
+      version: 1,
+      treefile: inputs.flattened.treefile,
+      variables: inputs.flattened.variables,
+      flow: inputs.flow,
+      builderImage: inputs.builderImage,
+      files: Object.fromEntries(Object.entries(inputs.files).map(([k, v]) => [k, sha256(v)])),
+      overlays: inputs.overlays,
+    }),
+  );
+  return `sha256:${h.digest('hex')}`;
+}
+
+function sha256(s: string | Buffer): string {
+  return createHash('sha256').update(s).digest('hex');
+}
+
+/** Reads the inputs of a compose request from disk. */
+export function gatherComposeInputs(req: ComposeRequest): ComposeInputs {
+  const configDir = dirname(req.treefile);
+  const files: Record<string, string> = {};
+  const add = (p: string) => {
+    files[relative(configDir, p)] = readFileSync(p, 'utf8');
+  };
+  for (const f of req.flattened.files) add(f);
+  for (const f of [...req.lockfiles, ...req.repoFiles]) add(f);
+  for (const e of req.flattened.externals) add(e.path);
+  const overlays: Record<string, string[]> = {};
+  for (const ref of [
+    ...((req.flattened.treefile['ostree-layers'] as string[] | undefined) ?? []),
+    ...((req.flattened.treefile['ostree-override-layers'] as string[] | undefined) ?? []),
+  ]) {
+    const dir = overlayDirFor(configDir, ref);
+    if (!dir || !existsSync(dir))
+      throw new PipelineError(`ostree layer '${ref}': ${dir ?? ref} does not exist`);
+    overlays[ref] = walkTree(dir);
+  }
+  return { flattened: req.flattened, flow: req.flow, builderImage: req.builderImage, files, overlays };
+}
+
+/** Lists a tree as sorted `path kind mode digest` lines (the exec bit is what ostree keeps). */
+export function walkTree(root: string): string[] {
+  const out: string[] = [];
+  const walk = (dir: string) => {
+    for (const name of readdirSync(dir).sort()) {
+      const p = join(dir, name);
+      const rel = relative(root, p).split(sep).join('/');
+      const st = lstatSync(p);
+      if (st.isSymbolicLink()) out.push(`${rel} link ${readlinkSync(p)}`);
+      else if (st.isDirectory()) {
+        out.push(`${rel} dir`);
+        walk(p);
+      } else out.push(`${rel} file ${st.mode & 0o111 ? 'x' : '-'} ${sha256(readFileSync(p))}`);
+    }
+  };
+  walk(root);
+  return out;
+}
+
+// --- running --------------------------------------------------------------------------------
+
+/** Which mode `auto` resolves to on this host; throws ToolMissingError (exit 69) when neither works. */
+export function resolveMode(
+  wanted: ComposeMode | 'auto',
+  whichFn: (t: string) => string | undefined = which,
+): ComposeMode {
+  if (wanted === 'host') {
+    if (!whichFn('rpm-ostree'))
+      throw new ToolMissingError(
+        'rpm-ostree',
+        "install 'rpm-ostree' (Fedora only; use --mode container elsewhere)",
+      );
+    return 'host';
+  }
+  if (wanted === 'container') {
+    if (!whichFn('podman'))
+      throw new ToolMissingError('podman', "install 'podman' to run rpm-ostree in a builder container");
+    return 'container';
+  }
+  if (whichFn('rpm-ostree')) return 'host';
+  if (whichFn('podman')) return 'container';
+  throw new ToolMissingError(
+    'rpm-ostree',
+    "neither rpm-ostree nor podman is installed; install 'rpm-ostree' (Fedora) or 'podman' (any host, runs a Fedora builder container)",
+  );
+}
+
+/** Container mode needs the builder image locally or a registry to pull it from. */
+export async function ensureBuilderImage(run: Runner, image: string, tag?: string): Promise<void> {
+  const exists = await run('podman', ['image', 'exists', image], { allowFailure: true, tag });
+  if (exists.exitCode === 0) return;
+  const pulled = await run('podman', ['pull', image], { allowFailure: true, tag });
+  if (pulled.exitCode !== 0) {
+    const why = (pulled.stderr || pulled.stdout).trim().split('\n').slice(-2).join(' ');
+    throw new ToolMissingError(
+      `builder image ${image}`,
+      `not present locally and 'podman pull' failed (no network or registry access?): ${why}`,
+    );
+  }
+}
+
+export type ComposeOutcome =
+  | { status: 'composed'; record: ComposeRecord }
+  | { status: 'unchanged'; record: ComposeRecord };
+
+/** Written next to the archive; the input hash of the next compose is compared against it. */
+export interface ComposeRecord {
+  schema: 1;
+  stream: string;
+  arch: string;
+  inputHash: string;
+  mode: ComposeMode;
+  flow: ComposeFlow;
+  builderImage: string;
+  archive: string;
+  lockfile: string;
+  ref?: string;
+  /** From the image labels, when skopeo could read them. */
+  version?: string;
+  commit?: string;
+  composedAt: string;
+  commands: string[][];
+}
+
+/** Reads a previous compose record, if any. */
+export function readRecord(path: string): ComposeRecord | undefined {
+  if (!existsSync(path)) return undefined;
+  try {
+    return JSON.parse(readFileSync(path, 'utf8')) as ComposeRecord;
+  } catch {
+    return undefined;
+  }
+}
+
+function writeAtomic(path: string, text: string): void {
+  mkdirSync(dirname(path), { recursive: true });
+  const tmp = `${path}.tmp-${process.pid}`;
+  writeFileSync(tmp, text);
+  renameSync(tmp, path);
+}
+
+/**
+ * Applies a plan: skips when the previous record has the same input hash and the archive exists;
+ * otherwise writes the wrapper, repo copies and script, runs the steps, and writes the record.
+ */
+export async function runCompose(
+  run: Runner,
+  plan: ComposePlan,
+  inputHash: string,
+  now: () => number,
+  opts: { force?: boolean } = {},
+): Promise<ComposeOutcome> {
+  const req = plan.request;
+  const tag = req.arch;
+  const previous = readRecord(plan.outputs.record);
+  if (!opts.force && previous?.inputHash === inputHash && existsSync(plan.outputs.archive)) {
+    return { status: 'unchanged', record: previous };
+  }
+  if (plan.podman) await ensureBuilderImage(run, req.builderImage, tag);
+  for (const d of [req.workDir, req.cacheDir, req.outputDir, dirname(plan.wrapper.path)])
+    mkdirSync(d, { recursive: true });
+  writeFileSync(plan.wrapper.path, plan.wrapper.text);
+  for (const [from, to] of plan.repoCopies) writeFileSync(to, readFileSync(from));
+  if (plan.podman && plan.script) {
+    writeFileSync(plan.script.path, plan.script.text, { mode: 0o755 });
+    await run('podman', plan.podman, { stream: true, tag });
+  } else {
+    for (const [cmd, ...args] of plan.steps) await run(cmd!, args, { stream: true, tag });
+  }
+  let version: string | undefined;
+  let commit: string | undefined;
+  if (which('skopeo')) {
+    const r = await run('skopeo', ['inspect', `oci-archive:${plan.outputs.archive}`], {
+      allowFailure: true,
+      tag,
+    });
+    if (r.exitCode === 0) {
+      const labels = (JSON.parse(r.stdout) as { Labels?: Record<string, string> }).Labels ?? {};
+      version = labels['org.opencontainers.image.version'] ?? labels.version;
+      commit = labels['ostree.commit'];
+    }
+  }
+  const record: ComposeRecord = {
+    schema: 1,
+    stream: req.stream,
+    arch: req.arch,
+    inputHash,
+    mode: req.mode,
+    flow: req.flow,
+    builderImage: req.builderImage,
+    archive: plan.outputs.archive,
+    lockfile: plan.outputs.lockfile,
+    ref: typeof req.flattened.treefile.ref === 'string' ? req.flattened.treefile.ref : undefined,
+    version,
+    commit,
+    composedAt: new Date(now()).toISOString(),
+    commands: plan.podman ? [['podman', ...plan.podman]] : plan.steps,
+  };
+  writeAtomic(plan.outputs.record, `${JSON.stringify(record, null, 2)}\n`);
+  return { status: 'composed', record };
+}
