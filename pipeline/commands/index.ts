@@ -1,5 +1,6 @@
 // Registry of subcommands, in the order `rock-image --help` lists them.
 import { build } from './build.ts';
+import { compose } from './compose.ts';
 import { doctor } from './doctor.ts';
 import { plan } from './plan.ts';
 import type { Command } from './types.ts';
@@ -8,5 +9,6 @@ export const commands: Command[] = [
   build,
   plan,
   doctor,
+  compose,
   // (new commands are added here, one line each)
 ];

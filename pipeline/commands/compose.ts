@@ -1,0 +1,332 @@
+// `rock-image compose`: composes the RockNSM base OCI archive from manifests/compose with
+// rpm-ostree (host or builder container), with lockfiles, autolock and change detection;
+// `--print-only` shows the flattened treefile and exact command lines; `--diff` compares lockfiles.
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, isAbsolute, join, resolve } from 'node:path';
+import { loadProject, projectPaths } from '../config/index.ts';
+import { UsageError } from '../errors.ts';
+import {
+  type ComposeFlow,
+  type ComposeMode,
+  type ComposePlan,
+  composeInputHash,
+  DEFAULT_BUILDER_IMAGE,
+  formatPlanCommands,
+  gatherComposeInputs,
+  planCompose,
+  resolveMode,
+  runCompose,
+} from '../exec/rpm-ostree.ts';
+import { hostArch } from '../exec/tools.ts';
+import {
+  autolock,
+  diffLockfiles,
+  formatDiff,
+  type Lockfile,
+  parseLockfile,
+  parseOverrides,
+  serializeLockfile,
+} from '../plan/lockfile.ts';
+import { type FlattenResult, flattenTreefile, type VarValue } from '../plan/treefile.ts';
+import type { Command, Context } from './types.ts';
+
+/** What a stream says about composing its base (the `compose:` block once the stream schema has it). */
+export interface StreamComposeSettings {
+  /** Root treefile, relative to the project root. Default manifests/compose/manifest.yaml. */
+  treefile: string;
+  /** `image` (rpm-ostree compose image) or `tree` (compose tree + container-encapsulate). Default image. */
+  flow: ComposeFlow;
+  /** Variables set by the wrapper treefile. Default {stream: <name>, prod: true}. */
+  variables: Record<string, VarValue>;
+  /** Builder image for container mode. Default quay.io/fedora/fedora:41. */
+  builderImage: string;
+  /** Arch whose lockfile --autolock copies. Default: the stream's first arch. */
+  primaryArch: string;
+  arches: string[];
+  /** Only locked packages may be installed. Default false. */
+  strict: boolean;
+}
+
+export const DEFAULT_TREEFILE = 'manifests/compose/manifest.yaml';
+
+/** Reads a stream's compose settings; the optional `compose:` mapping overrides the defaults. */
+export function streamComposeSettings(root: string, stream: string): StreamComposeSettings {
+  const project = loadProject(projectPaths(root));
+  const entry = project.streams.get(stream);
+  if (!entry) throw new UsageError(`no stream '${stream}'; known: ${[...project.streams.keys()].join(', ')}`);
+  const raw = entry.raw as unknown as { arches: string[]; compose?: Record<string, unknown> };
+  const c = raw.compose ?? {};
+  return {
+    treefile: (c.treefile as string | undefined) ?? DEFAULT_TREEFILE,
+    flow: (c.flow as ComposeFlow | undefined) ?? 'image',
+    variables: { stream, prod: true, ...((c.variables as Record<string, VarValue> | undefined) ?? {}) },
+    builderImage: (c['builder-image'] as string | undefined) ?? DEFAULT_BUILDER_IMAGE,
+    primaryArch: (c['primary-arch'] as string | undefined) ?? raw.arches[0]!,
+    arches: raw.arches,
+    strict: (c.strict as boolean | undefined) ?? false,
+  };
+}
+
+export interface ComposeOptions {
+  stream: string;
+  arches: string[];
+  settings: StreamComposeSettings;
+  /** Root treefile, absolute. */
+  treefile: string;
+  /** Base output directory (absolute); per arch: <output>/<arch>, work: <output>/work/<arch>. */
+  output: string;
+  cacheDir: string;
+  mode: ComposeMode;
+  autolock: boolean;
+  podmanArgs?: string[];
+}
+
+export interface ArchPlan {
+  arch: string;
+  flattened: FlattenResult;
+  plan: ComposePlan;
+  inputHash: string;
+  /** Generated autolock lockfile to write before running, if any. */
+  autolock?: { path: string; lockfile: Lockfile };
+}
+
+const readIfExists = (p: string) => (existsSync(p) ? readFileSync(p, 'utf8') : undefined);
+
+/** Flattens and plans the compose of every requested arch (reads files, runs nothing). */
+export function planStreamCompose(o: ComposeOptions): ArchPlan[] {
+  const configDir = dirname(o.treefile);
+  const repoFiles = readdirSync(configDir)
+    .filter((f) => f.endsWith('.repo'))
+    .sort()
+    .map((f) => join(configDir, f));
+  return o.arches.map((arch) => {
+    const flattened = flattenTreefile({
+      file: o.treefile,
+      basearch: arch,
+      read: readIfExists,
+      variables: o.settings.variables,
+    });
+    const outputDir = join(o.output, arch);
+    const workDir = join(o.output, 'work', arch);
+    const lockfiles: string[] = [];
+    let auto: ArchPlan['autolock'];
+    const base = join(configDir, `manifest-lock.${arch}.json`);
+    if (existsSync(base)) {
+      parseLockfile(readFileSync(base, 'utf8'), base);
+      lockfiles.push(base);
+    } else if (o.autolock && arch !== o.settings.primaryArch) {
+      const p = o.settings.primaryArch;
+      const source = [
+        join(o.output, p, `manifest-lock.generated.${p}.json`),
+        join(configDir, `manifest-lock.${p}.json`),
+      ].find(existsSync);
+      if (!source)
+        throw new UsageError(`--autolock: no lockfile of the primary arch ${p} (compose ${p} first)`);
+      const path = join(workDir, `manifest-lock.autolock.${arch}.json`);
+      auto = { path, lockfile: autolock(parseLockfile(readFileSync(source, 'utf8'), source)) };
+      lockfiles.push(path);
+    }
+    for (const name of ['manifest-lock.overrides.yaml', `manifest-lock.overrides.${arch}.yaml`]) {
+      const p = join(configDir, name);
+      if (existsSync(p)) {
+        parseOverrides(readFileSync(p, 'utf8'), p);
+        lockfiles.push(p);
+      }
+    }
+    const plan = planCompose({
+      stream: o.stream,
+      arch,
+      treefile: o.treefile,
+      variables: o.settings.variables,
+      flattened,
+      outputDir,
+      workDir,
+      cacheDir: o.cacheDir,
+      lockfiles,
+      repoFiles,
+      mode: o.mode,
+      flow: o.settings.flow,
+      builderImage: o.settings.builderImage,
+      strict: o.settings.strict,
+      labels: { 'io.rocknsm.stream': o.stream, 'io.rocknsm.compose.arch': arch },
+      podmanArgs: o.podmanArgs,
+    });
+    // The autolock file does not exist yet when planning: hash its content instead.
+    const inputs = gatherComposeInputs({
+      ...plan.request,
+      lockfiles: lockfiles.filter((l) => l !== auto?.path),
+    });
+    if (auto) inputs.files[`autolock:${arch}`] = serializeLockfile(auto.lockfile);
+    const inputHash = composeInputHash(inputs);
+    plan.request.labels['io.rocknsm.compose.inputhash'] = inputHash;
+    const withHash = planCompose({ ...plan.request });
+    return { arch, flattened, plan: withHash, inputHash, autolock: auto };
+  });
+}
+
+/** What `rock-image plan --compose` and `compose --print-only` print: flattened treefile and commands per arch. */
+export function formatComposePlan(plans: ArchPlan[]): string {
+  return plans
+    .map(
+      (p) =>
+        `# ${p.arch}: flattened treefile (rpm-ostree compose tree --print-only)\n` +
+        `${JSON.stringify(p.flattened.treefile, null, 2)}\n` +
+        `# ${p.arch}: variables ${JSON.stringify(p.flattened.variables)}\n` +
+        `# ${p.arch}: input hash ${p.inputHash}\n` +
+        `# ${p.arch}: wrapper ${p.plan.wrapper.path}\n${p.plan.wrapper.text}` +
+        `# ${p.arch}: commands (${p.plan.request.mode} mode)\n${formatPlanCommands(p.plan)}`,
+    )
+    .join('\n');
+}
+
+/** Entry point for `rock-image plan --compose`: the plan text for a stream, never running anything. */
+export function composePlanText(
+  ctx: Context,
+  stream: string,
+  opts: { arches?: string[]; mode?: ComposeMode; treefile?: string; output?: string } = {},
+): string {
+  const settings = streamComposeSettings(ctx.root, stream);
+  return formatComposePlan(
+    planStreamCompose(composeOptions(ctx, stream, settings, { ...opts, autolock: false })),
+  );
+}
+
+function composeOptions(
+  ctx: Context,
+  stream: string,
+  settings: StreamComposeSettings,
+  o: { arches?: string[]; mode?: ComposeMode; treefile?: string; output?: string; autolock?: boolean },
+): ComposeOptions {
+  const abs = (p: string, base: string) => (isAbsolute(p) ? p : resolve(base, p));
+  return {
+    stream,
+    arches: o.arches?.length ? o.arches : settings.arches,
+    settings,
+    treefile: o.treefile ? abs(o.treefile, ctx.cwd) : join(ctx.root, settings.treefile),
+    output: o.output ? abs(o.output, ctx.cwd) : join(ctx.root, 'build', 'compose', stream),
+    cacheDir: join(ctx.root, 'cache', 'compose'),
+    // Planning without running: show container mode when the host has no rpm-ostree.
+    mode: o.mode ?? 'container',
+    autolock: o.autolock ?? false,
+    podmanArgs: ctx.env.ROCK_IMAGE_PODMAN_ARGS?.split(/\s+/).filter(Boolean),
+  };
+}
+
+export const compose: Command = {
+  name: 'compose',
+  summary: 'compose the RockNSM base OCI archive from treefiles with rpm-ostree',
+  usage: `
+Usage: rock-image compose --stream S [--arch A]... [options]
+       rock-image compose --diff OLD.json NEW.json [--json]
+
+Flattens manifests/compose (include, arch-include, conditional-include, variables, packages-<arch>)
+for each arch, then runs rpm-ostree to produce <output>/<arch>/rocknsm-base-S.<arch>.ociarchive,
+the generated lockfile manifest-lock.generated.<arch>.json and compose.json (input hash, version,
+commit). Unchanged inputs skip the compose.
+
+Options:
+  --stream S           stream from manifests/streams (required unless --diff)
+  --arch A             x86_64 or aarch64; repeatable (default: the stream's arches)
+  --treefile F         root treefile (default: the stream's, ${DEFAULT_TREEFILE})
+  --output DIR         output directory (default: build/compose/<stream>)
+  --autolock           an arch without manifest-lock.<arch>.json reuses the primary arch's versions
+  --mode M             host (rpm-ostree on this host), container (podman + builder image), or
+                       auto (default: host if rpm-ostree is installed, else container)
+  --builder-image REF  builder image for container mode (default: the stream's, ${DEFAULT_BUILDER_IMAGE})
+  --force              compose even when the input hash is unchanged
+  --print-only         print the flattened treefile per arch and the exact command lines; run nothing
+  --diff OLD NEW       package changes between two lockfiles (release notes); --json for JSON
+
+Environment: ROCK_IMAGE_PODMAN_ARGS extra 'podman run' arguments (e.g. '--runtime runc').
+Exit 69 when neither rpm-ostree nor podman (with the builder image pullable) is available.
+`,
+  options: {
+    stream: { type: 'string' },
+    arch: { type: 'string', multiple: true },
+    treefile: { type: 'string' },
+    output: { type: 'string' },
+    autolock: { type: 'boolean' },
+    mode: { type: 'string' },
+    'builder-image': { type: 'string' },
+    force: { type: 'boolean' },
+    'print-only': { type: 'boolean' },
+    diff: { type: 'string' },
+    json: { type: 'boolean' },
+  },
+  positionals: true,
+  async run(ctx, values, positionals) {
+    if (typeof values.diff === 'string') {
+      if (positionals.length !== 1) throw new UsageError('--diff needs two lockfiles: --diff OLD NEW');
+      const [oldPath, newPath] = [resolve(ctx.cwd, values.diff), resolve(ctx.cwd, positionals[0]!)];
+      const diff = diffLockfiles(
+        parseLockfile(readFileSync(oldPath, 'utf8'), values.diff),
+        parseLockfile(readFileSync(newPath, 'utf8'), positionals[0]!),
+      );
+      ctx.stdout.write(values.json ? `${JSON.stringify(diff, null, 2)}\n` : formatDiff(diff));
+      return 0;
+    }
+    if (positionals.length) throw new UsageError(`unexpected argument '${positionals[0]}'`);
+    if (typeof values.stream !== 'string') throw new UsageError('--stream is required (see --help)');
+    const mode = (values.mode as string | undefined) ?? 'auto';
+    if (!['host', 'container', 'auto'].includes(mode))
+      throw new UsageError(`--mode must be host, container or auto, not '${mode}'`);
+    const arches = (values.arch as string[] | undefined) ?? [];
+    for (const a of arches)
+      if (!['x86_64', 'aarch64'].includes(a))
+        throw new UsageError(`unknown arch '${a}'; use x86_64 or aarch64`);
+
+    const settings = streamComposeSettings(ctx.root, values.stream);
+    if (typeof values['builder-image'] === 'string') settings.builderImage = values['builder-image'];
+    const printOnly = Boolean(values['print-only']);
+    // Printing never needs the tools; running resolves the mode (exit 69 when nothing can compose).
+    const resolved: ComposeMode = printOnly
+      ? mode === 'auto'
+        ? 'container'
+        : (mode as ComposeMode)
+      : resolveMode(mode as ComposeMode | 'auto');
+    const opts = composeOptions(ctx, values.stream, settings, {
+      arches,
+      mode: resolved,
+      treefile: values.treefile as string | undefined,
+      output: values.output as string | undefined,
+      autolock: Boolean(values.autolock),
+    });
+    if (printOnly) {
+      ctx.stdout.write(formatComposePlan(planStreamCompose(opts)));
+      return 0;
+    }
+    const host = hostArch();
+    // Native composes only, like coreos-assembler: primary arch first so --autolock can use it.
+    const order = [...opts.arches].sort((a, b) =>
+      a === settings.primaryArch ? -1 : b === settings.primaryArch ? 1 : 0,
+    );
+    for (const arch of order) {
+      if (arch !== host)
+        throw new UsageError(
+          `cannot compose ${arch} on a ${host} host (rpm-ostree composes natively; use a ${arch} runner)`,
+        );
+      const [p] = planStreamCompose({ ...opts, arches: [arch] });
+      if (p!.autolock) {
+        mkdirSync(dirname(p!.autolock.path), { recursive: true });
+        writeFileSync(p!.autolock.path, serializeLockfile(p!.autolock.lockfile));
+      }
+      const outcome = await ctx.log.step(
+        `compose ${values.stream}/${arch}`,
+        () => runCompose(ctx.run, p!.plan, p!.inputHash, ctx.now, { force: Boolean(values.force) }),
+        arch,
+      );
+      if (outcome.status === 'unchanged') {
+        ctx.log.info(`input hash unchanged (${p!.inputHash}); kept ${outcome.record.archive}`, arch);
+      } else {
+        // Normalise the generated lockfile to the upstream layout (sorted, two-space JSON).
+        const lf = p!.plan.outputs.lockfile;
+        if (existsSync(lf)) writeFileSync(lf, serializeLockfile(parseLockfile(readFileSync(lf, 'utf8'), lf)));
+        ctx.log.info(`composed ${outcome.record.archive}`, arch);
+      }
+      ctx.stdout.write(
+        `${JSON.stringify({ arch, status: outcome.status, archive: outcome.record.archive, inputHash: p!.inputHash })}\n`,
+      );
+    }
+    return 0;
+  },
+};

@@ -1,0 +1,135 @@
+// `rock-image compose`: --print-only (what `plan --compose` shows), --diff, --autolock planning,
+// and the production path failing with exit 69 on a host that cannot run rpm-ostree.
+import { cpSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { compose, planStreamCompose, streamComposeSettings } from '../../pipeline/commands/compose.ts';
+import type { Context } from '../../pipeline/commands/types.ts';
+import { ToolMissingError, UsageError } from '../../pipeline/errors.ts';
+import type { RunResult } from '../../pipeline/exec/run.ts';
+import { createLogger } from '../../pipeline/log.ts';
+
+const root = fileURLToPath(new URL('../../', import.meta.url));
+
+function context(results: Record<string, Partial<RunResult>> = {}) {
+  let out = '';
+  const calls: string[][] = [];
+  const ctx: Context = {
+    root,
+    cwd: root,
+    env: {},
+    now: () => Date.UTC(2025, 0, 14),
+    log: createLogger({ mode: 'plain', out: { write: () => true } }),
+    run: async (cmd, args) => {
+      calls.push([cmd, ...args]);
+      return { stdout: '', stderr: '', exitCode: 0, ...(results[`${cmd} ${args[0]}`] ?? {}) };
+    },
+    stdout: { write: (s: string) => (out += s) },
+    cores: 2,
+  };
+  return { ctx, calls, out: () => out };
+}
+
+test('--print-only: flattened treefile per arch and the exact command lines, nothing run', async () => {
+  const { ctx, calls, out } = context();
+  const code = await compose.run(
+    ctx,
+    { stream: 'stable', arch: ['x86_64'], 'print-only': true, mode: 'container', output: '/tmp/o' },
+    [],
+  );
+  assert.is(code, 0);
+  assert.is(calls.length, 0);
+  const text = out();
+  const golden = JSON.parse(
+    readFileSync(join(root, 'test/golden/treefile/rocknsm-stable.x86_64.json'), 'utf8'),
+  );
+  const printed = text.slice(text.indexOf('{'), text.indexOf('\n}\n') + 2);
+  assert.equal(JSON.parse(printed), golden.treefile);
+  assert.match(
+    text,
+    `podman run --rm --privileged --security-opt label=disable --pull=missing -v ${root}manifests/compose:/srv/config:ro -v /tmp/o/work/x86_64:/srv/work`,
+  );
+  assert.match(text, '#   rpm-ostree compose image --format=ociarchive --initialize --cachedir=/srv/cache');
+  assert.match(text, /# x86_64: input hash sha256:[0-9a-f]{64}/);
+});
+
+test('--diff OLD NEW prints the package changes; --json as JSON', async () => {
+  const a = 'test/fixtures/lockfile/manifest-lock.2024-12.x86_64.json';
+  const b = 'test/fixtures/lockfile/manifest-lock.2025-01.x86_64.json';
+  const t = context();
+  assert.is(await compose.run(t.ctx, { diff: a }, [b]), 0);
+  assert.match(t.out(), /^Package changes: 9 upgraded, 1 downgraded, 2 added, 1 removed, 63 unchanged\n/);
+  const j = context();
+  await compose.run(j.ctx, { diff: a, json: true }, [b]);
+  assert.equal(JSON.parse(j.out()).removed, [
+    { name: 'iptables-legacy', from: '1.8.10-13.fc41', source: 'iptables' },
+  ]);
+});
+
+test('usage errors: no stream, bad mode, bad arch, --diff without NEW', async () => {
+  const { ctx } = context();
+  for (const [values, pos] of [
+    [{}, []],
+    [{ stream: 'stable', mode: 'vm' }, []],
+    [{ stream: 'stable', arch: ['ppc64le'] }, []],
+    [{ diff: 'a.json' }, []],
+  ] as const) {
+    let err: unknown;
+    await compose.run(ctx, { ...values } as never, [...pos]).catch((e) => {
+      err = e;
+    });
+    assert.instance(err, UsageError, JSON.stringify(values));
+  }
+});
+
+test('a real compose on a host without rpm-ostree or a pullable builder image exits 69', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'compose-cmd-'));
+  try {
+    const { ctx } = context({
+      'podman image': { exitCode: 1 },
+      'podman pull': { exitCode: 125, stderr: 'no such host' },
+    });
+    let err: unknown;
+    const arch = process.arch === 'arm64' ? 'aarch64' : 'x86_64';
+    await compose.run(ctx, { stream: 'stable', arch: [arch], output: dir }, []).catch((e) => {
+      err = e;
+    });
+    assert.instance(err, ToolMissingError);
+    assert.is((err as ToolMissingError).exitCode, 69);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('--autolock: an arch without a lockfile gets the primary arch versions, then the overrides', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'compose-auto-'));
+  try {
+    cpSync(join(root, 'manifests/compose'), join(dir, 'config'), { recursive: true });
+    rmSync(join(dir, 'config/manifest-lock.aarch64.json'));
+    const settings = { ...streamComposeSettings(root, 'stable') };
+    const [p] = planStreamCompose({
+      stream: 'stable',
+      arches: ['aarch64'],
+      settings,
+      treefile: join(dir, 'config/manifest.yaml'),
+      output: join(dir, 'out'),
+      cacheDir: join(dir, 'cache'),
+      mode: 'host',
+      autolock: true,
+    });
+    assert.is(p!.autolock!.path, join(dir, 'out/work/aarch64/manifest-lock.autolock.aarch64.json'));
+    assert.equal(p!.autolock!.lockfile.packages.podman, { evr: '5:5.3.1-1.fc41' });
+    assert.equal(p!.plan.request.lockfiles, [
+      p!.autolock!.path,
+      join(dir, 'config/manifest-lock.overrides.yaml'),
+    ]);
+    assert.ok(p!.plan.steps.at(-1)!.includes(`--lockfile=${p!.autolock!.path}`));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test.run();
