@@ -186,6 +186,14 @@ export const tools: Tool[] = [
     why: 'artifact compression',
   },
   {
+    name: 'shellcheck',
+    versionArg: '--version',
+    deb: 'shellcheck',
+    fedora: 'ShellCheck',
+    stages: ['test'],
+    why: 'lints the overlay shell scripts',
+  },
+  {
     name: 'busybox',
     versionArg: '--help',
     deb: 'busybox-static',
