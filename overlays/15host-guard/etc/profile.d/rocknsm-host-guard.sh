@@ -1,10 +1,26 @@
-# RockNSM host-package guard (seed 000): the host OS is an image; software goes into a toolbox
-# container, OS changes into the image build. Interactive shells only; `\dnf` or `command dnf`
-# bypasses the guard when it is really needed.
+# shellcheck shell=sh
+# RockNSM host-package guard (design notes, seed 000: "defend using yum through aliases as a
+# simple reminder"). The host OS is an image: extra tools belong in a toolbox container, OS
+# changes in the image build or, for a single sensor, in an rpm-ostree layer. Interactive
+# shells only, so scripts are never affected. Sourced by sh and bash: POSIX sh only.
+#
+# Bypass, when it is really needed: `\dnf ...` or `command dnf ...` (the alias is skipped).
+# Opt out for a whole session: export ROCKNSM_NO_HOST_GUARD=1 before logging in.
+
 case $- in
   *i*)
-    alias yum='echo "RockNSM: this host is image based. Install tools in a toolbox (toolbox create && toolbox enter), or layer OS packages with rpm-ostree install. If you really need yum, run \\yum." >&2; false'
-    alias dnf='echo "RockNSM: this host is image based. Install tools in a toolbox (toolbox create && toolbox enter), or layer OS packages with rpm-ostree install. If you really need dnf, run \\dnf." >&2; false'
-    alias dnf5='dnf'
+    if [ -z "${ROCKNSM_NO_HOST_GUARD:-}" ]; then
+      rocknsm_host_guard() {
+        printf '%s\n' \
+          "RockNSM: this sensor runs an image-based OS; '$1' does not install software on it." \
+          "  Tools for yourself:  toolbox create && toolbox enter   (then '$1 install ...' inside)" \
+          "  OS packages:         rpm-ostree install PACKAGE         (layered, applied on reboot)" \
+          "  Really need it:      \\$1 ...   (skips this reminder)" >&2
+        return 1
+      }
+      alias yum='rocknsm_host_guard yum'
+      alias dnf='rocknsm_host_guard dnf'
+      alias dnf5='rocknsm_host_guard dnf5'
+    fi
     ;;
 esac
