@@ -2,6 +2,7 @@
 import { build } from './build.ts';
 import { compose } from './compose.ts';
 import { doctor } from './doctor.ts';
+import { ignition } from './ignition.ts';
 import { plan } from './plan.ts';
 import type { Command } from './types.ts';
 
@@ -10,5 +11,6 @@ export const commands: Command[] = [
   plan,
   doctor,
   compose,
+  ignition,
   // (new commands are added here, one line each)
 ];
