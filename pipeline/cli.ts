@@ -30,8 +30,22 @@ function mainUsage(): string {
   ].join('\n');
 }
 
+/** Moves global options given before the command (`rock-image --project D build`) after it. */
+function commandFirst(argv: string[]): string[] {
+  const leading: string[] = [];
+  let i = 0;
+  while (i < argv.length) {
+    const a = argv[i]!;
+    if (a === '--project' && i + 1 < argv.length) leading.push(a, argv[++i]!);
+    else if (a.startsWith('--project=') || a === '-v' || a === '--verbose') leading.push(a);
+    else break;
+    i++;
+  }
+  return i < argv.length ? [argv[i]!, ...leading, ...argv.slice(i + 1)] : argv;
+}
+
 export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
-  const [name, ...rest] = argv;
+  const [name, ...rest] = commandFirst(argv);
   if (!name || name === '-h' || name === '--help' || name === 'help') {
     process.stdout.write(`${mainUsage()}\n`);
     return name ? ExitCode.ok : ExitCode.usage;

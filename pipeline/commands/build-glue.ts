@@ -3,14 +3,16 @@
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { type Arch, loadProject, projectPaths, type ResolvedConfig, resolveStream } from '../config/index.ts';
-import { UsageError } from '../errors.ts';
+import { ExitCode, PipelineError, UsageError } from '../errors.ts';
 import { Buildah } from '../exec/buildah.ts';
 import { hasExecutable, kernelVersions, listTree, readInRoot, resolveInRoot } from '../exec/rootfs.ts';
+import { composedArchiveName } from '../exec/rpm-ostree.ts';
 import { checkTransport, resolveDigest } from '../exec/skopeo.ts';
 import { type Storage, storageFromDir } from '../exec/storage.ts';
 import { type BaseFacts, type BuildPlan, ociArch, planBuild } from '../plan/build-plan.ts';
 import { indexOverlay } from '../plan/overlay-index.ts';
 import { nextVersion, parseVersion, utcDate } from '../plan/version.ts';
+import { composeOutputDir } from './compose-paths.ts';
 import type { Context } from './types.ts';
 
 export interface BuildOptions {
@@ -19,6 +21,8 @@ export interface BuildOptions {
   /** Per-arch base references; '*' applies to every arch. */
   bases: Partial<Record<Arch | '*', string>>;
   output: string;
+  /** Where `rock-image compose` wrote this stream's bases (used when base.source is compose). */
+  composeDir: string;
   version?: string;
   storage: Storage;
 }
@@ -28,6 +32,7 @@ export const buildOptionSpec = {
   arch: { type: 'string', short: 'a' },
   base: { type: 'string', multiple: true },
   output: { type: 'string', short: 'o' },
+  'compose-dir': { type: 'string' },
   version: { type: 'string' },
   storage: { type: 'string' },
 } as const;
@@ -38,7 +43,11 @@ export const buildOptionHelp = `
   --base REF            base image as a containers-image reference (docker://, oci:, oci-archive:,
                         containers-storage:); ARCH=REF sets one arch's base; repeatable.
                         Default: the stream's upstream image (docker://<base.image>:<base.tag>,
-                        or @<base.digest> when pinned), which needs the network
+                        or @<base.digest> when pinned), which needs the network; for a stream
+                        with base.source: compose, the archive 'rock-image compose' wrote:
+                        oci-archive:<compose-dir>/<arch>/rocknsm-base-<stream>.<arch>.ociarchive
+  --compose-dir DIR     where 'rock-image compose' put the stream's bases
+                        (default: <project>/build/compose/<stream>, compose's default output)
   -o, --output DIR      build directory (default: ./out); builds land in DIR/builds/<version>/<arch>/
   --version V           version to build (default: X.YYYYMMDD.S.N from the base and today's date)
   --storage DIR         private container storage under DIR (default: the system's)`;
@@ -62,6 +71,10 @@ export function parseBuildOptions(ctx: Context, values: Record<string, unknown>)
     arches: arches as Arch[] | undefined,
     bases,
     output: resolve(ctx.cwd, typeof values.output === 'string' ? values.output : 'out'),
+    composeDir:
+      typeof values['compose-dir'] === 'string'
+        ? resolve(ctx.cwd, values['compose-dir'])
+        : composeOutputDir(ctx.root, values.stream),
     version: values.version as string | undefined,
     storage: storageFromDir(
       typeof values.storage === 'string' ? resolve(ctx.cwd, values.storage) : undefined,
@@ -74,10 +87,19 @@ export function loadConfig(ctx: Context, stream: string): ResolvedConfig {
 }
 
 export function baseRefFor(config: ResolvedConfig, opts: BuildOptions, arch: Arch): string {
+  const given = opts.bases[arch] ?? opts.bases['*'];
+  if (given) return given;
+  if (config.stream.baseSource === 'compose') {
+    const archive = join(opts.composeDir, arch, composedArchiveName(config.stream.stream, arch));
+    if (!existsSync(archive))
+      throw new PipelineError(
+        `stream ${config.stream.stream} builds on its own compose (base.source: compose), but ${archive} does not exist: run 'rock-image compose --stream ${config.stream.stream} --arch ${arch}' first, or give --compose-dir or --base`,
+        ExitCode.usage,
+      );
+    return `oci-archive:${archive}`;
+  }
   const b = config.stream.base;
-  return (
-    opts.bases[arch] ?? opts.bases['*'] ?? `docker://${b.image}${b.digest ? `@${b.digest}` : `:${b.tag}`}`
-  );
+  return `docker://${b.image}${b.digest ? `@${b.digest}` : `:${b.tag}`}`;
 }
 
 /** Writes a file atomically (temp + rename), so readers never see half a file. */

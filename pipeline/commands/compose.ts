@@ -28,6 +28,7 @@ import {
   serializeLockfile,
 } from '../plan/lockfile.ts';
 import { type FlattenResult, flattenTreefile, type VarValue } from '../plan/treefile.ts';
+import { composeOutputDir } from './compose-paths.ts';
 import type { Command, Context } from './types.ts';
 
 /** What a stream says about composing its base (the `compose:` block once the stream schema has it). */
@@ -203,8 +204,8 @@ function composeOptions(
     arches: o.arches?.length ? o.arches : settings.arches,
     settings,
     treefile: o.treefile ? abs(o.treefile, ctx.cwd) : join(ctx.root, settings.treefile),
-    output: o.output ? abs(o.output, ctx.cwd) : join(ctx.root, 'build', 'compose', stream),
-    cacheDir: join(ctx.root, 'cache', 'compose'),
+    output: o.output ? abs(o.output, ctx.cwd) : composeOutputDir(ctx.root, stream),
+    cacheDir: join(ctx.root, 'build', 'cache', 'compose'),
     // Planning without running: show container mode when the host has no rpm-ostree.
     mode: o.mode ?? 'container',
     autolock: o.autolock ?? false,

@@ -1,9 +1,11 @@
 // `rock-image plan`: what a build would do (resolved config, version, input hashes, rendered
 // Containerfile, every command line) without building anything.
 import { join } from 'node:path';
+import { UsageError } from '../errors.ts';
 import { Buildah } from '../exec/buildah.ts';
 import { storageArgs } from '../exec/storage.ts';
 import { buildOptionHelp, buildOptionSpec, parseBuildOptions, prepare } from './build-glue.ts';
+import { composePlanText } from './compose.ts';
 import type { Command } from './types.ts';
 
 export const plan: Command = {
@@ -16,11 +18,40 @@ Prints the resolved configuration, the version and per-arch input hashes, the re
 Containerfile and every command line a build would run. Builds nothing; it resolves the base
 digests and, the first time, pulls each base to read its os-release and tools (cached).
 
+With --compose it prints instead, per arch, the flattened treefile rpm-ostree would compose
+(what 'rpm-ostree compose tree --print-only' shows) and the exact compose command lines, in
+container mode unless --mode host; it needs no base, no network and no rpm-ostree.
+
 Options:${buildOptionHelp}
   --json                print the whole plan as JSON
+  --compose             print the compose plan of the stream's base (see above)
+  --mode M              with --compose: host or container (default container)
 `,
-  options: { ...buildOptionSpec, json: { type: 'boolean' } },
+  options: {
+    ...buildOptionSpec,
+    json: { type: 'boolean' },
+    compose: { type: 'boolean' },
+    mode: { type: 'string' },
+  },
   async run(ctx, values) {
+    if (values.compose) {
+      if (typeof values.stream !== 'string') throw new UsageError('--stream is required');
+      const mode = (values.mode as string | undefined) ?? 'container';
+      if (mode !== 'host' && mode !== 'container')
+        throw new UsageError(`--mode must be host or container, not '${mode}'`);
+      const arches = typeof values.arch === 'string' ? values.arch.split(',').map((a) => a.trim()) : [];
+      for (const a of arches)
+        if (a !== 'x86_64' && a !== 'aarch64') throw new UsageError(`unknown arch '${a}' (x86_64, aarch64)`);
+      ctx.stdout.write(
+        composePlanText(ctx, values.stream, {
+          arches,
+          mode,
+          output: typeof values['compose-dir'] === 'string' ? values['compose-dir'] : undefined,
+        }),
+      );
+      return 0;
+    }
+    if (values.mode !== undefined) throw new UsageError('--mode goes with --compose');
     const opts = parseBuildOptions(ctx, values);
     const { config, plan } = await prepare(ctx, opts, true);
     const g = storageArgs(opts.storage);

@@ -58,6 +58,8 @@ export interface KargsEntry {
 export interface StreamConfig {
   stream: string;
   streamNumber: number;
+  /** upstream: base.image/tag (digest); compose: the stream's own rpm-ostree compose. */
+  baseSource: 'upstream' | 'compose';
   base: { image: string; tag: string; digest?: string };
   arches: Arch[];
   composefs: ComposefsMode;
@@ -116,7 +118,8 @@ interface RawImage {
 interface RawStream {
   stream: string;
   'stream-number': number;
-  base: { image: string; tag: string; digest?: string };
+  base: { source?: 'upstream' | 'compose'; image?: string; tag?: string; digest?: string };
+  compose?: { 'primary-arch'?: Arch; [key: string]: unknown };
   arches: Arch[];
   composefs?: boolean | string;
   'composefs-keypath'?: string;
@@ -271,6 +274,18 @@ function crossChecks(
         );
       }
     }
+    const primary = raw.compose?.['primary-arch'];
+    if (primary && !raw.arches.includes(primary)) {
+      issues.push(
+        issueAt(
+          source,
+          ['compose', 'primary-arch'],
+          'primary-arch-listed',
+          `must be one of the stream's arches (${raw.arches.join(', ')})`,
+          primary,
+        ),
+      );
+    }
     if (raw.composefs !== 'signed' && raw['composefs-keypath'] !== undefined) {
       issues.push(
         issueAt(
@@ -325,7 +340,8 @@ export function resolveStream(project: LoadedProject, name: string, root: string
   const stream: StreamConfig = {
     stream: raw.stream,
     streamNumber: raw['stream-number'],
-    base: raw.base,
+    baseSource: raw.base.source ?? 'upstream',
+    base: { image: raw.base.image ?? '', tag: raw.base.tag ?? '', digest: raw.base.digest },
     arches: raw.arches,
     composefs: String(raw.composefs ?? true) as ComposefsMode,
     composefsKeypath: raw['composefs-keypath'],

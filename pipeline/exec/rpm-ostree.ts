@@ -28,6 +28,11 @@ import { canonicalJson, type FlattenResult, type VarValue } from '../plan/treefi
 import type { Runner } from './run.ts';
 import { which } from './tools.ts';
 
+/** File name of a composed base archive; `rock-image build` looks for it when base.source is compose. */
+export function composedArchiveName(stream: string, arch: string): string {
+  return `rocknsm-base-${stream}.${arch}.ociarchive`;
+}
+
 export type ComposeMode = 'host' | 'container';
 export type ComposeFlow = 'image' | 'tree';
 
@@ -129,7 +134,7 @@ export function planCompose(req: ComposeRequest): ComposePlan {
     return { ref, dir };
   });
 
-  const name = `rocknsm-base-${req.stream}.${req.arch}.ociarchive`;
+  const name = composedArchiveName(req.stream, req.arch);
   const archive = join(req.outputDir, name);
   const lockOut = join(req.outputDir, `manifest-lock.generated.${req.arch}.json`);
   const labels = Object.entries(req.labels)
