@@ -1,7 +1,7 @@
 // `rock-image doctor`: which host tools each stage needs, which are present (with versions),
 // and how to install the missing ones; `--install` installs them on Debian/Ubuntu or Fedora.
 import { existsSync, readFileSync } from 'node:fs';
-import { type Stage, toolsFor, which } from '../exec/tools.ts';
+import { findTool, type Stage, toolsFor, which } from '../exec/tools.ts';
 import type { Command } from './types.ts';
 
 const stages: Stage[] = ['build', 'cross-arch', 'compose', 'artifacts', 'boot-test', 'publish', 'test'];
@@ -34,7 +34,7 @@ Options:
 
     const report = [];
     for (const tool of toolsFor(wanted)) {
-      const path = which(tool.name);
+      const path = findTool(tool);
       let version: string | undefined;
       if (path && tool.versionArg) {
         const r = await ctx.run(path, [tool.versionArg], { allowFailure: true });
@@ -101,7 +101,7 @@ function binfmtStatus(): { ok: boolean; detail: string } {
 }
 
 async function install(ctx: Parameters<Command['run']>[0], wanted: Stage[], osId: string): Promise<void> {
-  const missing = toolsFor(wanted).filter((t) => !which(t.name));
+  const missing = toolsFor(wanted).filter((t) => !findTool(t));
   const env = { DEBIAN_FRONTEND: 'noninteractive' };
   await ctx.log.step('install host tools', async () => {
     if (osId === 'debian') {

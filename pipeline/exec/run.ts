@@ -16,6 +16,8 @@ export interface RunOptions {
   stream?: boolean;
   /** Label for log lines, e.g. the arch of a concurrent build. */
   tag?: string;
+  /** Aborting it kills the process (SIGTERM); the result then has exit code -1. */
+  signal?: AbortSignal;
 }
 
 export interface RunResult {
@@ -36,6 +38,7 @@ export function createRunner(log: Logger): Runner {
       cwd: opts.cwd,
       env: { ...process.env, ...opts.env },
       input: opts.input,
+      signal: opts.signal,
       quiet: true,
       nothrow: true,
       verbose: false,

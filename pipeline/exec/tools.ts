@@ -1,7 +1,7 @@
 // Host tools each stage needs, how to ask each for its version, and which distribution package
 // provides it. `rock-image doctor` reports on them; executors call `requireTool` once per run.
-import { existsSync } from 'node:fs';
-import { delimiter, join } from 'node:path';
+import { existsSync, readdirSync } from 'node:fs';
+import { basename, delimiter, dirname, join } from 'node:path';
 import { ToolMissingError } from '../errors.ts';
 
 export type Stage = 'build' | 'cross-arch' | 'compose' | 'artifacts' | 'boot-test' | 'publish' | 'test';
@@ -14,6 +14,9 @@ export interface Tool {
   fedora: string;
   stages: Stage[];
   why: string;
+  /** For packages that are not a command (kernel, dracut modules): the file that proves the
+   * package is installed, its last component may end in `*`; `name` is then only a label. */
+  file?: string;
 }
 
 export const tools: Tool[] = [
@@ -201,6 +204,49 @@ export const tools: Tool[] = [
     stages: ['test'],
     why: 'shell of the test fixture base images',
   },
+  {
+    name: 'cpio',
+    versionArg: '--version',
+    deb: 'cpio',
+    fedora: 'cpio',
+    stages: ['boot-test', 'test'],
+    why: 'packs the small initramfs of the QEMU tests',
+  },
+  {
+    name: 'dracut',
+    versionArg: '--version',
+    deb: 'dracut',
+    fedora: 'dracut',
+    stages: ['test'],
+    why: 'builds the Ignition initramfs of the first-boot test',
+  },
+  {
+    name: 'dracut url-lib',
+    versionArg: null,
+    deb: 'dracut-network',
+    fedora: 'dracut-network',
+    stages: ['test'],
+    why: 'network modules the Ignition dracut module depends on (first-boot test)',
+    file: '/usr/lib/dracut/modules.d/45url-lib/module-setup.sh',
+  },
+  {
+    name: 'ignition dracut module',
+    versionArg: null,
+    deb: 'ignition',
+    fedora: 'ignition',
+    stages: ['test'],
+    why: 'the real Ignition engine run by the first-boot test',
+    file: '/usr/lib/dracut/modules.d/30ignition/ignition',
+  },
+  {
+    name: 'linux kernel',
+    versionArg: null,
+    deb: 'linux-image-amd64',
+    fedora: 'kernel-core',
+    stages: ['test'],
+    why: 'kernel the QEMU tests boot (first boot, tiny initramfs boots)',
+    file: '/boot/vmlinuz-*',
+  },
 ];
 
 /** Finds an executable on PATH (plus the sbin directories root normally has). */
@@ -211,6 +257,17 @@ export function which(name: string, path = process.env.PATH ?? ''): string | und
     if (d && existsSync(p)) return p;
   }
   return undefined;
+}
+
+/** Where a tool of the table is installed: its `file` when it has one, else the command on PATH. */
+export function findTool(tool: Tool): string | undefined {
+  if (!tool.file) return which(tool.name);
+  const dir = dirname(tool.file);
+  const base = basename(tool.file);
+  if (!base.endsWith('*')) return existsSync(tool.file) ? tool.file : undefined;
+  const prefix = base.slice(0, -1);
+  const hit = existsSync(dir) ? readdirSync(dir).find((f) => f.startsWith(prefix)) : undefined;
+  return hit ? join(dir, hit) : undefined;
 }
 
 /** Throws a ToolMissingError naming the package to install when `name` is not on PATH. */

@@ -1,0 +1,157 @@
+// pipeline/exec/qemu.ts: the exact command lines, and real TCG boots of Debian's kernel with a
+// busybox initramfs (marker, power off, timeout).
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { bootVm, qemuArgv, type VmSpec } from '../../pipeline/exec/qemu.ts';
+import { needTool, sh } from '../world/tools.ts';
+
+const base: VmSpec = {
+  arch: 'x86_64',
+  firmware: 'direct',
+  kernel: '/k',
+  serialLog: '/l/console.log',
+  timeoutSec: 5,
+};
+
+test('x86_64 direct boot: TCG, q35, console to a file, no reboot, no NIC', () => {
+  const { cmd, args } = qemuArgv({ ...base, initrd: '/i', append: 'console=ttyS0' });
+  assert.is(cmd, 'qemu-system-x86_64');
+  assert.equal(args, [
+    '-machine',
+    'q35',
+    '-cpu',
+    'max',
+    '-accel',
+    'tcg',
+    '-m',
+    '1024',
+    '-smp',
+    '1',
+    '-nographic',
+    '-no-reboot',
+    '-monitor',
+    'none',
+    '-chardev',
+    'file,id=console0,path=/l/console.log',
+    '-serial',
+    'chardev:console0',
+    '-kernel',
+    '/k',
+    '-initrd',
+    '/i',
+    '-append',
+    'console=ttyS0',
+    '-nic',
+    'none',
+  ]);
+});
+
+test('drives, fw_cfg and net; commas in paths are doubled', () => {
+  const { args } = qemuArgv({
+    ...base,
+    serialLog: '/l/a,b.log',
+    drives: [
+      { file: '/d/boot.raw', format: 'raw', serial: 'coreos-boot' },
+      { file: '/d/x,y.qcow2', format: 'qcow2', readonly: true },
+    ],
+    fwCfg: [{ name: 'opt/com.coreos/config', file: '/c/config.ign' }],
+    net: { tftpDir: '/t', bootfile: 'pxe.ipxe' },
+  });
+  const s = args.join(' ');
+  assert.ok(s.includes('-chardev file,id=console0,path=/l/a,,b.log'));
+  assert.ok(
+    s.includes(
+      '-drive if=none,id=disk0,file=/d/boot.raw,format=raw,discard=unmap -device virtio-blk-pci,drive=disk0,serial=coreos-boot',
+    ),
+  );
+  assert.ok(
+    s.includes(
+      '-drive if=none,id=disk1,file=/d/x,,y.qcow2,format=qcow2,discard=unmap,readonly=on -device virtio-blk-pci,drive=disk1 ',
+    ),
+  );
+  assert.ok(s.includes('-fw_cfg name=opt/com.coreos/config,file=/c/config.ign'));
+  assert.ok(s.includes('-netdev user,id=net0,tftp=/t,bootfile=pxe.ipxe -device virtio-net-pci,netdev=net0'));
+  assert.not.ok(s.includes('-nic none'));
+});
+
+test('aarch64 and uefi; kvm uses the host cpu; bad specs are refused', () => {
+  const a = qemuArgv({ arch: 'aarch64', firmware: 'uefi', serialLog: '/l', timeoutSec: 1, accel: 'kvm' });
+  assert.is(a.cmd, 'qemu-system-aarch64');
+  assert.equal(a.args.slice(0, 10), [
+    '-machine',
+    'virt',
+    '-cpu',
+    'host',
+    '-accel',
+    'kvm',
+    '-m',
+    '1536',
+    '-smp',
+    '1',
+  ]);
+  assert.ok(a.args.join(' ').includes('-bios /usr/share/qemu-efi-aarch64/QEMU_EFI.fd'));
+  assert.throws(
+    () => qemuArgv({ arch: 'aarch64', firmware: 'bios', serialLog: '/l', timeoutSec: 1 }),
+    /no BIOS/,
+  );
+  assert.throws(() => qemuArgv({ ...base, firmware: 'bios' }), /need firmware 'direct'/);
+  assert.throws(() => qemuArgv({ ...base, drives: [{ file: 'f', format: 'raw', serial: 'a b' }] }), /serial/);
+});
+
+// A busybox initramfs whose /init prints what it is told and then powers off or hangs.
+function tinyInitramfs(dir: string, init: string): string {
+  const root = join(dir, 'root');
+  mkdirSync(join(root, 'bin'), { recursive: true });
+  sh('cp', [needTool('busybox'), join(root, 'bin/busybox')]);
+  writeFileSync(join(root, 'init'), `#!/bin/busybox sh\n${init}\n`);
+  chmodSync(join(root, 'init'), 0o755);
+  const out = join(dir, 'initrd.cpio');
+  sh('sh', ['-c', `cd ${root} && find . | cpio -o -H newc --quiet > ${out}`]);
+  return out;
+}
+
+function debianKernel(): string {
+  const k = readdirSync('/boot').find((f) => f.startsWith('vmlinuz-'));
+  if (!k)
+    throw new Error("no /boot/vmlinuz-*: install 'linux-image-amd64' (npx rock-image doctor --install test)");
+  return join('/boot', k);
+}
+
+test('real TCG boots: power off, marker, timeout', async () => {
+  needTool('qemu-system-x86_64');
+  needTool('cpio');
+  const dir = mkdtempSync(join(tmpdir(), 'rock-qemu-'));
+  try {
+    const kernel = debianKernel();
+    const spec = (initrd: string, extra: Partial<VmSpec> = {}): VmSpec => ({
+      arch: 'x86_64',
+      firmware: 'direct',
+      kernel,
+      initrd,
+      append: 'console=ttyS0 quiet panic=-1',
+      serialLog: join(dir, 'console.log'),
+      timeoutSec: 60,
+      ...extra,
+    });
+    const off = tinyInitramfs(join(dir, 'off'), 'echo rock-says-hello\n/bin/busybox poweroff -f');
+    const r1 = await bootVm(spec(off), { env: {} });
+    assert.is(r1.outcome, 'poweroff', r1.log.slice(-2000));
+    assert.ok(r1.log.includes('rock-says-hello'));
+    assert.is(r1.argv[0]?.endsWith('qemu-system-x86_64'), true);
+
+    const hang = tinyInitramfs(join(dir, 'hang'), 'echo rock-ready\nwhile :; do /bin/busybox sleep 1; done');
+    const r2 = await bootVm(spec(hang, { marker: 'rock-ready' }), { env: {} });
+    assert.is(r2.outcome, 'marker', r2.log.slice(-2000));
+
+    const r3 = await bootVm(spec(hang, { timeoutSec: 3 }), { env: {} });
+    assert.is(r3.outcome, 'timeout');
+    assert.ok(r3.seconds >= 3);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test.run();
