@@ -13,6 +13,7 @@ import { type BaseFacts, type BuildPlan, ociArch, planBuild } from '../plan/buil
 import { indexOverlay } from '../plan/overlay-index.ts';
 import { nextVersion, parseVersion, utcDate } from '../plan/version.ts';
 import { composeOutputDir } from './compose-paths.ts';
+import { imageIgnition } from './ignition-glue.ts';
 import type { Context } from './types.ts';
 
 export interface BuildOptions {
@@ -249,6 +250,7 @@ export async function prepare(
     version,
     revision: await gitRevision(ctx),
     timestamp,
+    ...imageIgnition(ctx.root),
   });
   return { config, plan, builds };
 }

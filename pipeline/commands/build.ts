@@ -198,6 +198,19 @@ async function buildArch(ctx: Context, buildah: Buildah, plan: BuildPlan, a: Arc
   );
   const size = statSync(join(outDir, file)).size;
   const sha256 = await sha256File(join(outDir, file));
+  // Profile configs beside the image (arch-independent; each arch's meta.json lists them).
+  const ignition: Record<string, { path: string; sha256: string; size: number; 'skip-compression': true }> =
+    {};
+  for (const [profile, text] of Object.entries(plan.ignition)) {
+    const name = `${plan.name}-${plan.version}-${profile}.ign`;
+    writeAtomic(join(outDir, name), text);
+    ignition[`ignition-${profile}`] = {
+      path: name,
+      sha256: createHash('sha256').update(text).digest('hex'),
+      size: Buffer.byteLength(text),
+      'skip-compression': true,
+    };
+  }
   const meta = {
     name: plan.name,
     buildid: plan.version,
@@ -205,7 +218,7 @@ async function buildArch(ctx: Context, buildah: Buildah, plan: BuildPlan, a: Arc
     'ostree-timestamp': image.created,
     'coreos-assembler.basearch': a.arch,
     'coreos-assembler.build-timestamp': new Date(ctx.now()).toISOString().replace(/\.\d{3}Z$/, 'Z'),
-    images: { ostree: { path: file, sha256, size, 'skip-compression': true } },
+    images: { ostree: { path: file, sha256, size, 'skip-compression': true }, ...ignition },
     'base-oscontainer': {
       image: a.base.ref,
       digest: a.base.digest,

@@ -101,6 +101,7 @@ const validateImage = compileSchema(imageSchema);
 const validateStream = compileSchema(streamSchema);
 
 interface RawImage {
+  ignition?: { 'base-profile'?: string; 'published-profiles'?: string[] };
   name: string;
   osname: string;
   variant: string;
@@ -200,6 +201,31 @@ function crossChecks(
   paths: ProjectPaths,
 ): ConfigIssue[] {
   const issues: ConfigIssue[] = [];
+  // Ignition profiles named by the image exist under manifests/profiles.
+  const profileExists = (name: string) => existsSync(join(paths.manifests, 'profiles', `${name}.yaml`));
+  const baseProfile = image.ignition?.['base-profile'];
+  if (baseProfile && !profileExists(baseProfile))
+    issues.push(
+      issueAt(
+        imageSource,
+        ['ignition', 'base-profile'],
+        'profile-exists',
+        `manifests/profiles/${baseProfile}.yaml does not exist`,
+        baseProfile,
+      ),
+    );
+  (image.ignition?.['published-profiles'] ?? []).forEach((name, i) => {
+    if (!profileExists(name))
+      issues.push(
+        issueAt(
+          imageSource,
+          ['ignition', 'published-profiles', i],
+          'profile-exists',
+          `manifests/profiles/${name}.yaml does not exist`,
+          name,
+        ),
+      );
+  });
   // Overlays: each listed one exists; each existing one is listed (nothing ships by accident).
   const present = existsSync(paths.overlays)
     ? readdirSync(paths.overlays).filter(

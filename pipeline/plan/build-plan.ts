@@ -81,6 +81,8 @@ export interface BuildPlan {
   /** Epoch seconds stamped on every layer file and the image config (reproducible builds). */
   timestamp: number;
   arches: ArchPlan[];
+  /** Ignition configs published with the build, profile -> JSON text (file <name>-<version>-<profile>.ign). */
+  ignition: Record<string, string>;
 }
 
 export interface PlanInput {
@@ -95,7 +97,14 @@ export interface PlanInput {
   /** Source revision (git commit) for the revision label; not part of the input hash. */
   revision: string;
   timestamp: number;
+  /** Ignition base config baked at /usr/lib/ignition/base.d/ (the image's base profile), if any. */
+  ignitionBase?: { profile: string; text: string };
+  /** Per-profile Ignition configs published beside the image, keyed by profile name. */
+  ignitionConfigs?: Record<string, string>;
 }
+
+/** Where the base profile's storage config lives in the image (read by Ignition in the initramfs). */
+export const IGNITION_BASE_PATH = '/usr/lib/ignition/base.d/30-rocknsm-storage.ign';
 
 export const ociArch: Record<Arch, string> = { x86_64: 'amd64', aarch64: 'arm64' };
 
@@ -122,6 +131,7 @@ export function planBuild(input: PlanInput): BuildPlan {
     version: input.version,
     timestamp: input.timestamp,
     arches,
+    ignition: input.ignitionConfigs ?? {},
   };
 }
 
@@ -161,6 +171,7 @@ function planArch(input: PlanInput, arch: Arch, issues: ConfigIssue[]): ArchPlan
   );
   const kargs = renderKargs(config.stream.kargs, arch);
   if (kargs) add('initramfs/usr/lib/bootc/kargs.d/10-rocknsm.toml', kargs);
+  if (input.ignitionBase) add(`initramfs${IGNITION_BASE_PATH}`, input.ignitionBase.text);
 
   // Overlays: static files copied, templates rendered.
   const vars = templateVars(config);
@@ -302,6 +313,10 @@ function planArch(input: PlanInput, arch: Arch, issues: ConfigIssue[]): ArchPlan
       target: f.target,
     })),
     stamp: stamp('@VERSION@'),
+    // Published with the image, so a profile change is a new build even when the image is not.
+    ignition: Object.fromEntries(
+      Object.entries(input.ignitionConfigs ?? {}).map(([name, text]) => [name, sha256(text)]),
+    ),
   };
   const inputHash = sha256(canonicalJson(hashView));
 

@@ -296,6 +296,11 @@ export interface IgnitionConfig {
 export interface RenderOptions {
   /** Spec version to render; default the profile's `ignition-spec` (3.3.0 when unset). */
   spec?: SpecVersion;
+  /**
+   * Render for publishing: the admin user without SSH keys (none required), to be merged from a
+   * site's own small config (`ignition.config.merge`) that adds the keys for that user.
+   */
+  forMerge?: boolean;
 }
 
 const byPartlabel = (label: string) => `/dev/disk/by-partlabel/${label}`;
@@ -404,7 +409,7 @@ export function renderIgnition(profile: SensorProfile, opts: RenderOptions = {})
         `kernel-arguments need Ignition spec ${FIELD_SINCE.kernelArguments} or later; rendering ${spec}`,
       ),
     );
-  if (profile.admin.sshKeys.length === 0)
+  if (profile.admin.sshKeys.length === 0 && !opts.forMerge)
     issues.push(
       issueAt(
         profile.at(['admin'], true),
@@ -438,10 +443,11 @@ export function renderIgnition(profile: SensorProfile, opts: RenderOptions = {})
   for (const unit of profile.maskedAgentUnits) units.push({ name: unit, mask: true });
   units.push({ name: 'rocknsm-follow.service', enabled: true, contents: followUnit(profile.follows) });
 
+  const keys = profile.admin.sshKeys.length ? { sshAuthorizedKeys: profile.admin.sshKeys } : {};
   const user =
     profile.admin.user === 'core'
-      ? { name: 'core', sshAuthorizedKeys: profile.admin.sshKeys }
-      : { name: profile.admin.user, groups: ['wheel', 'sudo'], sshAuthorizedKeys: profile.admin.sshKeys };
+      ? { name: 'core', ...keys }
+      : { name: profile.admin.user, groups: ['wheel', 'sudo'], ...keys };
   const config: IgnitionConfig = {
     ignition: { version: spec },
     storage: {

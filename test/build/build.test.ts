@@ -171,6 +171,44 @@ test('build: files inside the image (umoci)', () => {
   }
 });
 
+test('build: Ignition base config baked before dracut; every profile published, valid', () => {
+  const base = cli(['ignition', '--profile', 'default', '--base']);
+  assert.is(base.code, 0, base.stderr);
+  for (const arch of ['x86_64', 'aarch64'] as const) {
+    const root = join(work, `unpack-${arch}`, 'bundle/rootfs');
+    const baked = readFileSync(join(root, 'usr/lib/ignition/base.d/30-rocknsm-storage.ign'), 'utf8');
+    assert.is(baked, base.stdout);
+    assert.match(baked, /"label": "rock-stenographer"/);
+    // The dracut stand-in saw the base config: it was in place when the initramfs was made.
+    const initramfs = readFileSync(join(root, `usr/lib/modules/${KVER[arch]}/initramfs.img`), 'utf8');
+    assert.ok(initramfs.includes(`--- /usr/lib/ignition/base.d/30-rocknsm-storage.ign\n${baked}`));
+    const m = meta(arch);
+    const published = Object.keys(m.images)
+      .filter((k) => k.startsWith('ignition-'))
+      .sort();
+    assert.equal(published, [
+      'ignition-capture-heavy',
+      'ignition-default',
+      'ignition-minimal',
+      'ignition-separate-data-disk',
+    ]);
+    for (const key of published) {
+      const entry = m.images[key];
+      const file = join(out, 'builds', VERSION, arch, entry.path);
+      assert.is(entry.path, `rocknsm-coreos-${VERSION}-${key.slice('ignition-'.length)}.ign`);
+      assert.is(sh('sha256sum', [file]).split(' ')[0], entry.sha256);
+      assert.is(statSync(file).size, entry.size);
+      const v = shResult(needTool('ignition-validate'), [file]);
+      assert.is(v.code, 0, `${entry.path}: ${v.stdout}${v.stderr}`);
+      const config = JSON.parse(readFileSync(file, 'utf8'));
+      // Published for merging: the admin user is there, the keys come from the site's config.
+      assert.is(config.passwd.users.length, 1);
+      assert.match(config.passwd.users[0].name, /^[a-z_][a-z0-9_-]*$/);
+      assert.is(config.passwd.users[0].sshAuthorizedKeys, undefined);
+    }
+  }
+});
+
 test('build: unchanged inputs skip the build', () => {
   const before = readFileSync(join(out, 'builds/builds.json'), 'utf8');
   const r = cli(buildArgs(out, join(work, 'st1'), 'tools'));

@@ -14,6 +14,7 @@ function scratchProject(edit?: { stream?: string; image?: (s: string) => string 
   const dir = mkdtempSync(join(tmpdir(), 'rock-config-'));
   cpSync(join(repoRoot, 'manifests/image.yaml'), join(dir, 'manifests/image.yaml'), { recursive: true });
   mkdirSync(join(dir, 'manifests/streams'), { recursive: true });
+  cpSync(join(repoRoot, 'manifests/profiles'), join(dir, 'manifests/profiles'), { recursive: true });
   for (const o of ['05identity', '15host-guard', '20sensor-tools', '40services'])
     mkdirSync(join(dir, 'overlays', o), { recursive: true });
   if (edit?.image)
@@ -116,6 +117,18 @@ const imageCases: [string, (s: string) => string, string, string][] = [
     (s) => s.replace('virtualization: [vmware]', 'virtualization: [virtualbox]'),
     'enum',
     'must be one of',
+  ],
+  [
+    'Ignition base profile missing',
+    (s) => s.replace('base-profile: default', 'base-profile: edge'),
+    'profile-exists',
+    'manifests/profiles/edge.yaml does not exist',
+  ],
+  [
+    'published profile missing',
+    (s) => s.replace('base-profile: default', 'base-profile: default\n  published-profiles: [default, tap]'),
+    'profile-exists',
+    'manifests/profiles/tap.yaml does not exist',
   ],
   ['unknown top-level key', (s) => `${s}extra: 1\n`, 'additionalProperties', "unknown key 'extra'"],
 ];

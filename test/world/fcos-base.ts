@@ -38,7 +38,10 @@ const fakeDracut = `#!/bin/sh
 out=""
 for a in "$@"; do case "$a" in /usr/lib/modules/*/initramfs.img) out="$a";; esac; done
 [ -n "$out" ] || { echo "dracut stand-in: no output path in: $*" >&2; exit 2; }
-{ echo "dracut $*"; echo "--- prepare-root.conf"; cat /usr/lib/ostree/prepare-root.conf; } > "$out"
+{
+  echo "dracut $*"; echo "--- prepare-root.conf"; cat /usr/lib/ostree/prepare-root.conf
+  for f in /usr/lib/ignition/base.d/*.ign; do [ -f "$f" ] && { echo "--- $f"; cat "$f"; }; done
+} > "$out"
 `;
 
 const fakeBootc = `#!/bin/sh
