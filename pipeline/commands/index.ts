@@ -4,6 +4,7 @@ import { compose } from './compose.ts';
 import { doctor } from './doctor.ts';
 import { ignition } from './ignition.ts';
 import { plan } from './plan.ts';
+import { prune } from './prune.ts';
 import type { Command } from './types.ts';
 
 export const commands: Command[] = [
@@ -12,5 +13,6 @@ export const commands: Command[] = [
   doctor,
   compose,
   ignition,
+  prune,
   // (new commands are added here, one line each)
 ];

@@ -1,0 +1,68 @@
+// `rock-image prune`: garbage-collects a build directory, like coreos-assembler's prune: keeps the
+// newest N builds and any pinned ones, drops the rest from builds.json first (atomically), then
+// deletes their directories, so builds.json never lists a build that is gone. Re-running converges.
+import { existsSync, readdirSync, rmSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { UsageError } from '../errors.ts';
+import { planPrune } from '../plan/prune.ts';
+import { parseVersion } from '../plan/version.ts';
+import { readBuildsJson, writeAtomic } from './build-glue.ts';
+import type { Command } from './types.ts';
+
+export const prune: Command = {
+  name: 'prune',
+  summary: 'delete old builds from a build directory, keeping the newest N',
+  usage: `
+Usage: rock-image prune [--output DIR] [--keep N] [--pin V]... [--dry-run]
+
+Keeps the newest N builds of DIR/builds/builds.json and every --pin version, removes the others
+from builds.json (atomically), then deletes their DIR/builds/<version>/ directories and any
+directory builds.json no longer lists (left by an interrupted run).
+
+Options:
+  -o, --output DIR   build directory (default: ./out)
+  --keep N           builds to keep, newest first (default: 3)
+  --pin V            also keep version V (e.g. what a stream currently points at); repeatable
+  --dry-run          print what would be removed; change nothing
+`,
+  options: {
+    output: { type: 'string', short: 'o' },
+    keep: { type: 'string' },
+    pin: { type: 'string', multiple: true },
+    'dry-run': { type: 'boolean' },
+  },
+  async run(ctx, values) {
+    const output = resolve(ctx.cwd, typeof values.output === 'string' ? values.output : 'out');
+    const keepArg = typeof values.keep === 'string' ? values.keep : '3';
+    if (!/^[1-9][0-9]*$/.test(keepArg))
+      throw new UsageError(`--keep must be a whole number >= 1, not '${keepArg}'`);
+    const pinned = (values.pin as string[] | undefined) ?? [];
+    for (const v of pinned) if (!parseVersion(v)) throw new UsageError(`--pin '${v}' is not X.YYYYMMDD.S.N`);
+    const builds = readBuildsJson(output);
+    const plan = planPrune(builds.builds, Number(keepArg), pinned);
+    const dir = join(output, 'builds');
+    const listed = new Set(builds.builds.map((b) => b.id));
+    const strays = existsSync(dir)
+      ? readdirSync(dir, { withFileTypes: true })
+          .filter((e) => e.isDirectory() && parseVersion(e.name) && !listed.has(e.name))
+          .map((e) => e.name)
+      : [];
+    const doomed = [...plan.remove, ...strays];
+    for (const v of doomed) ctx.stdout.write(`${values['dry-run'] ? 'would remove' : 'remove'} ${v}\n`);
+    if (values['dry-run'] || doomed.length === 0) {
+      ctx.log.info(`keeping ${plan.keep.length} build(s); ${doomed.length} to remove`);
+      return 0;
+    }
+    if (plan.remove.length) {
+      const kept = builds.builds.filter((b) => plan.keep.includes(b.id));
+      const timestamp = new Date(ctx.now()).toISOString().replace(/\.\d{3}Z$/, 'Z');
+      writeAtomic(
+        join(dir, 'builds.json'),
+        `${JSON.stringify({ 'schema-version': builds['schema-version'], builds: kept, timestamp }, null, 2)}\n`,
+      );
+    }
+    for (const v of doomed) rmSync(join(dir, v), { recursive: true, force: true });
+    ctx.log.info(`kept ${plan.keep.join(', ') || 'nothing'}; removed ${doomed.join(', ')}`);
+    return 0;
+  },
+};
