@@ -105,8 +105,9 @@ async function install(ctx: Parameters<Command['run']>[0], wanted: Stage[], osId
   const env = { DEBIAN_FRONTEND: 'noninteractive' };
   await ctx.log.step('install host tools', async () => {
     if (osId === 'debian') {
-      if (wanted.includes('test')) {
-        // Test fixtures need arm64 packages (busybox-static:arm64) downloaded with apt-get.
+      if (wanted.includes('test') || wanted.includes('artifacts')) {
+        // Test fixtures need arm64 packages (busybox-static:arm64) downloaded with apt-get;
+        // aarch64 disks need grub-efi-arm64-bin:arm64.
         const archs = (await ctx.run('dpkg', ['--print-foreign-architectures'])).stdout;
         if (process.arch === 'x64' && !archs.includes('arm64'))
           await ctx.run('dpkg', ['--add-architecture', 'arm64']);

@@ -1,4 +1,5 @@
 // Registry of subcommands, in the order `rock-image --help` lists them.
+import { artifacts } from './artifacts.ts';
 import { build } from './build.ts';
 import { compose } from './compose.ts';
 import { doctor } from './doctor.ts';
@@ -14,5 +15,6 @@ export const commands: Command[] = [
   compose,
   ignition,
   prune,
+  artifacts,
   // (new commands are added here, one line each)
 ];

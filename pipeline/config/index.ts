@@ -68,6 +68,8 @@ export interface StreamConfig {
   kargs: KargsEntry[];
   artifacts: string[];
   compression: 'xz' | 'zstd';
+  /** Backend of `rock-image artifacts`. */
+  artifactBackend: 'native' | 'bootc' | 'coreos';
   publish: { registry?: string; github?: string; siteUrl?: string };
 }
 
@@ -130,6 +132,7 @@ interface RawStream {
   services?: Record<string, { image?: string; enabled?: boolean }>;
   artifacts?: string[];
   compression?: 'xz' | 'zstd';
+  'artifact-backend'?: 'native' | 'bootc' | 'coreos';
   publish?: { registry?: string; github?: string; 'site-url'?: string };
 }
 
@@ -375,6 +378,7 @@ export function resolveStream(project: LoadedProject, name: string, root: string
     kargs: (raw.kargs ?? []).map((k) => ({ kargs: k.kargs, matchArchitectures: k['match-architectures'] })),
     artifacts: raw.artifacts ?? ['ostree'],
     compression: raw.compression ?? 'xz',
+    artifactBackend: raw['artifact-backend'] ?? 'native',
     publish: {
       registry: raw.publish?.registry,
       github: raw.publish?.github,

@@ -1,0 +1,48 @@
+// What every artifact backend gets and gives back. A backend turns one arch's OCI archive into
+// uncompressed artifact files in its work directory; makeArtifacts (index.ts) moves them into
+// the build, compresses them and records them in meta.json.
+import type { Runner } from '../exec/run.ts';
+import type { Logger } from '../log.ts';
+import type { Arch, ArtifactKind, Platform } from './layout.ts';
+
+export interface ArchJob {
+  arch: Arch;
+  /** Image name (meta.json `name`), e.g. rocknsm-coreos. */
+  name: string;
+  version: string;
+  /** ostree stateroot (`--os`), e.g. rocknsm. */
+  osname: string;
+  /** The build's OCI archive for this arch. */
+  archive: string;
+  /** Scratch space for this arch; the backend may use it freely. */
+  work: string;
+  platforms: Platform[];
+  /** Image creation time (RFC 3339), used as the ostree commit timestamp. */
+  created: string;
+  /** Where PXE clients fetch the files from, and the Ignition config they apply. */
+  pxe: { baseUrl: string; ignitionUrl: string };
+  /** Registry reference a bootc-installed system follows for updates (bootc backend). */
+  targetImgref?: string;
+  /** Root partition size; default: from the image's size (native) or the backend's default. */
+  rootSizeMiB?: number;
+}
+
+export interface Produced {
+  kind: ArtifactKind;
+  /** Uncompressed file in the job's work directory. */
+  path: string;
+}
+
+export interface BackendContext {
+  run: Runner;
+  log: Logger;
+}
+
+export interface ArtifactBackend {
+  name: string;
+  /** Platforms this backend can make, and why not the others. */
+  supports(platform: Platform): true | string;
+  /** The exact command lines the backend would run (for `rock-image plan --artifacts`). */
+  commands(job: ArchJob): string[][];
+  make(ctx: BackendContext, job: ArchJob): Promise<Produced[]>;
+}

@@ -1,0 +1,238 @@
+// makeArtifacts: disk and PXE artifacts of a finished build, every arch concurrently (p-queue,
+// bounded by cores and memory). A backend makes the files in DIR/work/artifacts/<arch>; they
+// are compressed (disk images), moved into DIR/builds/<version>/<arch>/ and recorded in that
+// arch's meta.json (written atomically) only when every file of the arch is in place.
+import { createHash } from 'node:crypto';
+import {
+  createReadStream,
+  existsSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
+import { freemem } from 'node:os';
+import { basename, join } from 'node:path';
+import PQueue from 'p-queue';
+import { writeAtomic } from '../commands/build-glue.ts';
+import { PipelineError, UsageError } from '../errors.ts';
+import { type Compression, compressFile } from '../exec/compress.ts';
+import type { Runner } from '../exec/run.ts';
+import type { ArchJob, ArtifactBackend, BackendContext, Produced } from './backend.ts';
+import { bootc } from './bootc.ts';
+import { coreos } from './coreos.ts';
+import {
+  type Arch,
+  type ArtifactKind,
+  type Backend,
+  compressedKinds,
+  type Platform,
+  pxeSnippets,
+} from './layout.ts';
+import { native } from './native.ts';
+
+export const backendModules: Record<Backend, ArtifactBackend> = { native, bootc, coreos };
+
+export interface ArtifactRequest {
+  /** The build directory (`rock-image build --output`). */
+  output: string;
+  version: string;
+  arches: Arch[];
+  platforms: Platform[];
+  backend: Backend;
+  compression: Compression;
+  /** Image name and ostree stateroot (image.yaml `name`, `osname`). */
+  name: string;
+  osname: string;
+  pxe: { baseUrl: string; ignitionUrl: string };
+  targetImgref?: string;
+  rootSizeMiB?: number;
+  /** Arches worked on at once; default: cores and free memory (2 GiB per arch) allow. */
+  jobs?: number;
+}
+
+export interface ImageEntry {
+  path: string;
+  sha256: string;
+  size: number;
+  'uncompressed-sha256'?: string;
+  'uncompressed-size'?: number;
+  'skip-compression'?: boolean;
+}
+
+/** meta.json keys (formats.md §4); PXE snippets get keys of their own. */
+const metaKey: Record<ArtifactKind, string> = {
+  metal: 'metal',
+  qemu: 'qemu',
+  'live-iso': 'live-iso',
+  'live-kernel': 'live-kernel',
+  'live-initramfs': 'live-initramfs',
+  'live-rootfs': 'live-rootfs',
+  'pxe-ipxe': 'pxe-ipxe',
+  'pxe-pxelinux': 'pxe-pxelinux',
+  'pxe-grub': 'pxe-grub',
+};
+
+const kindsOf: Record<Platform, ArtifactKind[]> = {
+  metal: ['metal'],
+  qemu: ['qemu'],
+  pxe: ['live-kernel', 'live-initramfs', 'live-rootfs', 'pxe-ipxe', 'pxe-pxelinux', 'pxe-grub'],
+  iso: ['live-iso'],
+};
+
+export async function sha256File(path: string): Promise<string> {
+  const h = createHash('sha256');
+  for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20 })) h.update(chunk);
+  return h.digest('hex');
+}
+
+/** Compresses a copy of `file` (kept) and reports time and size: `npm run bench` compares xz and zstd. */
+export async function compressArtifact(
+  run: Runner,
+  file: string,
+  kind: Compression,
+): Promise<{ kind: Compression; seconds: number; size: number; inputSize: number; path: string }> {
+  const started = process.hrtime.bigint();
+  const path = await compressFile(run, kind, file, { keep: true });
+  const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+  return { kind, seconds, size: statSync(path).size, inputSize: statSync(file).size, path };
+}
+
+export interface ArchResult {
+  arch: Arch;
+  images: Record<string, ImageEntry>;
+  /** Step name -> milliseconds, for the benchmark. */
+  stages: Record<string, number>;
+}
+
+/** Checks the request against the backend before any work; lists every problem. */
+export function checkRequest(req: ArtifactRequest): void {
+  const backend = backendModules[req.backend];
+  const problems: string[] = [];
+  for (const p of req.platforms) {
+    const ok = backend.supports(p);
+    if (ok !== true) problems.push(ok);
+  }
+  for (const arch of req.arches) {
+    const dir = join(req.output, 'builds', req.version, arch);
+    if (!existsSync(join(dir, 'meta.json')))
+      problems.push(`no build of ${req.version} for ${arch}: ${dir}/meta.json is missing`);
+  }
+  if (problems.length) throw new UsageError(problems.join('\n'));
+}
+
+function archJob(req: ArtifactRequest, arch: Arch): ArchJob {
+  const dir = join(req.output, 'builds', req.version, arch);
+  const meta = JSON.parse(readFileSync(join(dir, 'meta.json'), 'utf8'));
+  const ostree = meta.images?.ostree?.path;
+  if (!ostree || !existsSync(join(dir, ostree)))
+    throw new PipelineError(`${dir}/meta.json names no OCI archive (images.ostree) that exists`);
+  return {
+    arch,
+    name: req.name,
+    version: req.version,
+    osname: req.osname,
+    archive: join(dir, ostree),
+    work: join(req.output, 'work', 'artifacts', arch),
+    platforms: req.platforms,
+    created: meta['ostree-timestamp'] ?? new Date(0).toISOString(),
+    pxe: req.pxe,
+    targetImgref: req.targetImgref,
+    rootSizeMiB: req.rootSizeMiB,
+  };
+}
+
+/** The jobs of a request, for `plan --artifacts` (reads only meta.json). */
+export function artifactJobs(req: ArtifactRequest): ArchJob[] {
+  return req.arches.map((a) => archJob(req, a));
+}
+
+async function makeArch(ctx: BackendContext, req: ArtifactRequest, arch: Arch): Promise<ArchResult> {
+  const job = archJob(req, arch);
+  const backend = backendModules[req.backend];
+  const stages: Record<string, number> = {};
+  const timed = async <T>(name: string, fn: () => Promise<T>): Promise<T> => {
+    const t = Date.now();
+    try {
+      return await fn();
+    } finally {
+      stages[name] = Date.now() - t;
+    }
+  };
+  const produced: Produced[] = await timed(`${req.backend} backend`, () => backend.make(ctx, job));
+  if (req.platforms.includes('pxe') && !produced.some((p) => p.kind === 'pxe-ipxe')) {
+    for (const s of pxeSnippets({ name: req.name, version: req.version, arch, ...req.pxe, extra: [] })) {
+      writeFileSync(join(job.work, s.file), s.text);
+      produced.push({ kind: s.kind, path: join(job.work, s.file) });
+    }
+  }
+  const images: Record<string, ImageEntry> = {};
+  const finals: { from: string; to: string }[] = [];
+  const outDir = join(req.output, 'builds', req.version, arch);
+  for (const p of produced) {
+    const sha256 = await sha256File(p.path);
+    const size = statSync(p.path).size;
+    if (compressedKinds.includes(p.kind)) {
+      const packed = await timed(`compress ${p.kind} (${req.compression})`, () =>
+        ctx.log.step(
+          `compress ${basename(p.path)}`,
+          () => compressFile(ctx.run, req.compression, p.path, { tag: arch }),
+          arch,
+        ),
+      );
+      images[metaKey[p.kind]] = {
+        path: basename(packed),
+        sha256: await sha256File(packed),
+        size: statSync(packed).size,
+        'uncompressed-sha256': sha256,
+        'uncompressed-size': size,
+      };
+      finals.push({ from: packed, to: join(outDir, basename(packed)) });
+    } else {
+      images[metaKey[p.kind]] = { path: basename(p.path), sha256, size, 'skip-compression': true };
+      finals.push({ from: p.path, to: join(outDir, basename(p.path)) });
+    }
+  }
+  // Every file is complete: move them in, then record them (a crash before this leaves the
+  // build as it was; one after leaves files that meta.json does not list yet).
+  for (const f of finals) renameSync(f.from, f.to);
+  const metaFile = join(outDir, 'meta.json');
+  const meta = JSON.parse(readFileSync(metaFile, 'utf8'));
+  // Entries of the platforms made now are replaced; a file of an earlier run under another
+  // name (the other compression) goes with its entry.
+  for (const kind of req.platforms.flatMap((p) => kindsOf[p])) {
+    const old = meta.images[metaKey[kind]];
+    if (old?.path && old.path !== images[metaKey[kind]]?.path)
+      rmSync(join(outDir, old.path), { force: true });
+    delete meta.images[metaKey[kind]];
+  }
+  Object.assign(meta.images, images);
+  meta['rocknsm.artifacts'] = {
+    backend: req.backend,
+    compression: req.compression,
+    platforms: req.platforms,
+  };
+  writeAtomic(metaFile, `${JSON.stringify(meta, null, 2)}\n`);
+  rmSync(job.work, { recursive: true, force: true });
+  return { arch, images, stages };
+}
+
+/** Makes the requested artifacts for every arch of a build, concurrently. */
+export async function makeArtifacts(
+  ctx: BackendContext & { cores: number },
+  req: ArtifactRequest,
+): Promise<ArchResult[]> {
+  checkRequest(req);
+  const byMemory = Math.max(1, Math.floor(freemem() / (2 * 1024 ** 3)));
+  const jobs = req.jobs ?? Math.max(1, Math.min(req.arches.length, ctx.cores, byMemory));
+  const queue = new PQueue({ concurrency: jobs });
+  ctx.log.info(
+    `${req.backend} backend: ${req.platforms.join(', ')} for ${req.arches.join(', ')} of ${req.version}, ${jobs} at a time, ${req.compression}`,
+  );
+  // Every arch runs to its end (and releases its loop devices and mounts) before a failure is raised.
+  const settled = await Promise.allSettled(req.arches.map((a) => queue.add(() => makeArch(ctx, req, a))));
+  const failed = settled.find((r) => r.status === 'rejected');
+  if (failed) throw (failed as PromiseRejectedResult).reason;
+  return settled.map((r) => (r as PromiseFulfilledResult<ArchResult>).value);
+}

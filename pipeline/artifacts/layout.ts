@@ -1,0 +1,413 @@
+// Pure planning for disk and PXE artifacts: file names, the Fedora CoreOS GPT layout
+// (formats.md §3), kernel arguments per platform, grub.cfg rendered from BLS entries, and the
+// PXE boot snippets (formats.md §7). No I/O here; the backends execute what this describes.
+import { createHash } from 'node:crypto';
+import type { GptPartition, GptTable } from '../exec/sgdisk.ts';
+
+export type Arch = 'x86_64' | 'aarch64';
+/** Command-line platform names; `iso` is the live ISO (meta.json key `live-iso`). */
+export type Platform = 'metal' | 'qemu' | 'pxe' | 'iso';
+export const platforms: Platform[] = ['metal', 'qemu', 'pxe', 'iso'];
+export type Backend = 'native' | 'bootc' | 'coreos';
+export const backends: Backend[] = ['native', 'bootc', 'coreos'];
+
+/** Stream artifact names (stream.schema.json) -> command-line platforms. */
+export function platformsOfStream(artifacts: string[]): Platform[] {
+  const map: Record<string, Platform | undefined> = {
+    metal: 'metal',
+    qemu: 'qemu',
+    pxe: 'pxe',
+    'live-iso': 'iso',
+  };
+  return platforms.filter((p) => artifacts.some((a) => map[a] === p));
+}
+
+/** `<name>-<version>-<platform>.<arch>.<ext>` (formats.md §4). */
+export function artifactFile(name: string, version: string, arch: Arch, kind: ArtifactKind): string {
+  const base = `${name}-${version}`;
+  switch (kind) {
+    case 'metal':
+      return `${base}-metal.${arch}.raw`;
+    case 'qemu':
+      return `${base}-qemu.${arch}.qcow2`;
+    case 'live-iso':
+      return `${base}-live-iso.${arch}.iso`;
+    case 'live-kernel':
+      return `${base}-live-kernel.${arch}`;
+    case 'live-initramfs':
+      return `${base}-live-initramfs.${arch}.img`;
+    case 'live-rootfs':
+      return `${base}-live-rootfs.${arch}.img`;
+    case 'pxe-ipxe':
+      return `${base}-live-pxe.${arch}.ipxe`;
+    case 'pxe-pxelinux':
+      return `${base}-live-pxelinux.${arch}.cfg`;
+    case 'pxe-grub':
+      return `${base}-live-grub.${arch}.cfg`;
+  }
+}
+
+export type ArtifactKind =
+  | 'metal'
+  | 'qemu'
+  | 'live-iso'
+  | 'live-kernel'
+  | 'live-initramfs'
+  | 'live-rootfs'
+  | 'pxe-ipxe'
+  | 'pxe-pxelinux'
+  | 'pxe-grub';
+
+/** Disk images are compressed; PXE files are served as they are (coreos-assembler does the same). */
+export const compressedKinds: ArtifactKind[] = ['metal', 'qemu'];
+
+/** A UUID derived from a seed: the same build gives the same filesystem and partition ids. */
+export function seededUuid(seed: string): string {
+  const h = createHash('sha256').update(seed).digest('hex');
+  const variant = ((Number.parseInt(h[16]!, 16) & 0x3) | 0x8).toString(16);
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-4${h.slice(13, 16)}-${variant}${h.slice(17, 20)}-${h.slice(20, 32)}`;
+}
+
+export const TYPE_GUID = {
+  biosBoot: '21686148-6449-6E6F-744E-656564454649',
+  reserved: '8DA63339-0007-60C0-C436-083AC8230908',
+  esp: 'C12A7328-F81F-11D2-BA4B-00A0C93EC93B',
+  boot: 'BC13C2FF-59E6-4262-A352-B275FD6F7172',
+  rootX86_64: '4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709',
+  rootAarch64: 'B921B045-1DF0-41C3-AF44-4C6F280D3FAE',
+} as const;
+
+export const SECTOR = 512;
+const MiB = 1024 * 1024;
+const SECTORS_PER_MiB = MiB / SECTOR;
+
+export interface DiskLayout {
+  table: GptTable;
+  /** Image file size in bytes. */
+  size: number;
+  /** Byte range of each partition in the file, by label. */
+  ranges: Record<'first' | 'esp' | 'boot' | 'root', { offset: number; size: number }>;
+  uuids: { boot: string; root: string; espVolumeId: string };
+}
+
+/** Default size of the root partition when the content is small (XFS wants at least ~300 MB). */
+export const MIN_ROOT_MiB = 512;
+
+/** Root partition size for `contentBytes` of deployed content: 1.5x plus 256 MiB, at least MIN_ROOT_MiB. */
+export function rootSizeMiB(contentBytes: number): number {
+  return Math.max(MIN_ROOT_MiB, Math.ceil((contentBytes * 1.5) / MiB) + 256);
+}
+
+/**
+ * The FCOS layout: 1 MiB BIOS-BOOT (x86_64) or `reserved` (aarch64), 127 MiB EFI-SYSTEM, 384 MiB
+ * boot, then root; all aligned to 1 MiB, 1 MiB free at both ends (GPT headers).
+ */
+export function diskLayout(arch: Arch, rootMiB: number, seed: string): DiskLayout {
+  const parts: [string, number, string][] = [
+    arch === 'x86_64' ? ['BIOS-BOOT', 1, TYPE_GUID.biosBoot] : ['reserved', 1, TYPE_GUID.reserved],
+    ['EFI-SYSTEM', 127, TYPE_GUID.esp],
+    ['boot', 384, TYPE_GUID.boot],
+    ['root', rootMiB, arch === 'x86_64' ? TYPE_GUID.rootX86_64 : TYPE_GUID.rootAarch64],
+  ];
+  let start = SECTORS_PER_MiB;
+  const partitions: GptPartition[] = parts.map(([label, mib, typeGuid], i) => {
+    const p = {
+      number: i + 1,
+      label,
+      start,
+      sectors: mib * SECTORS_PER_MiB,
+      typeGuid,
+      guid: seededUuid(`${seed}/part/${label}`),
+    };
+    start += p.sectors;
+    return p;
+  });
+  const range = (i: number) => ({
+    offset: partitions[i]!.start * SECTOR,
+    size: partitions[i]!.sectors * SECTOR,
+  });
+  return {
+    table: { diskGuid: seededUuid(`${seed}/disk`), partitions },
+    size: (start + SECTORS_PER_MiB) * SECTOR,
+    ranges: { first: range(0), esp: range(1), boot: range(2), root: range(3) },
+    uuids: {
+      boot: seededUuid(`${seed}/fs/boot`),
+      root: seededUuid(`${seed}/fs/root`),
+      espVolumeId: createHash('sha256').update(`${seed}/fs/esp`).digest('hex').slice(0, 8),
+    },
+  };
+}
+
+export const serialConsole: Record<Arch, string> = { x86_64: 'ttyS0,115200n8', aarch64: 'ttyAMA0,115200n8' };
+
+/**
+ * Kernel arguments of an installed disk (metal or qemu): root and boot by filesystem UUID, the
+ * Ignition platform, the first-boot switch grub.cfg fills in, the serial console, then the
+ * image's own kargs.d arguments. ostree adds `ostree=` itself.
+ */
+export function diskKargs(opts: {
+  arch: Arch;
+  platformId: 'metal' | 'qemu';
+  rootUuid: string;
+  bootUuid: string;
+  imageKargs: string[];
+}): string[] {
+  return [
+    `root=UUID=${opts.rootUuid}`,
+    'rw',
+    'rootflags=prjquota',
+    `boot=UUID=${opts.bootUuid}`,
+    `ignition.platform.id=${opts.platformId}`,
+    '$ignition_firstboot',
+    'console=tty0',
+    `console=${serialConsole[opts.arch]}`,
+    ...opts.imageKargs,
+  ];
+}
+
+/**
+ * Kernel arguments of the image's /usr/lib/bootc/kargs.d/*.toml files that apply to `arch`, in
+ * file name order (what bootc applies at install). Only `kargs` and `match-architectures` exist.
+ */
+export function kargsFromToml(files: { name: string; text: string }[], arch: Arch): string[] {
+  const out: string[] = [];
+  for (const f of [...files].sort((a, b) => a.name.localeCompare(b.name))) {
+    const array = (key: string): string[] | undefined => {
+      const m = new RegExp(`^${key}\\s*=\\s*(\\[[^\\]]*\\])`, 'm').exec(f.text);
+      if (!m) return undefined;
+      try {
+        return JSON.parse(m[1]!.replace(/,\s*\]$/, ']'));
+      } catch {
+        throw new Error(`${f.name}: '${key}' is not an array of strings`);
+      }
+    };
+    const match = array('match-architectures');
+    if (match && !match.includes(arch)) continue;
+    out.push(...(array('kargs') ?? []));
+  }
+  return out;
+}
+
+export interface BlsEntry {
+  file: string;
+  title: string;
+  version: string;
+  linux: string;
+  initrd: string;
+  options: string;
+}
+
+/** Parses a Boot Loader Specification entry (as `ostree admin deploy` writes them). */
+export function parseBls(file: string, text: string): BlsEntry {
+  const get = (k: string) => {
+    const m = new RegExp(`^${k}[ \\t]+(.*)$`, 'm').exec(text);
+    if (!m) throw new Error(`BLS entry ${file} has no '${k}' line`);
+    return m[1]!.trim();
+  };
+  return {
+    file,
+    title: get('title'),
+    version: get('version'),
+    linux: get('linux'),
+    initrd: get('initrd'),
+    options: get('options'),
+  };
+}
+
+/** Replaces `ignition.platform.id=` in a BLS entry's options line (metal -> qemu). */
+export function setPlatformId(text: string, platformId: string): string {
+  return text.replace(/^(options .*?)\bignition\.platform\.id=\S+/m, `$1ignition.platform.id=${platformId}`);
+}
+
+/** What every core image runs first: find the `boot` filesystem, then its grub2/grub.cfg. */
+export const earlyGrubConfig = [
+  'search --no-floppy --label boot --set root',
+  'set prefix=($root)/grub2',
+  'configfile $prefix/grub.cfg',
+  '',
+].join('\n');
+
+const quote = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
+
+/**
+ * grub.cfg for Debian's GRUB (no blscfg): one menuentry per BLS entry, newest first (ostree's
+ * entry order is by `version`, higher first). `ignition.firstboot` on the boot filesystem turns
+ * on first-boot provisioning, as in Fedora CoreOS; Ignition removes the file after it ran.
+ */
+export function renderGrubCfg(entries: BlsEntry[], arch: Arch): string {
+  if (entries.length === 0) throw new Error('no BLS entries: nothing to boot');
+  const sorted = [...entries].sort((a, b) => Number(b.version) - Number(a.version));
+  const lines = [
+    '# Written by rock-image from /boot/loader/entries (Debian GRUB has no blscfg).',
+    'set timeout=1',
+    'set default=0',
+  ];
+  if (arch === 'x86_64')
+    lines.push(
+      'if serial --unit=0 --speed=115200; then',
+      '  terminal_input --append serial',
+      '  terminal_output --append serial',
+      'fi',
+    );
+  lines.push(
+    'set ignition_firstboot=""',
+    'if [ -f ($root)/ignition.firstboot ]; then',
+    '  set ignition_network_kcmdline=""',
+    '  source ($root)/ignition.firstboot',
+    `  set ignition_firstboot="ignition.firstboot \${ignition_network_kcmdline}"`,
+    'fi',
+  );
+  for (const [i, e] of sorted.entries()) {
+    lines.push(
+      `menuentry ${quote(e.title)} --id ${quote(`ostree-${i}`)} {`,
+      `  echo ${quote(`rock-image: booting ${e.title}`)}`,
+      `  linux ${e.linux} ${e.options}`,
+      `  initrd ${e.initrd}`,
+      '}',
+    );
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+export interface PxeFiles {
+  kernel: string;
+  initramfs: string;
+  rootfs: string;
+}
+
+/** The kernel arguments of formats.md §7, then console and the image's arguments. */
+export function pxeKargs(opts: {
+  rootfsUrl: string;
+  ignitionUrl: string;
+  arch: Arch;
+  extra: string[];
+}): string[] {
+  return [
+    `coreos.live.rootfs_url=${opts.rootfsUrl}`,
+    'ignition.firstboot',
+    'ignition.platform.id=metal',
+    `ignition.config.url=${opts.ignitionUrl}`,
+    'console=tty0',
+    `console=${serialConsole[opts.arch]}`,
+    ...opts.extra,
+  ];
+}
+
+/** iPXE script: files fetched from `baseUrl` (HTTP), the rootfs fetched by the initramfs. */
+export function renderIpxe(o: {
+  title: string;
+  baseUrl: string;
+  ignitionUrl: string;
+  files: PxeFiles;
+  arch: Arch;
+  extra: string[];
+}): string {
+  const kargs = pxeKargs({
+    rootfsUrl: `\${base-url}/${o.files.rootfs}`,
+    ignitionUrl: `\${ignition-url}`,
+    arch: o.arch,
+    extra: o.extra,
+  });
+  return [
+    '#!ipxe',
+    `# ${o.title}: live PXE boot. Change the two URLs to your own server.`,
+    `set base-url ${o.baseUrl}`,
+    `set ignition-url ${o.ignitionUrl}`,
+    `kernel \${base-url}/${o.files.kernel} initrd=main ${kargs.join(' ')}`,
+    `initrd --name main \${base-url}/${o.files.initramfs}`,
+    'boot',
+    '',
+  ].join('\n');
+}
+
+/** PXELINUX (BIOS x86_64): kernel and initramfs from the TFTP root, the rootfs over HTTP. */
+export function renderPxelinux(o: {
+  title: string;
+  baseUrl: string;
+  ignitionUrl: string;
+  files: PxeFiles;
+  arch: Arch;
+  extra: string[];
+}): string {
+  const kargs = pxeKargs({
+    rootfsUrl: `${o.baseUrl}/${o.files.rootfs}`,
+    ignitionUrl: o.ignitionUrl,
+    arch: o.arch,
+    extra: o.extra,
+  });
+  return [
+    `# ${o.title}: pxelinux.cfg/default. Kernel and initramfs are read from the TFTP root.`,
+    'DEFAULT rocknsm',
+    'TIMEOUT 20',
+    'PROMPT 0',
+    'LABEL rocknsm',
+    `  MENU LABEL ${o.title}`,
+    `  KERNEL ${o.files.kernel}`,
+    `  APPEND initrd=${o.files.initramfs} ${kargs.join(' ')}`,
+    '',
+  ].join('\n');
+}
+
+/** GRUB network boot (UEFI PXE, both arches): kernel and initramfs from the TFTP root. */
+export function renderGrubPxe(o: {
+  title: string;
+  baseUrl: string;
+  ignitionUrl: string;
+  files: PxeFiles;
+  arch: Arch;
+  extra: string[];
+}): string {
+  const kargs = pxeKargs({
+    rootfsUrl: `${o.baseUrl}/${o.files.rootfs}`,
+    ignitionUrl: o.ignitionUrl,
+    arch: o.arch,
+    extra: o.extra,
+  });
+  return [
+    `# ${o.title}: grub.cfg for UEFI network boot. Kernel and initramfs are read from the TFTP root.`,
+    'set timeout=1',
+    `menuentry ${quote(o.title)} {`,
+    `  linux ${o.files.kernel} ${kargs.join(' ')}`,
+    `  initrd ${o.files.initramfs}`,
+    '}',
+    '',
+  ].join('\n');
+}
+
+/** The PXE snippets of one arch (PXELINUX is BIOS-only, so x86_64 only). */
+export function pxeSnippets(o: {
+  name: string;
+  version: string;
+  arch: Arch;
+  baseUrl: string;
+  ignitionUrl: string;
+  extra: string[];
+}): { kind: 'pxe-ipxe' | 'pxe-pxelinux' | 'pxe-grub'; file: string; text: string }[] {
+  const r = {
+    title: `${o.name} ${o.version} ${o.arch}`,
+    baseUrl: o.baseUrl,
+    ignitionUrl: o.ignitionUrl,
+    arch: o.arch,
+    extra: o.extra,
+    files: {
+      kernel: artifactFile(o.name, o.version, o.arch, 'live-kernel'),
+      initramfs: artifactFile(o.name, o.version, o.arch, 'live-initramfs'),
+      rootfs: artifactFile(o.name, o.version, o.arch, 'live-rootfs'),
+    },
+  };
+  const out: { kind: 'pxe-ipxe' | 'pxe-pxelinux' | 'pxe-grub'; file: string; text: string }[] = [
+    { kind: 'pxe-ipxe', file: artifactFile(o.name, o.version, o.arch, 'pxe-ipxe'), text: renderIpxe(r) },
+  ];
+  if (o.arch === 'x86_64')
+    out.push({
+      kind: 'pxe-pxelinux',
+      file: artifactFile(o.name, o.version, o.arch, 'pxe-pxelinux'),
+      text: renderPxelinux(r),
+    });
+  out.push({
+    kind: 'pxe-grub',
+    file: artifactFile(o.name, o.version, o.arch, 'pxe-grub'),
+    text: renderGrubPxe(r),
+  });
+  return out;
+}

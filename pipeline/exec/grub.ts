@@ -1,0 +1,144 @@
+// GRUB: core images made with grub-mkimage (no device probing, so it works on image files and
+// loop devices without udev) carrying an embedded early config that finds the `boot`
+// filesystem by label and loads its grub2/grub.cfg. BIOS: boot.img goes into the MBR boot code
+// and core.img into the BIOS-BOOT partition, patched the way grub-bios-setup patches them.
+import { closeSync, openSync, readFileSync, readSync, writeSync } from 'node:fs';
+import type { Runner } from './run.ts';
+import { requireTool } from './tools.ts';
+
+export type GrubTarget = 'i386-pc' | 'x86_64-efi' | 'arm64-efi';
+
+/** Where Debian's grub-pc-bin, grub-efi-amd64-bin and grub-efi-arm64-bin put their modules. */
+export const grubModuleDir = (target: GrubTarget) => `/usr/lib/grub/${target}`;
+
+/** Modules built into each core image (everything grub.cfg uses, so nothing is loaded later). */
+export const coreModules: Record<GrubTarget, string[]> = {
+  'i386-pc': [
+    'biosdisk',
+    'part_gpt',
+    'part_msdos',
+    'ext2',
+    'search',
+    'search_label',
+    'normal',
+    'configfile',
+    'linux',
+    'echo',
+    'test',
+    'serial',
+    'terminal',
+    'sleep',
+    'gzio',
+  ],
+  'x86_64-efi': [
+    'part_gpt',
+    'part_msdos',
+    'fat',
+    'ext2',
+    'search',
+    'search_label',
+    'normal',
+    'configfile',
+    'linux',
+    'echo',
+    'test',
+    'serial',
+    'terminal',
+    'efi_gop',
+    'all_video',
+    'sleep',
+    'gzio',
+  ],
+  'arm64-efi': [
+    'part_gpt',
+    'part_msdos',
+    'fat',
+    'ext2',
+    'search',
+    'search_label',
+    'normal',
+    'configfile',
+    'linux',
+    'echo',
+    'test',
+    'terminal',
+    'efi_gop',
+    'all_video',
+    'sleep',
+    'gzio',
+  ],
+};
+
+export function mkimageArgs(target: GrubTarget, out: string, earlyConfig: string, prefix: string): string[] {
+  return [
+    '-O',
+    target,
+    '-d',
+    grubModuleDir(target),
+    '-o',
+    out,
+    '-c',
+    earlyConfig,
+    '-p',
+    prefix,
+    ...coreModules[target],
+  ];
+}
+
+export async function mkimage(
+  run: Runner,
+  target: GrubTarget,
+  out: string,
+  earlyConfig: string,
+  prefix: string,
+  tag?: string,
+) {
+  requireTool('grub-mkimage');
+  await run('grub-mkimage', mkimageArgs(target, out, earlyConfig, prefix), { tag });
+}
+
+const SECTOR = 512;
+/** boot.img: the 8-byte LBA of core.img's first sector (GRUB_BOOT_MACHINE_KERNEL_SECTOR). */
+const KERNEL_SECTOR_OFFSET = 0x5c;
+/** MBR boot code ends where the disk signature and partition table begin. */
+const BOOT_CODE_END = 440;
+/** diskboot.img (core.img's first sector): the first blocklist entry sits 12 bytes from its end. */
+const BLOCKLIST_OFFSET = SECTOR - 12;
+/** Real-mode segment where the rest of core.img is loaded (0x800 + one sector). */
+const CORE_SEGMENT = 0x820;
+
+/**
+ * Installs GRUB for BIOS boot into a GPT disk image: boot.img's code into the MBR (keeping the
+ * protective MBR's partition table), core.img into the BIOS-BOOT partition at `coreLba`.
+ */
+export function installBios(
+  disk: string,
+  coreImg: string,
+  coreLba: number,
+  coreMaxSectors: number,
+  bootImg = `${grubModuleDir('i386-pc')}/boot.img`,
+): void {
+  const boot = readFileSync(bootImg);
+  const raw = readFileSync(coreImg);
+  const sectors = Math.ceil(raw.length / SECTOR);
+  if (sectors > coreMaxSectors)
+    throw new Error(`core.img needs ${sectors} sectors, the BIOS-BOOT partition has ${coreMaxSectors}`);
+  const core = Buffer.alloc(sectors * SECTOR);
+  raw.copy(core);
+  core.writeBigUInt64LE(BigInt(coreLba + 1), BLOCKLIST_OFFSET);
+  core.writeUInt16LE(sectors - 1, BLOCKLIST_OFFSET + 8);
+  core.writeUInt16LE(CORE_SEGMENT, BLOCKLIST_OFFSET + 10);
+  const fd = openSync(disk, 'r+');
+  try {
+    const mbr = Buffer.alloc(SECTOR);
+    readSync(fd, mbr, 0, SECTOR, 0);
+    if (mbr.readUInt16LE(510) !== 0xaa55)
+      throw new Error(`${disk} has no protective MBR (partition it first)`);
+    boot.copy(mbr, 0, 0, BOOT_CODE_END);
+    mbr.writeBigUInt64LE(BigInt(coreLba), KERNEL_SECTOR_OFFSET);
+    writeSync(fd, mbr, 0, SECTOR, 0);
+    writeSync(fd, core, 0, core.length, coreLba * SECTOR);
+  } finally {
+    closeSync(fd);
+  }
+}

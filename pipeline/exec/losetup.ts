@@ -1,0 +1,55 @@
+// Loop devices and mounts: the native backend assembles the root and boot filesystems of a disk
+// image through loop devices on byte ranges of the image file (no partition scanning, so no
+// udev is needed), mounts them, and always lets go of them again.
+import type { Runner } from './run.ts';
+import { requireTool } from './tools.ts';
+
+export interface LoopDevice {
+  dev: string;
+  detach(): Promise<void>;
+}
+
+/** Attaches `file[offset, offset+size)` (bytes) to a free loop device. */
+export async function attachRange(
+  run: Runner,
+  file: string,
+  offset: number,
+  size: number,
+  tag?: string,
+): Promise<LoopDevice> {
+  requireTool('losetup');
+  const { stdout } = await run(
+    'losetup',
+    ['--find', '--show', '--offset', String(offset), '--sizelimit', String(size), file],
+    { tag },
+  );
+  const dev = stdout.trim();
+  if (!/^\/dev\/loop\d+$/.test(dev)) throw new Error(`losetup printed '${dev}', not a loop device`);
+  let attached = true;
+  return {
+    dev,
+    async detach() {
+      if (!attached) return;
+      attached = false;
+      await run('losetup', ['--detach', dev], { tag });
+    },
+  };
+}
+
+export interface Mounted {
+  dir: string;
+  unmount(): Promise<void>;
+}
+
+export async function mount(run: Runner, dev: string, dir: string, tag?: string): Promise<Mounted> {
+  await run('mount', [dev, dir], { tag });
+  let mounted = true;
+  return {
+    dir,
+    async unmount() {
+      if (!mounted) return;
+      mounted = false;
+      await run('umount', [dir], { tag });
+    },
+  };
+}

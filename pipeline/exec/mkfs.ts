@@ -1,0 +1,67 @@
+// Filesystem makers: mkfs.vfat + mtools for the EFI system partition (this host has no vfat
+// module, so FAT is never mounted), mkfs.ext4 for boot, mkfs.xfs for root, mksquashfs and cpio
+// for the live rootfs of PXE.
+import type { Runner } from './run.ts';
+import { requireTool } from './tools.ts';
+
+export async function mkfsVfat(run: Runner, file: string, label: string, volumeId: string, tag?: string) {
+  requireTool('mkfs.vfat');
+  await run('mkfs.vfat', ['-F', '32', '-n', label, '-i', volumeId, file], { tag });
+}
+
+export async function mkfsExt4(run: Runner, dev: string, label: string, uuid: string, tag?: string) {
+  requireTool('mkfs.ext4');
+  // Deterministic hash seed and no lazy init: the filesystem is complete when mkfs returns.
+  await run(
+    'mkfs.ext4',
+    [
+      '-q',
+      '-F',
+      '-L',
+      label,
+      '-U',
+      uuid,
+      '-E',
+      `hash_seed=${uuid},lazy_itable_init=0,lazy_journal_init=0`,
+      dev,
+    ],
+    { tag },
+  );
+}
+
+export async function mkfsXfs(run: Runner, dev: string, label: string, uuid: string, tag?: string) {
+  requireTool('mkfs.xfs');
+  await run('mkfs.xfs', ['-q', '-f', '-L', label, '-m', `uuid=${uuid}`, dev], { tag });
+}
+
+/** Creates directories in a FAT image (mtools `mmd`), parents first. */
+export async function fatMkdirs(run: Runner, image: string, dirs: string[], tag?: string) {
+  requireTool('mmd');
+  for (const d of dirs) await run('mmd', ['-i', image, `::${d}`], { tag });
+}
+
+/** Copies a host file into a FAT image (mtools `mcopy`). */
+export async function fatCopy(run: Runner, image: string, src: string, dest: string, tag?: string) {
+  requireTool('mcopy');
+  await run('mcopy', ['-o', '-i', image, src, `::${dest}`], { tag });
+}
+
+/** A squashfs of `dir` (zstd), leaving out the listed top-level names. */
+export async function mksquashfs(run: Runner, dir: string, out: string, exclude: string[], tag?: string) {
+  requireTool('mksquashfs');
+  await run(
+    'mksquashfs',
+    [dir, out, '-noappend', '-comp', 'zstd', '-no-progress', ...(exclude.length ? ['-e', ...exclude] : [])],
+    { tag, env: { SOURCE_DATE_EPOCH: '0' } },
+  );
+}
+
+/** A newc cpio archive of files named relative to `dir` (what the kernel unpacks as an initrd). */
+export async function cpioNewc(run: Runner, dir: string, names: string[], out: string, tag?: string) {
+  requireTool('cpio');
+  await run('cpio', ['--create', '--format=newc', '--owner=0:0', '--reproducible', '--quiet', '-O', out], {
+    cwd: dir,
+    input: `${names.join('\n')}\n`,
+    tag,
+  });
+}
