@@ -298,6 +298,14 @@ export const tools: Tool[] = [
     file: '/usr/lib/dracut/modules.d/30ignition/ignition',
   },
   {
+    name: 'setfiles',
+    versionArg: null,
+    deb: 'policycoreutils',
+    fedora: 'policycoreutils',
+    stages: ['test'],
+    why: 'Ignition relabels the files it writes with it (first-boot test initramfs)',
+  },
+  {
     name: 'linux kernel',
     versionArg: null,
     deb: 'linux-image-amd64',
