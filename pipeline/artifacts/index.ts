@@ -137,7 +137,10 @@ function archJob(req: ArtifactRequest, arch: Arch): ArchJob {
     work: join(req.output, 'work', 'artifacts', arch),
     platforms: req.platforms,
     created: meta['ostree-timestamp'] ?? new Date(0).toISOString(),
-    pxe: req.pxe,
+    pxe: {
+      baseUrl: req.pxe.baseUrl.replaceAll('{arch}', arch),
+      ignitionUrl: req.pxe.ignitionUrl.replaceAll('{arch}', arch),
+    },
     targetImgref: req.targetImgref,
     rootSizeMiB: req.rootSizeMiB,
   };

@@ -1,0 +1,542 @@
+// The real `rock-image artifacts` with the native backend, on a real build of both arches from
+// the FCOS-shaped fixture bases: the disks are read back with sgdisk, blkid, xfs_db, mtools and
+// read-only loop mounts, the PXE files with cpio and unsquashfs, the compressed files with
+// zstd/xz, and every boot chain (BIOS and UEFI on x86_64, UEFI on aarch64) is started in QEMU
+// until GRUB runs the menu entry rendered from the BLS entry.
+import {
+  closeSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  readSync,
+  rmSync,
+  statSync,
+} from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { TYPE_GUID } from '../../pipeline/artifacts/layout.ts';
+import { bootVm, UEFI_FIRMWARE } from '../../pipeline/exec/qemu.ts';
+import { cacheDir, fcosBase, KVER, repoRoot } from '../world/fcos-base.ts';
+import { needTool, sh, shResult } from '../world/tools.ts';
+
+const work = join(cacheDir, `artifacts-${process.pid}`);
+const out = join(work, 'out');
+const VERSION = '41.20261122.3.0';
+const NAME = 'rocknsm-coreos';
+const OS = 'rocknsm-coreos';
+const arches = ['x86_64', 'aarch64'] as const;
+type A = (typeof arches)[number];
+const cli = (args: string[]) =>
+  shResult(process.execPath, [join(repoRoot, 'bin/rock-image.js'), ...args], { env: { CI: 'true' } });
+const dir = (arch: A) => join(out, 'builds', VERSION, arch);
+const meta = (arch: A) => JSON.parse(readFileSync(join(dir(arch), 'meta.json'), 'utf8'));
+const sha256 = (file: string) => sh('sha256sum', [file]).split(' ')[0];
+const raw = (arch: A) => join(work, `metal-${arch}.raw`);
+
+/** Partition table of a disk image as sgdisk reports it, per partition number. */
+function partitions(file: string) {
+  const out: Record<number, { start: number; end: number; type: string; name: string; guid: string }> = {};
+  for (const n of [1, 2, 3, 4]) {
+    const info = sh('sgdisk', ['--info', String(n), file]);
+    const field = (re: RegExp) => re.exec(info)?.[1] ?? '';
+    out[n] = {
+      type: field(/Partition GUID code: (\S+)/),
+      guid: field(/Partition unique GUID: (\S+)/),
+      start: Number(field(/First sector: (\d+)/)),
+      end: Number(field(/Last sector: (\d+)/)),
+      name: field(/Partition name: '([^']*)'/),
+    };
+  }
+  return out;
+}
+
+/** blkid's view of the filesystem at a byte offset of the image. */
+function probe(file: string, offset: number): Record<string, string> {
+  const text = sh('blkid', ['--probe', '--offset', String(offset), '--output', 'export', file]);
+  return Object.fromEntries(
+    text
+      .trim()
+      .split('\n')
+      .map((l) => l.split('=', 2) as [string, string]),
+  );
+}
+
+/** Mounts a partition of an image read-only for `fn`, then lets go of it. */
+function withMount<T>(file: string, start: number, end: number, fn: (dir: string) => T): T {
+  const mnt = join(work, `mnt-${start}-${Math.random().toString(36).slice(2)}`);
+  mkdirSync(mnt, { recursive: true });
+  const loop = sh('losetup', [
+    '--find',
+    '--show',
+    '--read-only',
+    '--offset',
+    String(start * 512),
+    '--sizelimit',
+    String((end - start + 1) * 512),
+    file,
+  ]).trim();
+  try {
+    sh('mount', ['-o', 'ro', loop, mnt]);
+    try {
+      return fn(mnt);
+    } finally {
+      sh('umount', [mnt]);
+    }
+  } finally {
+    sh('losetup', ['--detach', loop]);
+    rmSync(mnt, { recursive: true, force: true });
+  }
+}
+
+/** The first `bytes` bytes of a file. */
+function head(file: string, bytes: number): Buffer {
+  const buf = Buffer.alloc(bytes);
+  const fd = openSync(file, 'r');
+  try {
+    readSync(fd, buf, 0, bytes, 0);
+  } finally {
+    closeSync(fd);
+  }
+  return buf;
+}
+
+/** The machine field of a PE/COFF (EFI) binary. */
+function peMachine(buf: Buffer): number {
+  const pe = buf.readUInt32LE(0x3c);
+  assert.is(buf.toString('latin1', pe, pe + 4), 'PE\0\0');
+  return buf.readUInt16LE(pe + 4);
+}
+
+test.before(() => {
+  for (const t of [
+    'buildah',
+    'skopeo',
+    'umoci',
+    'sgdisk',
+    'mkfs.xfs',
+    'mkfs.vfat',
+    'mcopy',
+    'ostree',
+    'grub-mkimage',
+  ])
+    needTool(t);
+  for (const t of ['zstd', 'xz', 'blkid', 'xfs_db', 'losetup', 'cpio', 'unsquashfs', 'qemu-img']) needTool(t);
+  rmSync(work, { recursive: true, force: true });
+  const r = cli([
+    'build',
+    '--stream',
+    'stable',
+    '--base',
+    `x86_64=${fcosBase('x86_64', 'tools')}`,
+    '--base',
+    `aarch64=${fcosBase('aarch64', 'tools')}`,
+    '--output',
+    out,
+    '--storage',
+    join(work, 'storage'),
+    '--version',
+    VERSION,
+  ]);
+  if (r.code !== 0) throw new Error(`fixture build failed:\n${r.stderr}`);
+});
+test.after(() => rmSync(work, { recursive: true, force: true }));
+
+test('artifacts: native backend makes metal, qemu and PXE for both arches (zstd)', () => {
+  const r = cli(['artifacts', '--build', out, '--compression', 'zstd']);
+  assert.is(r.code, 0, r.stderr);
+  for (const arch of arches) {
+    const m = meta(arch);
+    const keys = Object.keys(m.images).sort();
+    const expected = [
+      'live-initramfs',
+      'live-kernel',
+      'live-rootfs',
+      'metal',
+      'pxe-grub',
+      'pxe-ipxe',
+      'qemu',
+    ];
+    if (arch === 'x86_64') expected.push('pxe-pxelinux');
+    for (const k of expected) assert.ok(keys.includes(k), `${arch}: meta.json images.${k}`);
+    assert.ok(keys.includes('ostree'), 'the build entry stays');
+    assert.equal(m['rocknsm.artifacts'], {
+      backend: 'native',
+      compression: 'zstd',
+      platforms: ['metal', 'qemu', 'pxe'],
+    });
+    assert.is(m.images.metal.path, `${NAME}-${VERSION}-metal.${arch}.raw.zst`);
+    assert.is(m.images.qemu.path, `${NAME}-${VERSION}-qemu.${arch}.qcow2.zst`);
+    assert.is(m.images['live-kernel'].path, `${NAME}-${VERSION}-live-kernel.${arch}`);
+    assert.is(m.images['live-initramfs'].path, `${NAME}-${VERSION}-live-initramfs.${arch}.img`);
+    assert.is(m.images['live-rootfs'].path, `${NAME}-${VERSION}-live-rootfs.${arch}.img`);
+    // Only what meta.json lists is left in the build directory; the work area is gone.
+    const listed = new Set(Object.values(m.images).map((i) => (i as { path: string }).path));
+    for (const f of readdirSync(dir(arch)))
+      if (!['meta.json', 'Containerfile'].includes(f))
+        assert.ok(listed.has(f), `${arch}: unlisted file ${f}`);
+  }
+  assert.not.ok(existsSync(join(out, 'work', 'artifacts', 'x86_64')));
+});
+
+test('artifacts: meta.json sha256 and sizes; compressed entries keep the uncompressed ones', () => {
+  for (const arch of arches) {
+    const m = meta(arch);
+    for (const [key, img] of Object.entries(m.images) as [string, Record<string, unknown>][]) {
+      const file = join(dir(arch), img.path as string);
+      assert.is(statSync(file).size, img.size, `${arch} ${key} size`);
+      assert.is(sha256(file), img.sha256, `${arch} ${key} sha256`);
+    }
+    for (const key of ['metal', 'qemu']) {
+      const img = m.images[key];
+      const file = join(dir(arch), img.path);
+      // zstd frame magic, then the content it decompresses to.
+      assert.equal([...readFileSync(file).subarray(0, 4)], [0x28, 0xb5, 0x2f, 0xfd]);
+      const plain = key === 'metal' ? raw(arch) : join(work, `qemu-${arch}.qcow2`);
+      sh('zstd', ['-d', '-q', '-f', file, '-o', plain]);
+      assert.is(statSync(plain).size, img['uncompressed-size']);
+      assert.is(sha256(plain), img['uncompressed-sha256']);
+      assert.is(img['skip-compression'], undefined);
+    }
+    for (const key of ['live-kernel', 'live-initramfs', 'live-rootfs', 'pxe-ipxe', 'pxe-grub'])
+      assert.is(m.images[key]['skip-compression'], true, key);
+  }
+});
+
+test('metal: FCOS partition table (labels, type GUIDs, sizes, 1 MiB alignment)', () => {
+  for (const arch of arches) {
+    const p = partitions(raw(arch));
+    const mib = (n: number) => (p[n]!.end - p[n]!.start + 1) / 2048;
+    assert.is(p[1]!.name, arch === 'x86_64' ? 'BIOS-BOOT' : 'reserved');
+    assert.is(p[1]!.type, arch === 'x86_64' ? TYPE_GUID.biosBoot : TYPE_GUID.reserved);
+    assert.is(p[2]!.name, 'EFI-SYSTEM');
+    assert.is(p[2]!.type, 'C12A7328-F81F-11D2-BA4B-00A0C93EC93B');
+    assert.is(p[3]!.name, 'boot');
+    assert.is(p[3]!.type, 'BC13C2FF-59E6-4262-A352-B275FD6F7172');
+    assert.is(p[4]!.name, 'root');
+    assert.is(
+      p[4]!.type,
+      arch === 'x86_64' ? '4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709' : 'B921B045-1DF0-41C3-AF44-4C6F280D3FAE',
+    );
+    assert.equal([mib(1), mib(2), mib(3)], [1, 127, 384]);
+    assert.ok(mib(4) >= 512, `root is ${mib(4)} MiB`);
+    for (const n of [1, 2, 3, 4]) assert.is(p[n]!.start % 2048, 0, `partition ${n} aligned`);
+    assert.is(p[1]!.start, 2048);
+    for (const n of [2, 3, 4]) assert.is(p[n]!.start, p[n - 1]!.end + 1, `partition ${n} follows ${n - 1}`);
+    const verify = sh('sgdisk', ['--verify', raw(arch)]);
+    assert.match(verify, /No problems found/);
+  }
+});
+
+test('metal: filesystems (vfat EFI-SYSTEM, ext4 boot, xfs root) with the UUIDs the kernel args name', () => {
+  for (const arch of arches) {
+    const p = partitions(raw(arch));
+    const esp = probe(raw(arch), p[2]!.start * 512);
+    assert.is(esp.TYPE, 'vfat');
+    assert.is(esp.LABEL, 'EFI-SYSTEM');
+    const boot = probe(raw(arch), p[3]!.start * 512);
+    assert.is(boot.TYPE, 'ext4');
+    assert.is(boot.LABEL, 'boot');
+    const root = probe(raw(arch), p[4]!.start * 512);
+    assert.is(root.TYPE, 'xfs');
+    assert.is(root.LABEL, 'root');
+    // xfs_db reads the superblock straight from the partition (read-only loop).
+    const loop = sh('losetup', [
+      '--find',
+      '--show',
+      '--read-only',
+      '--offset',
+      String(p[4]!.start * 512),
+      '--sizelimit',
+      String((p[4]!.end - p[4]!.start + 1) * 512),
+      raw(arch),
+    ]).trim();
+    try {
+      const db = sh('xfs_db', ['-r', '-c', 'sb 0', '-c', 'p fname', '-c', 'p uuid', loop]);
+      assert.match(db, /fname = "root\\000\\000\\000\\000\\000\\000\\000\\000"/);
+      assert.match(db, new RegExp(`uuid = ${root.UUID}`));
+    } finally {
+      sh('losetup', ['--detach', loop]);
+    }
+    const entry = withMount(raw(arch), p[3]!.start, p[3]!.end, (b) =>
+      readFileSync(join(b, 'loader/entries', `ostree-1-${OS}.conf`), 'utf8'),
+    );
+    assert.match(
+      entry,
+      new RegExp(`^options .*root=UUID=${root.UUID} rw rootflags=prjquota boot=UUID=${boot.UUID} `, 'm'),
+    );
+  }
+});
+
+test('metal: ostree deployment, BLS entry, kernel and grub.cfg rendered from it', () => {
+  for (const arch of arches) {
+    const p = partitions(raw(arch));
+    const { bootcsum, kargs } = withMount(raw(arch), p[4]!.start, p[4]!.end, (root) => {
+      const deploys = readdirSync(join(root, 'ostree/deploy', OS, 'deploy')).filter(
+        (d) => !d.endsWith('.origin'),
+      );
+      assert.is(deploys.length, 1);
+      const d = join(root, 'ostree/deploy', OS, 'deploy', deploys[0]!);
+      const osr = readFileSync(join(d, 'usr/lib/os-release'), 'utf8');
+      assert.match(osr, /^VARIANT_ID=rocknsm$/m);
+      assert.match(osr, new RegExp(`^IMAGE_VERSION=${VERSION.replace(/\./g, '\\.')}$`, 'm'));
+      // /etc of the deployment comes from the image's /etc (moved to /usr/etc for ostree).
+      assert.ok(existsSync(join(d, 'usr/etc/passwd')));
+      assert.ok(existsSync(join(d, 'etc/passwd')));
+      assert.is(
+        readFileSync(join(root, 'ostree/repo/config'), 'utf8').match(/bootloader=(\w+)/)?.[1],
+        'none',
+      );
+      // The image's kargs.d arguments (when the stream has any) are on the command line too.
+      const tomlFile = join(d, 'usr/lib/bootc/kargs.d/10-rocknsm.toml');
+      const toml = existsSync(tomlFile) ? readFileSync(tomlFile, 'utf8') : '';
+      const kargs = JSON.parse(/^kargs = (\[.*\])$/m.exec(toml)?.[1] ?? '[]') as string[];
+      // ostree=/ostree/boot.1/<os>/<bootcsum>/0 leads to the deployment.
+      const bootcsums = readdirSync(join(root, 'ostree/boot.1', OS));
+      assert.is(bootcsums.length, 1);
+      const link = sh('readlink', [join(root, 'ostree/boot.1', OS, bootcsums[0]!, '0')]).trim();
+      assert.ok(link.endsWith(`deploy/${OS}/deploy/${deploys[0]}`), link);
+      return { bootcsum: bootcsums[0]!, kargs };
+    });
+    withMount(raw(arch), p[3]!.start, p[3]!.end, (boot) => {
+      const entry = readFileSync(join(boot, 'loader/entries', `ostree-1-${OS}.conf`), 'utf8');
+      const field = (k: string) => new RegExp(`^${k} (.*)$`, 'm').exec(entry)?.[1] ?? '';
+      const options = field('options');
+      for (const k of [
+        'ignition.platform.id=metal',
+        '$ignition_firstboot',
+        'console=tty0',
+        `console=${arch === 'x86_64' ? 'ttyS0' : 'ttyAMA0'},115200n8`,
+        ...kargs,
+      ])
+        assert.ok(options.split(' ').includes(k), `${arch}: karg ${k} in ${options}`);
+      assert.ok(options.split(' ').includes(`ostree=/ostree/boot.1/${OS}/${bootcsum}/0`), options);
+      const linux = field('linux');
+      assert.match(linux, new RegExp(`^/ostree/${OS}-[0-9a-f]{64}/vmlinuz-${KVER[arch]}$`));
+      // ostree copied the image's own kernel and initramfs.
+      assert.is(readFileSync(join(boot, linux), 'utf8'), `fixture kernel ${KVER[arch]}\n`);
+      assert.match(readFileSync(join(boot, field('initrd')), 'utf8'), /^dracut --reproducible/);
+      const grub = readFileSync(join(boot, 'grub2/grub.cfg'), 'utf8');
+      assert.ok(grub.includes(`  linux ${linux} ${options}\n`), 'grub.cfg linux line = BLS linux + options');
+      assert.ok(grub.includes(`  initrd ${field('initrd')}\n`));
+      assert.ok(grub.includes(`menuentry '${field('title')}'`));
+      assert.match(grub, /source \(\$root\)\/ignition\.firstboot/);
+      assert.ok(existsSync(join(boot, 'ignition.firstboot')));
+      const targets = arch === 'x86_64' ? ['i386-pc', 'x86_64-efi'] : ['arm64-efi'];
+      assert.equal(
+        readdirSync(join(boot, 'grub2'))
+          .filter((f) => f !== 'grub.cfg')
+          .sort(),
+        targets.sort(),
+      );
+      for (const t of targets) assert.ok(existsSync(join(boot, 'grub2', t, 'normal.mod')));
+    });
+  }
+});
+
+test('metal: EFI binaries on the ESP are GRUB for the right machine; BIOS boot code in place', () => {
+  for (const arch of arches) {
+    const p = partitions(raw(arch));
+    const img = `${raw(arch)}@@${p[2]!.start * 512}`;
+    const name = arch === 'x86_64' ? 'BOOTX64.EFI' : 'BOOTAA64.EFI';
+    const listing = sh('mdir', ['-b', '-i', img, '::/EFI/BOOT']);
+    assert.equal(listing.trim().split('\n'), [`::/EFI/BOOT/${name}`]);
+    const efi = join(work, `${arch}-${name}`);
+    sh('mcopy', ['-o', '-i', img, `::/EFI/BOOT/${name}`, efi]);
+    const bin = readFileSync(efi);
+    assert.is(peMachine(bin), arch === 'x86_64' ? 0x8664 : 0xaa64);
+    // The embedded early config finds the boot filesystem by label.
+    assert.ok(bin.includes('search --no-floppy --label boot --set root'));
+    const espFile = join(work, `esp-${arch}.img`);
+    sh('dd', [
+      `if=${raw(arch)}`,
+      `of=${espFile}`,
+      'bs=1M',
+      `skip=${p[2]!.start / 2048}`,
+      'count=127',
+      'status=none',
+    ]);
+    const fsck = shResult('fsck.vfat', ['-n', espFile]);
+    assert.is(fsck.code, 0, fsck.stdout + fsck.stderr);
+    rmSync(espFile);
+  }
+  const disk = head(raw('x86_64'), 2048 * 512 + 1024);
+  const bootImg = readFileSync('/usr/lib/grub/i386-pc/boot.img');
+  assert.ok(disk.subarray(0, 0x5c).equals(bootImg.subarray(0, 0x5c)), 'boot.img code in the MBR');
+  assert.is(disk.readBigUInt64LE(0x5c), 2048n, 'boot.img points at BIOS-BOOT');
+  assert.is(disk.readUInt16LE(510), 0xaa55);
+  assert.is(disk[0x1c2], 0xee, 'protective MBR partition kept');
+  const diskboot = readFileSync('/usr/lib/grub/i386-pc/diskboot.img');
+  const core = disk.subarray(2048 * 512);
+  assert.ok(core.subarray(0, 0x1f4).equals(diskboot.subarray(0, 0x1f4)), 'core.img starts with diskboot.img');
+  assert.is(core.readBigUInt64LE(0x1f4), 2049n);
+  assert.is(core.readUInt16LE(0x1fe), 0x820);
+  // aarch64 has no BIOS: the MBR stays sgdisk's protective MBR without boot code.
+  const arm = head(raw('aarch64'), 512);
+  assert.ok(arm.subarray(0, 440).every((b) => b === 0));
+});
+
+test('qemu: qcow2 of the metal disk with ignition.platform.id=qemu', () => {
+  for (const arch of arches) {
+    const q = join(work, `qemu-${arch}.qcow2`);
+    const info = JSON.parse(sh('qemu-img', ['info', '--output=json', q]));
+    assert.is(info.format, 'qcow2');
+    assert.is(info['virtual-size'], statSync(raw(arch)).size);
+    const back = join(work, `qemu-${arch}.raw`);
+    sh('qemu-img', ['convert', '-O', 'raw', q, back]);
+    const p = partitions(back);
+    assert.equal(partitions(raw(arch)), p);
+    withMount(back, p[3]!.start, p[3]!.end, (boot) => {
+      const entry = readFileSync(join(boot, 'loader/entries', `ostree-1-${OS}.conf`), 'utf8');
+      assert.match(entry, /^options .*\bignition\.platform\.id=qemu\b/m);
+      assert.not.match(entry, /platform\.id=metal/);
+      assert.match(readFileSync(join(boot, 'grub2/grub.cfg'), 'utf8'), /ignition\.platform\.id=qemu/);
+    });
+    rmSync(back);
+  }
+});
+
+test('pxe: kernel, initramfs, rootfs (cpio with root.squashfs of the sysroot) and boot snippets', () => {
+  for (const arch of arches) {
+    const m = meta(arch);
+    const f = (k: string) => join(dir(arch), m.images[k].path);
+    assert.is(readFileSync(f('live-kernel'), 'utf8'), `fixture kernel ${KVER[arch]}\n`);
+    assert.match(readFileSync(f('live-initramfs'), 'utf8'), /^dracut --reproducible/);
+    const listing = shResult('sh', ['-c', 'cpio -it --quiet < "$1"', 'sh', f('live-rootfs')]);
+    assert.equal(listing.stdout.trim().split('\n'), ['root.squashfs']);
+    const x = join(work, `live-${arch}`);
+    mkdirSync(x, { recursive: true });
+    shResult('sh', ['-c', 'cd "$1" && cpio -id --quiet < "$2"', 'sh', x, f('live-rootfs')]);
+    const files = sh('unsquashfs', ['-l', join(x, 'root.squashfs')]);
+    assert.match(
+      files,
+      new RegExp(`squashfs-root/ostree/deploy/${OS}/deploy/[0-9a-f]{64}\\.0/usr/lib/os-release`),
+    );
+    assert.match(files, /squashfs-root\/ostree\/repo\/config/);
+    assert.not.match(files, /squashfs-root\/boot\/loader/);
+
+    const base = `https://rocknsm.github.io/rocknsm-coreos/prod/streams/stable/builds/${VERSION}/${arch}`;
+    const ign = `${base}/${NAME}-${VERSION}-default.ign`;
+    const ipxe = readFileSync(f('pxe-ipxe'), 'utf8');
+    assert.match(ipxe, /^#!ipxe\n/);
+    assert.ok(ipxe.includes(`\nset base-url ${base}\n`));
+    assert.ok(ipxe.includes(`\nset ignition-url ${ign}\n`));
+    const kernelLine = /^kernel (.*)$/m.exec(ipxe)![1]!.split(' ');
+    assert.is(kernelLine[0], `\${base-url}/${m.images['live-kernel'].path}`);
+    assert.equal(kernelLine.slice(1, 6), [
+      'initrd=main',
+      `coreos.live.rootfs_url=\${base-url}/${m.images['live-rootfs'].path}`,
+      'ignition.firstboot',
+      'ignition.platform.id=metal',
+      'ignition.config.url=${ignition-url}',
+    ]);
+    assert.match(
+      ipxe,
+      new RegExp(`^initrd --name main \\$\\{base-url\\}/${m.images['live-initramfs'].path}$`, 'm'),
+    );
+    assert.match(ipxe, /\nboot\n$/);
+    const grub = readFileSync(f('pxe-grub'), 'utf8');
+    assert.match(
+      grub,
+      new RegExp(`^  linux ${m.images['live-kernel'].path} coreos\\.live\\.rootfs_url=${base}/`, 'm'),
+    );
+    assert.ok(grub.includes(`ignition.config.url=${ign}`));
+    assert.match(grub, new RegExp(`^  initrd ${m.images['live-initramfs'].path}$`, 'm'));
+    if (arch === 'x86_64') {
+      const pxelinux = readFileSync(f('pxe-pxelinux'), 'utf8');
+      assert.match(pxelinux, new RegExp(`^  KERNEL ${m.images['live-kernel'].path}$`, 'm'));
+      assert.match(
+        pxelinux,
+        new RegExp(
+          `^  APPEND initrd=${m.images['live-initramfs'].path} coreos\\.live\\.rootfs_url=${base}/${m.images['live-rootfs'].path} ignition\\.firstboot ignition\\.platform\\.id=metal ignition\\.config\\.url=`,
+          'm',
+        ),
+      );
+    } else assert.is(m.images['pxe-pxelinux'], undefined, 'no PXELINUX on aarch64');
+  }
+});
+
+test('boot: BIOS and UEFI (x86_64) and UEFI (aarch64) reach the GRUB entry rendered from BLS', async () => {
+  for (const f of Object.values(UEFI_FIRMWARE))
+    if (!existsSync(f)) throw new Error(`${f} is missing: run 'npx rock-image doctor --install test'`);
+  const marker = 'rock-image: booting';
+  const cases = [
+    { arch: 'x86_64', firmware: 'bios' },
+    { arch: 'x86_64', firmware: 'uefi' },
+    { arch: 'aarch64', firmware: 'uefi' },
+  ] as const;
+  const results = await Promise.all(
+    cases.map((c) => {
+      const disk = join(work, `boot-${c.arch}-${c.firmware}.qcow2`);
+      sh('qemu-img', ['create', '-q', '-f', 'qcow2', '-F', 'raw', '-b', raw(c.arch), disk]);
+      return bootVm({
+        arch: c.arch,
+        firmware: c.firmware,
+        drives: [{ file: disk, format: 'qcow2' }],
+        serialLog: join(work, `console-${c.arch}-${c.firmware}.log`),
+        timeoutSec: 180,
+        marker,
+      });
+    }),
+  );
+  for (const [i, r] of results.entries())
+    assert.is(r.outcome, 'marker', `${cases[i]!.arch} ${cases[i]!.firmware}: ${r.log.slice(-600)}`);
+});
+
+test('artifacts: xz (-T0) replaces the zstd files of the platforms made again', () => {
+  const before = meta('aarch64');
+  const r = cli([
+    'artifacts',
+    '--build',
+    out,
+    '--platform',
+    'qemu',
+    '--arch',
+    'aarch64',
+    '--compression',
+    'xz',
+  ]);
+  assert.is(r.code, 0, r.stderr);
+  const m = meta('aarch64');
+  assert.is(m.images.qemu.path, `${NAME}-${VERSION}-qemu.aarch64.qcow2.xz`);
+  const file = join(dir('aarch64'), m.images.qemu.path);
+  assert.equal([...readFileSync(file).subarray(0, 6)], [0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00]);
+  assert.is(shResult('xz', ['-t', file]).code, 0);
+  const plain = join(work, 'qemu-aarch64-xz.qcow2');
+  sh('sh', ['-c', 'xz -dc "$1" > "$2"', 'sh', file, plain]);
+  assert.is(sha256(plain), m.images.qemu['uncompressed-sha256']);
+  assert.is(statSync(plain).size, m.images.qemu['uncompressed-size']);
+  assert.not.ok(existsSync(join(dir('aarch64'), before.images.qemu.path)), 'the .zst file is gone');
+  assert.equal(m.images.metal, before.images.metal, 'other platforms untouched');
+  assert.equal(m.images['live-kernel'], before.images['live-kernel']);
+  // Multithreaded: the command line the runner logged.
+  const logs = readdirSync(join(out, 'logs')).filter((f) => f.startsWith('artifacts-'));
+  const argvs = logs.flatMap((f) =>
+    readFileSync(join(out, 'logs', f), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l))
+      .filter((e) => e.event === 'command')
+      .map((e) => e.argv as string[]),
+  );
+  assert.ok(argvs.some((a) => a[0] === 'xz' && a[1] === '-T0' && a.at(-1)!.endsWith('qemu.aarch64.qcow2')));
+  assert.ok(argvs.some((a) => a[0] === 'zstd' && a[1] === '-T0' && a.includes('--rm')));
+});
+
+test('artifacts: refused requests exit 64 before any work, naming the reason', () => {
+  const before = readFileSync(join(dir('x86_64'), 'meta.json'), 'utf8');
+  const iso = cli(['artifacts', '--build', out, '--platform', 'iso']);
+  assert.is(iso.code, 64, iso.stderr);
+  assert.match(iso.stderr, /native backend cannot make a live ISO/);
+  const bad = cli(['artifacts', '--build', out, '--platform', 'floppy']);
+  assert.is(bad.code, 64);
+  assert.match(bad.stderr, /unknown platform 'floppy'/);
+  const none = cli(['artifacts', '--build', join(work, 'nowhere')]);
+  assert.is(none.code, 64);
+  assert.match(none.stderr, /builds\.json does not exist/);
+  assert.is(readFileSync(join(dir('x86_64'), 'meta.json'), 'utf8'), before);
+});
+
+test.run();
