@@ -1,9 +1,11 @@
 // Loads manifests/image.yaml and manifests/streams/*.yaml, validates each against its JSON Schema
 // and the cross-file rules, and returns typed config. Every problem in every file is reported at
 // once, with file:line:col, before any work starts.
-import { existsSync, readdirSync, statSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { basename, join, relative } from 'node:path';
 import { ConfigError, type ConfigIssue } from '../errors.ts';
+import type { TrustConfig } from '../plan/trust.ts';
 import imageSchema from './schema/image.schema.json' with { type: 'json' };
 import streamSchema from './schema/stream.schema.json' with { type: 'json' };
 import { compileSchema, readYaml, type SourceFile, schemaIssues } from './yaml.ts';
@@ -70,7 +72,7 @@ export interface StreamConfig {
   compression: 'xz' | 'zstd';
   /** Backend of `rock-image artifacts`. */
   artifactBackend: 'native' | 'bootc' | 'coreos';
-  publish: { registry?: string; github?: string; siteUrl?: string };
+  publish: { registry?: string; github?: string; siteUrl?: string; trust?: TrustConfig };
 }
 
 /** Everything a build of one stream needs to know, resolved from both files. */
@@ -133,7 +135,12 @@ interface RawStream {
   artifacts?: string[];
   compression?: 'xz' | 'zstd';
   'artifact-backend'?: 'native' | 'bootc' | 'coreos';
-  publish?: { registry?: string; github?: string; 'site-url'?: string };
+  publish?: {
+    registry?: string;
+    github?: string;
+    'site-url'?: string;
+    trust?: { 'gpg-key': string; lookaside: string; 'cosign-key'?: string };
+  };
 }
 
 export interface LoadedProject {
@@ -326,8 +333,54 @@ function crossChecks(
         ),
       );
     }
+    issues.push(...trustChecks(raw, source, paths));
   }
   return issues;
+}
+
+/** publish.trust: needs publish.registry; its key files exist under the project root. */
+function trustChecks(raw: RawStream, source: SourceFile, paths: ProjectPaths): ConfigIssue[] {
+  const trust = raw.publish?.trust;
+  if (!trust) return [];
+  const issues: ConfigIssue[] = [];
+  if (!raw.publish?.registry)
+    issues.push(
+      issueAt(
+        source,
+        ['publish', 'trust'],
+        'trust-registry',
+        'publish.trust needs publish.registry (the repository sensors trust)',
+      ),
+    );
+  for (const k of ['gpg-key', 'cosign-key'] as const) {
+    const f = trust[k];
+    if (f !== undefined && !existsSync(join(paths.root, f)))
+      issues.push(
+        issueAt(
+          source,
+          ['publish', 'trust', k],
+          'trust-key-exists',
+          `${f} does not exist (the public key sensors verify with, relative to the project root)`,
+          f,
+        ),
+      );
+  }
+  return issues;
+}
+
+function resolveTrust(raw: RawStream, root: string): TrustConfig | undefined {
+  const t = raw.publish?.trust;
+  if (!t || !raw.publish?.registry) return undefined;
+  const key = (f: string) => {
+    const source = join(root, f);
+    return { source, sha256: createHash('sha256').update(readFileSync(source)).digest('hex') };
+  };
+  return {
+    registry: raw.publish.registry,
+    lookaside: t.lookaside,
+    gpgKey: key(t['gpg-key']),
+    ...(t['cosign-key'] ? { cosignKey: key(t['cosign-key']) } : {}),
+  };
 }
 
 /** Resolves one stream against the image definition. */
@@ -383,6 +436,7 @@ export function resolveStream(project: LoadedProject, name: string, root: string
       registry: raw.publish?.registry,
       github: raw.publish?.github,
       siteUrl: raw.publish?.['site-url'],
+      trust: resolveTrust(raw, root),
     },
   };
   const services = Object.entries(img.services).map(([n, s]) => ({

@@ -18,6 +18,7 @@ import {
   renderTmpfiles,
 } from './render.ts';
 import { fillTemplate } from './template.ts';
+import { trustFiles } from './trust.ts';
 
 /** Version of the planning rules; bump when a change must invalidate every input hash. */
 export const PLAN_FORMAT = 1;
@@ -219,6 +220,11 @@ function planArch(input: PlanInput, arch: Arch, issues: ConfigIssue[]): ArchPlan
   }
   const preset = renderAgentPreset(config.agents);
   if (preset) add('generated/usr/lib/systemd/system-preset/40-rocknsm-agents.preset', preset);
+  // publish.trust (plan/trust.ts): policy.json, registries.d, our public keys.
+  for (const f of trustFiles(config)) {
+    addDirs(`generated${f.path}`);
+    files.push({ type: 'file', ...f, path: `generated${f.path}` });
+  }
 
   // The stamp: the only version-dependent files.
   const stamp = (version: string) =>

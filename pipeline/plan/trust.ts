@@ -4,6 +4,7 @@
 // transports accepted), registries.d telling where our signatures live, and the public keys.
 // No I/O: the config loader has read the key files and passes their path and digest.
 import { createHash } from 'node:crypto';
+import type { ResolvedConfig } from '../config/index.ts';
 
 export interface TrustConfig {
   /** Repository sensors update from, host/path (the stream's publish.registry). */
@@ -109,4 +110,15 @@ export function renderTrust(name: string, trust: TrustConfig, others: string[]):
       ? [{ path: paths.cosign, mode: 0o644, source: trust.cosignKey.source, sha256: trust.cosignKey.sha256 }]
       : []),
   ];
+}
+
+/** The trust files of a stream's image (none when the stream has no publish.trust). */
+export function trustFiles(config: ResolvedConfig): TrustFile[] {
+  const trust = config.stream.publish.trust;
+  if (!trust) return [];
+  const pulled = [
+    ...config.services.map((s) => s.image),
+    ...config.agents.filter((a) => a.mode === 'container').map((a) => a.image),
+  ];
+  return renderTrust(config.image.name, trust, pulled);
 }

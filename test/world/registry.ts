@@ -1,0 +1,110 @@
+// A real registry for tests: Debian's docker-registry (distribution 2.8) on 127.0.0.1 with
+// htpasswd auth, its own storage directory, stoppable and restartable on the same port and data
+// (for fault injection).
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { needTool, sh } from './tools.ts';
+
+export interface TestRegistry {
+  /** 127.0.0.1:PORT */
+  host: string;
+  port: number;
+  user: string;
+  password: string;
+  /** containers-auth.json with the credentials. */
+  authFile: string;
+  /** Stops the registry process (its data stays). */
+  stop(): Promise<void>;
+  /** Starts it again on the same port and data. */
+  start(): Promise<void>;
+  readonly running: boolean;
+}
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const addr = srv.address();
+      srv.close(() => (typeof addr === 'object' && addr ? resolve(addr.port) : reject(new Error('no port'))));
+    });
+  });
+}
+
+async function waitUp(host: string, proc: ChildProcess, log: () => string): Promise<void> {
+  for (let i = 0; i < 100; i++) {
+    if (proc.exitCode !== null) throw new Error(`docker-registry exited: ${log()}`);
+    try {
+      const r = await fetch(`http://${host}/v2/`);
+      if (r.status === 401 || r.status === 200) return;
+    } catch {}
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`docker-registry on ${host} did not come up: ${log()}`);
+}
+
+/** Starts a registry with htpasswd auth under `dir`; call stop() when done. */
+export async function startRegistry(
+  dir: string,
+  user = 'rock',
+  password = 'sensor-pass-1',
+): Promise<TestRegistry> {
+  needTool('docker-registry');
+  needTool('htpasswd');
+  mkdirSync(join(dir, 'data'), { recursive: true });
+  const port = await freePort();
+  const host = `127.0.0.1:${port}`;
+  writeFileSync(join(dir, 'htpasswd'), sh('htpasswd', ['-Bbn', user, password]));
+  writeFileSync(
+    join(dir, 'config.yml'),
+    [
+      'version: 0.1',
+      'log: {level: warn, accesslog: {disabled: true}}',
+      `storage: {filesystem: {rootdirectory: ${join(dir, 'data')}}, delete: {enabled: true}}`,
+      `http: {addr: "${host}", secret: test-secret}`,
+      `auth: {htpasswd: {realm: rock-test, path: ${join(dir, 'htpasswd')}}}`,
+      '',
+    ].join('\n'),
+  );
+  const authFile = join(dir, 'auth.json');
+  writeFileSync(
+    authFile,
+    JSON.stringify({ auths: { [host]: { auth: Buffer.from(`${user}:${password}`).toString('base64') } } }),
+  );
+  let proc: ChildProcess | undefined;
+  let output = '';
+  const start = async () => {
+    if (proc && proc.exitCode === null && proc.signalCode === null) return;
+    output = '';
+    const p = spawn('docker-registry', ['serve', join(dir, 'config.yml')], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    p.stdout?.on('data', (d) => (output += d));
+    p.stderr?.on('data', (d) => (output += d));
+    proc = p;
+    await waitUp(host, p, () => output.slice(-2000));
+  };
+  const stop = async () => {
+    const p = proc;
+    if (!p || p.exitCode !== null || p.signalCode !== null) return;
+    await new Promise<void>((resolve) => {
+      p.once('exit', () => resolve());
+      p.kill('SIGKILL');
+    });
+  };
+  await start();
+  return {
+    host,
+    port,
+    user,
+    password,
+    authFile,
+    stop,
+    start,
+    get running() {
+      return Boolean(proc && proc.exitCode === null && proc.signalCode === null);
+    },
+  };
+}
