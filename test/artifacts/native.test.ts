@@ -430,7 +430,7 @@ test('pxe: kernel, initramfs, rootfs (cpio with root.squashfs of the sysroot) an
       `coreos.live.rootfs_url=\${base-url}/${m.images['live-rootfs'].path}`,
       'ignition.firstboot',
       'ignition.platform.id=metal',
-      'ignition.config.url=${ignition-url}',
+      `ignition.config.url=\${ignition-url}`,
     ]);
     assert.match(
       ipxe,
