@@ -5,6 +5,7 @@ import { UsageError } from '../errors.ts';
 import { Buildah } from '../exec/buildah.ts';
 import { storageArgs } from '../exec/storage.ts';
 import { buildOptionHelp, buildOptionSpec, parseBuildOptions, prepare } from './build-glue.ts';
+import { artifactOptionSpec, artifactRequest, artifactsPlanText } from './artifacts.ts';
 import { composePlanText } from './compose.ts';
 import type { Command } from './types.ts';
 
@@ -22,6 +23,9 @@ With --compose it prints instead, per arch, the flattened treefile rpm-ostree wo
 (what 'rpm-ostree compose tree --print-only' shows) and the exact compose command lines, in
 container mode unless --mode host; it needs no base, no network and no rpm-ostree.
 
+With --artifacts --build DIR it prints instead every artifact backend's command lines (native,
+bootc, coreos) for that build; the options of 'rock-image artifacts' apply.
+
 Options:${buildOptionHelp}
   --json                print the whole plan as JSON
   --compose             print the compose plan of the stream's base (see above)
@@ -32,8 +36,14 @@ Options:${buildOptionHelp}
     json: { type: 'boolean' },
     compose: { type: 'boolean' },
     mode: { type: 'string' },
+    artifacts: { type: 'boolean' },
+    ...artifactOptionSpec,
   },
   async run(ctx, values) {
+    if (values.artifacts) {
+      ctx.stdout.write(artifactsPlanText(artifactRequest(ctx, values)));
+      return 0;
+    }
     if (values.compose) {
       if (typeof values.stream !== 'string') throw new UsageError('--stream is required');
       const mode = (values.mode as string | undefined) ?? 'container';
