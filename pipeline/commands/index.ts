@@ -1,11 +1,14 @@
 // Registry of subcommands, in the order `rock-image --help` lists them.
 import { artifacts } from './artifacts.ts';
 import { build } from './build.ts';
+import { ciPlan } from './ci-plan.ts';
 import { compose } from './compose.ts';
 import { doctor } from './doctor.ts';
 import { ignition } from './ignition.ts';
+import { mergeBuilds } from './merge-builds.ts';
 import { plan } from './plan.ts';
 import { prune } from './prune.ts';
+import { summary } from './summary.ts';
 import type { Command } from './types.ts';
 
 export const commands: Command[] = [
@@ -16,5 +19,8 @@ export const commands: Command[] = [
   ignition,
   prune,
   artifacts,
+  ciPlan,
+  mergeBuilds,
+  summary,
   // (new commands are added here, one line each)
 ];
