@@ -57,7 +57,7 @@ const localTransports = [
 /** policy.json text: sorted keys, two-space indent, trailing newline. */
 export function renderPolicy(
   name: string,
-  trust: Omit<TrustConfig, 'gpgKey'> & { cosignKey?: unknown },
+  trust: Pick<TrustConfig, 'registry' | 'lookaside'> & { cosignKey?: unknown },
   others: string[],
 ): string {
   const paths = keyPaths(name);
