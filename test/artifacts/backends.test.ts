@@ -1,0 +1,316 @@
+// The bootc and coreos backends through the real `rock-image artifacts`: bootc and osbuild
+// cannot run here, so `podman` is a stand-in on PATH that records its exact argv and writes what
+// the real container would (a raw disk, custom-coreos-disk-images' files). Everything around it
+// is real: skopeo into a private containers-storage, truncate, qemu-img, zstd, meta.json.
+import {
+  chmodSync,
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { BUILDER_SCRIPT, CCDI_COMMIT } from '../../pipeline/artifacts/coreos.ts';
+import { cacheDir, fcosBase, repoRoot } from '../world/fcos-base.ts';
+import { needTool, sh, shResult } from '../world/tools.ts';
+
+const work = join(cacheDir, `artifacts-backends-${process.pid}`);
+const out = join(work, 'out');
+const bin = join(work, 'bin');
+const podmanLog = join(work, 'podman.log');
+const VERSION = '41.20261123.3.0';
+const archive = (arch: string) =>
+  join(out, 'builds', VERSION, arch, `rocknsm-coreos-${VERSION}-ostree.${arch}.ociarchive`);
+const storageConf = join(work, 'storage.conf');
+const env = () => ({
+  CI: 'true',
+  PATH: `${bin}:${process.env.PATH}`,
+  FAKE_PODMAN_LOG: podmanLog,
+  CONTAINERS_STORAGE_CONF: storageConf,
+});
+const cli = (args: string[]) =>
+  shResult(process.execPath, [join(repoRoot, 'bin/rock-image.js'), ...args], { env: env() });
+const meta = (arch: string) =>
+  JSON.parse(readFileSync(join(out, 'builds', VERSION, arch, 'meta.json'), 'utf8'));
+
+/** podman stand-in: records argv (NUL after each argument, RS after each call) and writes the outputs. */
+const fakePodman = `#!/bin/bash
+set -eu
+printf '%s\\0' "$@" >> "$FAKE_PODMAN_LOG"; printf '\\036' >> "$FAKE_PODMAN_LOG"
+[ "$1" = run ] || { echo "podman stand-in: unexpected $1" >&2; exit 2; }
+vol_output= vol_srv= arch= platforms= prefix=
+prev=
+for a in "$@"; do
+  case "$prev" in
+    -v) case "$a" in *:/output) vol_output=\${a%:/output};; *:/srv) vol_srv=\${a%:/srv};; esac;;
+    --platform) case "$a" in linux/amd64) arch=x86_64;; linux/arm64) arch=aarch64;; esac;;
+    --platforms) platforms=$a;;
+    --ociarchive) prefix=$(basename "$a" .ociarchive);;
+  esac
+  prev=$a
+done
+last=\${!#}
+if [ -n "$vol_output" ]; then
+  # bootc install to-disk fills the loopback file it was given; here: 4 MiB with a marker.
+  f="$vol_output/\${last#/output/}"
+  [ -f "$f" ] || { echo "bootc stand-in: $f was not created first" >&2; exit 3; }
+  truncate -s 4M "$f"; printf 'bootc-installed' | dd of="$f" conv=notrunc status=none
+elif [ -n "$vol_srv" ]; then
+  IFS=, read -ra ps <<< "$platforms"
+  for p in "\${ps[@]}"; do case "$p" in
+    metal) truncate -s 4M "$vol_srv/$prefix-metal.$arch.raw";;
+    qemu) qemu-img create -q -f qcow2 "$vol_srv/$prefix-qemu.$arch.qcow2" 8M;;
+    live) for t in iso.$arch.iso kernel.$arch rootfs.$arch.img initramfs.$arch.img; do
+            echo "live $t" > "$vol_srv/$prefix-live-$t"; done;;
+  esac; done
+else
+  echo "podman stand-in: no known volume" >&2; exit 2
+fi
+`;
+
+function podmanCalls(): string[][] {
+  if (!existsSync(podmanLog)) return [];
+  return readFileSync(podmanLog, 'utf8')
+    .split('\x1e')
+    .filter(Boolean)
+    .map((l) => l.split('\0').slice(0, -1));
+}
+
+test.before(() => {
+  needTool('skopeo');
+  needTool('qemu-img');
+  needTool('zstd');
+  rmSync(work, { recursive: true, force: true });
+  mkdirSync(bin, { recursive: true });
+  writeFileSync(join(bin, 'podman'), fakePodman);
+  chmodSync(join(bin, 'podman'), 0o755);
+  writeFileSync(
+    storageConf,
+    `[storage]\ndriver = "vfs"\ngraphroot = "${work}/storage"\nrunroot = "${work}/run"\n`,
+  );
+  // A build directory as `rock-image build` leaves it; the archives are the fixture bases.
+  for (const arch of ['x86_64', 'aarch64'] as const) {
+    mkdirSync(join(out, 'builds', VERSION, arch), { recursive: true });
+    copyFileSync(fcosBase(arch, 'plain').slice('oci-archive:'.length), archive(arch));
+    writeFileSync(
+      join(out, 'builds', VERSION, arch, 'meta.json'),
+      `${JSON.stringify({
+        name: 'rocknsm-coreos',
+        buildid: VERSION,
+        'ostree-timestamp': '2026-11-23T00:00:00Z',
+        images: { ostree: { path: `rocknsm-coreos-${VERSION}-ostree.${arch}.ociarchive` } },
+        'rocknsm.stream': 'stable',
+      })}\n`,
+    );
+  }
+  writeFileSync(
+    join(out, 'builds', 'builds.json'),
+    JSON.stringify({ 'schema-version': '1.0.0', builds: [{ id: VERSION, arches: ['aarch64', 'x86_64'] }] }),
+  );
+});
+test.after(() => rmSync(work, { recursive: true, force: true }));
+
+test('bootc: image into containers-storage, then bootc install to-disk --via-loopback per disk', () => {
+  const r = cli([
+    'artifacts',
+    '--build',
+    out,
+    '--backend',
+    'bootc',
+    '--platform',
+    'metal,qemu',
+    '--arch',
+    'x86_64',
+    '--compression',
+    'zstd',
+  ]);
+  assert.is(r.code, 0, r.stderr);
+  // skopeo really copied the archive into the (private) storage the container would mount.
+  const inspect = shResult(
+    'skopeo',
+    ['inspect', `containers-storage:localhost/rocknsm-coreos:${VERSION}-x86_64`],
+    { env: env() },
+  );
+  assert.is(inspect.code, 0, inspect.stderr);
+  assert.is(JSON.parse(inspect.stdout).Architecture, 'amd64');
+  const w = join(out, 'work/artifacts/x86_64');
+  const expected = (platform: string) => [
+    'run',
+    '--rm',
+    '--privileged',
+    '--pid=host',
+    '--security-opt',
+    'label=type:unconfined_t',
+    '--platform',
+    'linux/amd64',
+    '-v',
+    '/dev:/dev',
+    '-v',
+    '/var/lib/containers:/var/lib/containers',
+    '-v',
+    `${w}:/output`,
+    `localhost/rocknsm-coreos:${VERSION}-x86_64`,
+    'bootc',
+    'install',
+    'to-disk',
+    '--generic-image',
+    '--via-loopback',
+    '--filesystem',
+    'xfs',
+    '--target-imgref',
+    'ghcr.io/rocknsm/rocknsm-coreos:stable',
+    '--karg',
+    `ignition.platform.id=${platform}`,
+    '--karg',
+    'console=ttyS0,115200n8',
+    `/output/${platform}-bootc.raw`,
+  ];
+  assert.equal(podmanCalls(), [expected('metal'), expected('qemu')]);
+  const m = meta('x86_64');
+  assert.is(m.images.metal.path, `rocknsm-coreos-${VERSION}-metal.x86_64.raw.zst`);
+  assert.is(m.images.metal['uncompressed-size'], 4 * 1024 * 1024);
+  const plain = join(work, 'metal.raw');
+  sh('zstd', ['-d', '-q', '-f', join(out, 'builds', VERSION, 'x86_64', m.images.metal.path), '-o', plain]);
+  assert.is(readFileSync(plain).subarray(0, 15).toString(), 'bootc-installed');
+  // qemu-img converted the qemu install's raw disk.
+  const q = join(work, 'qemu.qcow2');
+  sh('zstd', ['-d', '-q', '-f', join(out, 'builds', VERSION, 'x86_64', m.images.qemu.path), '-o', q]);
+  const info = JSON.parse(sh('qemu-img', ['info', '--output=json', q]));
+  assert.is(info.format, 'qcow2');
+  assert.is(info['virtual-size'], 4 * 1024 * 1024);
+  assert.equal(m['rocknsm.artifacts'], {
+    backend: 'bootc',
+    compression: 'zstd',
+    platforms: ['metal', 'qemu'],
+  });
+});
+
+test('bootc: PXE and ISO are refused (exit 64) before any work', () => {
+  rmSync(podmanLog, { force: true });
+  const r = cli(['artifacts', '--build', out, '--backend', 'bootc', '--platform', 'pxe,iso']);
+  assert.is(r.code, 64);
+  assert.match(r.stderr, /bootc install makes disks only, not PXE files/);
+  assert.match(r.stderr, /not a live ISO/);
+  assert.equal(podmanCalls(), []);
+});
+
+test('coreos: custom-coreos-disk-images in a Fedora builder, outputs renamed, PXE snippets', () => {
+  rmSync(podmanLog, { force: true });
+  const r = cli([
+    'artifacts',
+    '--build',
+    out,
+    '--backend',
+    'coreos',
+    '--platform',
+    'metal,qemu,pxe,iso',
+    '--arch',
+    'x86_64',
+    '--compression',
+    'zstd',
+  ]);
+  assert.is(r.code, 0, r.stderr);
+  const w = join(out, 'work/artifacts/x86_64');
+  const file = `rocknsm-coreos-${VERSION}-ostree.x86_64.ociarchive`;
+  assert.equal(podmanCalls(), [
+    [
+      'run',
+      '--rm',
+      '--privileged',
+      '--pid=host',
+      '--security-opt',
+      'label=disable',
+      '--platform',
+      'linux/amd64',
+      '-v',
+      '/dev:/dev',
+      '-v',
+      `${archive('x86_64')}:/in/${file}:ro`,
+      '-v',
+      `${w}:/srv`,
+      '-w',
+      '/srv',
+      '--entrypoint',
+      '/bin/bash',
+      'quay.io/fedora/fedora:41',
+      '-euc',
+      BUILDER_SCRIPT,
+      'custom-coreos-disk-images',
+      '--ociarchive',
+      `/in/${file}`,
+      '--osname',
+      'fedora-coreos',
+      '--platforms',
+      'metal,qemu,live',
+      '--imgref',
+      'ostree-image-signed:docker://ghcr.io/rocknsm/rocknsm-coreos:stable',
+    ],
+  ]);
+  // The builder script: syntax-checked by bash, pinned script URL, the packages its README lists.
+  assert.is(shResult('bash', ['-n', '-c', BUILDER_SCRIPT]).code, 0);
+  assert.ok(
+    BUILDER_SCRIPT.includes(`/coreos/custom-coreos-disk-images/${CCDI_COMMIT}/custom-coreos-disk-images.sh`),
+  );
+  assert.match(BUILDER_SCRIPT, /dnf install -y .*\bosbuild osbuild-tools osbuild-ostree\b/);
+  const m = meta('x86_64');
+  const dir = join(out, 'builds', VERSION, 'x86_64');
+  const n = `rocknsm-coreos-${VERSION}`;
+  assert.is(m.images['live-iso'].path, `${n}-live-iso.x86_64.iso`);
+  assert.is(readFileSync(join(dir, m.images['live-iso'].path), 'utf8'), 'live iso.x86_64.iso\n');
+  assert.is(readFileSync(join(dir, m.images['live-kernel'].path), 'utf8'), 'live kernel.x86_64\n');
+  assert.is(readFileSync(join(dir, m.images['live-rootfs'].path), 'utf8'), 'live rootfs.x86_64.img\n');
+  assert.is(readFileSync(join(dir, m.images['live-initramfs'].path), 'utf8'), 'live initramfs.x86_64.img\n');
+  assert.is(m.images.metal.path, `${n}-metal.x86_64.raw.zst`);
+  assert.is(m.images.qemu.path, `${n}-qemu.x86_64.qcow2.zst`);
+  for (const [key, img] of Object.entries(m.images) as [string, { path: string; size: number }][])
+    if (key !== 'ostree') assert.is(statSync(join(dir, img.path)).size, img.size, key);
+  const ipxe = readFileSync(join(dir, m.images['pxe-ipxe'].path), 'utf8');
+  assert.match(
+    ipxe,
+    /^kernel \$\{base-url\}\/\S+-live-kernel\.x86_64 initrd=main coreos\.live\.rootfs_url=\$\{base-url\}\/\S+-live-rootfs\.x86_64\.img ignition\.firstboot ignition\.platform\.id=metal ignition\.config\.url=\$\{ignition-url\} console=tty0 console=ttyS0,115200n8$/m,
+  );
+  assert.ok(m.images['pxe-pxelinux'] && m.images['pxe-grub']);
+});
+
+test('coreos: a foreign arch is refused (osbuild runs a VM of the builder arch), exit 69', () => {
+  rmSync(podmanLog, { force: true });
+  const r = cli([
+    'artifacts',
+    '--build',
+    out,
+    '--backend',
+    'coreos',
+    '--platform',
+    'metal',
+    '--arch',
+    'aarch64',
+  ]);
+  assert.is(r.code, 69, r.stderr);
+  assert.match(r.stderr, /builds aarch64 only on a aarch64 host/);
+  assert.equal(podmanCalls(), []);
+  assert.is(meta('aarch64').images.metal, undefined);
+});
+
+test('plan --artifacts shows every backend with the same command lines', () => {
+  const r = cli(['plan', '--artifacts', '--build', out, '--arch', 'x86_64', '--platform', 'metal,qemu,pxe']);
+  assert.is(r.code, 0, r.stderr);
+  assert.match(r.stdout, /^## backend native \(selected\)$/m);
+  assert.match(
+    r.stdout,
+    /^\$ sgdisk --zap-all --disk-guid \S+ --new 1:2048:4095 --change-name 1:BIOS-BOOT /m,
+  );
+  assert.match(r.stdout, /^\$ ostree admin deploy .*--karg-append=ignition\.platform\.id=metal/m);
+  assert.match(r.stdout, /^## backend bootc$\n# bootc install makes disks only, not PXE files/m);
+  assert.match(
+    r.stdout,
+    /^\$ podman run --rm --privileged --pid=host .* bootc install to-disk --generic-image --via-loopback /m,
+  );
+  assert.match(r.stdout, /^\$ podman run .* quay\.io\/fedora\/fedora:41 -euc '/m);
+});
+
+test.run();
