@@ -1,0 +1,152 @@
+// pipeline/artifacts/layout.ts: the pure parts of artifact planning (sector arithmetic, UUIDs,
+// kernel arguments, kargs.d parsing, BLS -> grub.cfg, file names), checked against sgdisk for
+// the command line it is given.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import {
+  artifactFile,
+  diskKargs,
+  diskLayout,
+  kargsFromToml,
+  parseBls,
+  platformsOfStream,
+  renderGrubCfg,
+  rootSizeMiB,
+  seededUuid,
+  setPlatformId,
+} from '../../pipeline/artifacts/layout.ts';
+import { sgdiskArgs } from '../../pipeline/exec/sgdisk.ts';
+import { needTool, sh } from '../world/tools.ts';
+
+const bls = `title Fedora CoreOS 41 41.20261122.3.0 (ostree:0)
+version 1
+options root=UUID=r rw ignition.platform.id=metal $ignition_firstboot ostree=/ostree/boot.1/rocknsm-coreos/abc/0
+linux /ostree/rocknsm-coreos-abc/vmlinuz-6.11
+initrd /ostree/rocknsm-coreos-abc/initramfs-6.11.img
+`;
+
+test('diskLayout: FCOS sizes in sectors, 1 MiB aligned, file ends 1 MiB after root', () => {
+  const l = diskLayout('x86_64', 600, 'seed');
+  assert.equal(
+    l.table.partitions.map((p) => [p.number, p.label, p.start, p.sectors]),
+    [
+      [1, 'BIOS-BOOT', 2048, 2048],
+      [2, 'EFI-SYSTEM', 4096, 127 * 2048],
+      [3, 'boot', 4096 + 127 * 2048, 384 * 2048],
+      [4, 'root', 4096 + 511 * 2048, 600 * 2048],
+    ],
+  );
+  assert.is(l.size, (1 + 1 + 127 + 384 + 600 + 1) * 1048576);
+  assert.equal(l.ranges.boot, { offset: (2 + 127) * 1048576, size: 384 * 1048576 });
+  const a = diskLayout('aarch64', 600, 'seed');
+  assert.is(a.table.partitions[0]!.label, 'reserved');
+  assert.is(a.table.partitions[3]!.typeGuid, 'B921B045-1DF0-41C3-AF44-4C6F280D3FAE');
+});
+
+test('diskLayout: ids are UUIDs, stable for a seed, different across seeds and roles', () => {
+  const a = diskLayout('x86_64', 512, 'rocknsm-coreos/1/x86_64');
+  const b = diskLayout('x86_64', 512, 'rocknsm-coreos/1/x86_64');
+  const c = diskLayout('x86_64', 512, 'rocknsm-coreos/2/x86_64');
+  assert.equal(a, b);
+  assert.is.not(a.uuids.root, c.uuids.root);
+  const ids = [a.table.diskGuid, a.uuids.boot, a.uuids.root, ...a.table.partitions.map((p) => p.guid)];
+  assert.is(new Set(ids).size, ids.length);
+  for (const id of ids)
+    assert.match(id, /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+  assert.match(a.uuids.espVolumeId, /^[0-9a-f]{8}$/);
+  assert.is(seededUuid('x'), seededUuid('x'));
+});
+
+test('sgdiskArgs: sgdisk writes exactly the planned table', () => {
+  needTool('sgdisk');
+  const dir = mkdtempSync(join(tmpdir(), 'rock-layout-'));
+  try {
+    const l = diskLayout('aarch64', 512, 'seed');
+    const file = join(dir, 'disk.raw');
+    sh('truncate', ['-s', String(l.size), file]);
+    sh('sgdisk', sgdiskArgs(l.table, file));
+    const printed = sh('sgdisk', ['--print', file]);
+    assert.match(printed, new RegExp(`Disk identifier \\(GUID\\): ${l.table.diskGuid}`, 'i'));
+    for (const p of l.table.partitions) {
+      const info = sh('sgdisk', ['--info', String(p.number), file]);
+      assert.match(info, new RegExp(`First sector: ${p.start} `));
+      assert.match(info, new RegExp(`Last sector: ${p.start + p.sectors - 1} `));
+      assert.match(info, new RegExp(`Partition GUID code: ${p.typeGuid}`, 'i'));
+      assert.match(info, new RegExp(`Partition unique GUID: ${p.guid}`, 'i'));
+      assert.match(info, new RegExp(`Partition name: '${p.label}'`));
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('rootSizeMiB: 1.5x content + 256 MiB, never under 512', () => {
+  assert.is(rootSizeMiB(0), 512);
+  assert.is(rootSizeMiB(1024 * 1048576), 1536 + 256);
+});
+
+test('diskKargs: root/boot by UUID, platform, first-boot switch, console per arch, image kargs last', () => {
+  assert.equal(
+    diskKargs({ arch: 'aarch64', platformId: 'qemu', rootUuid: 'R', bootUuid: 'B', imageKargs: ['audit=0'] }),
+    [
+      'root=UUID=R',
+      'rw',
+      'rootflags=prjquota',
+      'boot=UUID=B',
+      'ignition.platform.id=qemu',
+      '$ignition_firstboot',
+      'console=tty0',
+      'console=ttyAMA0,115200n8',
+      'audit=0',
+    ],
+  );
+});
+
+test('kargsFromToml: file order, match-architectures, multi-line arrays', () => {
+  const files = [
+    { name: '20-b.toml', text: 'kargs = ["b=1"]\nmatch-architectures = ["aarch64"]\n' },
+    { name: '10-a.toml', text: 'kargs = [\n  "a=1",\n  "a2",\n]\n' },
+    { name: '30-c.toml', text: 'match-architectures = ["x86_64"]\nkargs = ["c"]\n' },
+  ];
+  assert.equal(kargsFromToml(files, 'x86_64'), ['a=1', 'a2', 'c']);
+  assert.equal(kargsFromToml(files, 'aarch64'), ['a=1', 'a2', 'b=1']);
+  assert.throws(() => kargsFromToml([{ name: 'x.toml', text: "kargs = ['single']" }], 'x86_64'), /x\.toml/);
+});
+
+test('grub.cfg from BLS: one entry with the BLS linux/initrd/options; serial only on x86_64', () => {
+  const e = parseBls('ostree-1-rocknsm-coreos.conf', bls);
+  assert.is(e.linux, '/ostree/rocknsm-coreos-abc/vmlinuz-6.11');
+  const cfg = renderGrubCfg([e], 'x86_64');
+  assert.ok(cfg.includes(`menuentry 'Fedora CoreOS 41 41.20261122.3.0 (ostree:0)' --id 'ostree-0' {\n`));
+  assert.ok(cfg.includes(`  linux /ostree/rocknsm-coreos-abc/vmlinuz-6.11 ${e.options}\n`));
+  assert.ok(cfg.includes('  initrd /ostree/rocknsm-coreos-abc/initramfs-6.11.img\n'));
+  assert.match(cfg, /^if serial --unit=0 --speed=115200; then$/m);
+  assert.not.match(renderGrubCfg([e], 'aarch64'), /serial/);
+  assert.throws(() => renderGrubCfg([], 'x86_64'), /no BLS entries/);
+  assert.throws(() => parseBls('x.conf', 'title t\n'), /x\.conf has no 'version' line/);
+  // GRUB's own parser accepts it (grub-script-check, shipped with grub-mkimage in grub-common).
+  needTool('grub-mkimage');
+  const check = sh('sh', ['-c', 'grub-script-check && echo ok'], { input: cfg });
+  assert.is(check.trim(), 'ok');
+});
+
+test('setPlatformId rewrites only the options line', () => {
+  const q = setPlatformId(bls, 'qemu');
+  assert.match(q, /^options .*ignition\.platform\.id=qemu \$ignition_firstboot/m);
+  assert.is(q.replace('platform.id=qemu', 'platform.id=metal'), bls);
+});
+
+test('file names follow formats.md §4; stream artifacts map to platforms', () => {
+  assert.is(artifactFile('n', '1', 'x86_64', 'metal'), 'n-1-metal.x86_64.raw');
+  assert.is(artifactFile('n', '1', 'aarch64', 'qemu'), 'n-1-qemu.aarch64.qcow2');
+  assert.is(artifactFile('n', '1', 'x86_64', 'live-kernel'), 'n-1-live-kernel.x86_64');
+  assert.is(artifactFile('n', '1', 'x86_64', 'live-initramfs'), 'n-1-live-initramfs.x86_64.img');
+  assert.is(artifactFile('n', '1', 'x86_64', 'live-rootfs'), 'n-1-live-rootfs.x86_64.img');
+  assert.is(artifactFile('n', '1', 'x86_64', 'live-iso'), 'n-1-live-iso.x86_64.iso');
+  assert.equal(platformsOfStream(['ostree', 'pxe', 'metal', 'live-iso', 'metal4k']), ['metal', 'pxe', 'iso']);
+});
+
+test.run();
