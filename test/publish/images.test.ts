@@ -285,6 +285,24 @@ test("sensor: the image's own policy accepts the signed index, both arches, by s
   }
 });
 
+test('promote-style retag: a tag moves to another index by digest, signed for it first', async () => {
+  const path = 'rocknsm/promote';
+  const both = await pushImages(target(path), images);
+  const x86Only = await pushImages(target(path), [images[0]!]);
+  assert.is.not(x86Only.index, both.index);
+  assert.equal((await signAndTag(target(path), both, ['stable'], sign())).tags, { stable: 'tagged' });
+  const moved = await signAndTag(
+    target(path),
+    { manifests: x86Only.manifests, index: x86Only.index },
+    ['stable'],
+    sign(),
+  );
+  assert.equal(moved.tags, { stable: 'moved' });
+  assert.is(digestOf(`docker://${repo(path)}:stable`), x86Only.index);
+  assert.equal(await tagsOf(path), ['stable']);
+  assert.equal(signatureFiles(path, x86Only.index), ['signature-1']);
+});
+
 test('sensor: an unsigned push to the same repository is rejected', async () => {
   sh('skopeo', [
     'copy',
