@@ -151,8 +151,33 @@ export function artifactJobs(req: ArtifactRequest): ArchJob[] {
   return req.arches.map((a) => archJob(req, a));
 }
 
+/** Mount points at or under `dir` (from /proc/self/mountinfo; octal escapes decoded). */
+export function mountsUnder(dir: string): string[] {
+  const text = existsSync('/proc/self/mountinfo') ? readFileSync('/proc/self/mountinfo', 'utf8') : '';
+  return text
+    .split('\n')
+    .map((l) =>
+      l.split(' ')[4]?.replace(/\\([0-7]{3})/g, (_, o) => String.fromCharCode(Number.parseInt(o, 8))),
+    )
+    .filter((m): m is string => m !== undefined && (m === dir || m.startsWith(`${dir}/`)));
+}
+
 async function makeArch(ctx: BackendContext, req: ArtifactRequest, arch: Arch): Promise<ArchResult> {
   const job = archJob(req, arch);
+  try {
+    return await makeArchIn(ctx, req, job);
+  } catch (err) {
+    // Nothing of a failed arch stays: its work area goes, unless something is still mounted
+    // there (then it is left for inspection rather than deleted through the mount).
+    const left = mountsUnder(job.work);
+    if (left.length) ctx.log.error(`${arch}: still mounted, left in place: ${left.join(', ')}`);
+    else rmSync(job.work, { recursive: true, force: true });
+    throw err;
+  }
+}
+
+async function makeArchIn(ctx: BackendContext, req: ArtifactRequest, job: ArchJob): Promise<ArchResult> {
+  const arch = job.arch;
   const backend = backendModules[req.backend];
   const stages: Record<string, number> = {};
   const timed = async <T>(name: string, fn: () => Promise<T>): Promise<T> => {
@@ -165,7 +190,7 @@ async function makeArch(ctx: BackendContext, req: ArtifactRequest, arch: Arch): 
   };
   const produced: Produced[] = await timed(`${req.backend} backend`, () => backend.make(ctx, job));
   if (req.platforms.includes('pxe') && !produced.some((p) => p.kind === 'pxe-ipxe')) {
-    for (const s of pxeSnippets({ name: req.name, version: req.version, arch, ...req.pxe, extra: [] })) {
+    for (const s of pxeSnippets({ name: req.name, version: req.version, arch, ...job.pxe, extra: [] })) {
       writeFileSync(join(job.work, s.file), s.text);
       produced.push({ kind: s.kind, path: join(job.work, s.file) });
     }

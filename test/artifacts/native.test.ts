@@ -13,6 +13,7 @@ import {
   readSync,
   rmSync,
   statSync,
+  writeFileSync,
 } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'uvu';
@@ -537,6 +538,37 @@ test('artifacts: refused requests exit 64 before any work, naming the reason', (
   assert.is(none.code, 64);
   assert.match(none.stderr, /builds\.json does not exist/);
   assert.is(readFileSync(join(dir('x86_64'), 'meta.json'), 'utf8'), before);
+});
+
+test('artifacts: a failure after the disk is mounted releases mounts and loops, leaves the build as it was', () => {
+  // An image without os-release: ostree admin deploy refuses it, with root and boot mounted.
+  const bad = join(work, 'bad');
+  const rootfs = join(bad, 'rootfs');
+  mkdirSync(join(rootfs, `usr/lib/modules/${KVER.x86_64}`), { recursive: true });
+  mkdirSync(join(rootfs, 'usr/bin'), { recursive: true });
+  writeFileSync(join(rootfs, `usr/lib/modules/${KVER.x86_64}/vmlinuz`), 'k\n');
+  writeFileSync(join(rootfs, `usr/lib/modules/${KVER.x86_64}/initramfs.img`), 'i\n');
+  const dirOut = join(bad, 'out', 'builds', VERSION, 'x86_64');
+  mkdirSync(dirOut, { recursive: true });
+  const g = ['--root', join(bad, 'st'), '--runroot', join(bad, 'run'), '--storage-driver', 'vfs'];
+  const ctr = sh('buildah', [...g, 'from', 'scratch']).trim();
+  sh('buildah', [...g, 'add', ctr, `${rootfs}/`, '/']);
+  sh('buildah', [...g, 'commit', '-q', ctr, 'bad:1']);
+  sh('buildah', [...g, 'push', '-q', 'bad:1', `oci-archive:${join(dirOut, 'bad.ociarchive')}`]);
+  const metaText = `${JSON.stringify({ name: NAME, images: { ostree: { path: 'bad.ociarchive' } }, 'rocknsm.stream': 'stable' })}\n`;
+  writeFileSync(join(dirOut, 'meta.json'), metaText);
+  writeFileSync(
+    join(bad, 'out', 'builds', 'builds.json'),
+    JSON.stringify({ 'schema-version': '1.0.0', builds: [{ id: VERSION, arches: ['x86_64'] }] }),
+  );
+  const r = cli(['artifacts', '--build', join(bad, 'out'), '--platform', 'metal', '--compression', 'zstd']);
+  assert.is(r.code, 1, r.stderr);
+  assert.match(r.stderr, /command failed \(exit \d+\): ostree admin deploy/);
+  assert.is(readFileSync(join(dirOut, 'meta.json'), 'utf8'), metaText);
+  assert.equal(readdirSync(dirOut).sort(), ['bad.ociarchive', 'meta.json']);
+  assert.not.ok(existsSync(join(bad, 'out', 'work', 'artifacts', 'x86_64')));
+  assert.not.ok(readFileSync('/proc/self/mountinfo', 'utf8').includes(bad));
+  assert.not.ok(sh('losetup', ['--list', '--noheadings', '--output', 'BACK-FILE']).includes(bad));
 });
 
 test.run();
