@@ -130,6 +130,12 @@ Options:
       ? JSON.parse(readFileSync(file, 'utf8'))
       : { 'schema-version': '1.0.0', builds: [], timestamp: '' };
     const arches = [...seen.keys()].sort() as Arch[];
+    const listed = current.builds.find((b) => b.id === version)?.arches ?? [];
+    if (todo.length === 0 && arches.every((a) => listed.includes(a))) {
+      ctx.log.info(`${version} (${arches.join(', ')}) already merged into ${buildsDir}; nothing to do`);
+      writeOutputs(ctx.env, { version, arches: arches.join(','), 'build-dir': join(buildsDir, version) });
+      return 0;
+    }
     const merged = addBuild(
       current,
       version,
