@@ -253,9 +253,16 @@ test('permissions: read-only at the top; write only where something is published
   }
 });
 
-test('callers of stream.yml pass only inputs it declares, and every required one', () => {
+test('callers of stream.yml pass only inputs and secrets it declares, and every required input', () => {
   const stream = loadWorkflow('stream.yml');
-  const inputs = (stream.on.workflow_call as { inputs: Record<string, { required?: boolean }> }).inputs;
+  const call = stream.on.workflow_call as {
+    inputs: Record<string, { required?: boolean }>;
+    secrets: Record<string, { required?: boolean }>;
+  };
+  const inputs = call.inputs;
+  // Every secret stream.yml reads is declared (GITHUB_TOKEN is always there).
+  for (const m of stream.text.matchAll(/secrets\.(\w+)/g))
+    assert.ok(m[1] === 'GITHUB_TOKEN' || m[1]! in call.secrets, `stream.yml reads undeclared secret ${m[1]}`);
   for (const w of allWorkflows())
     for (const [name, job] of Object.entries(w.jobs)) {
       if (job.uses !== './.github/workflows/stream.yml') continue;
@@ -263,6 +270,12 @@ test('callers of stream.yml pass only inputs it declares, and every required one
       for (const k of given) assert.ok(k in inputs, `${w.file} jobs.${name}: stream.yml has no input ${k}`);
       for (const [k, spec] of Object.entries(inputs))
         if (spec.required) assert.ok(given.includes(k), `${w.file} jobs.${name}: missing input ${k}`);
+      // Secrets are passed by name, never `inherit` (a called workflow sees only what it needs).
+      assert.type(job.secrets, 'object', `${w.file} jobs.${name}: secrets must be listed`);
+      for (const [k, v] of Object.entries(job.secrets as Record<string, string>)) {
+        assert.ok(k in call.secrets, `${w.file} jobs.${name}: stream.yml declares no secret ${k}`);
+        assert.is(v, expr(`secrets.${k}`));
+      }
     }
 });
 
