@@ -3,7 +3,7 @@
 // (its --help lists the flag and the CLI's own option parser accepts the line), actions are
 // pinned by commit SHA, permissions are least-privilege per job, and the matrices agree with
 // the stream files.
-import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -90,6 +90,17 @@ test('every run: script passes shellcheck (bash, expressions replaced as actionl
         if (r.code !== 0) problems.push(`${where}:\n${r.stdout}${r.stderr}`);
       }
     assert.ok(n >= 15, `only ${n} scripts found`);
+    // The scripts the workflows call: exist, are executable, pass shellcheck.
+    const called = new Set(
+      allWorkflows().flatMap((w) => [...w.text.matchAll(/\.github\/scripts\/[\w.-]+\.sh/g)].map((m) => m[0])),
+    );
+    assert.ok(called.size >= 1);
+    for (const rel of called) {
+      const file = join(repoRoot, rel);
+      assert.ok(statSync(file).mode & 0o100, `${rel} is not executable`);
+      const r = shResult('shellcheck', ['-s', 'bash', '-f', 'gcc', file]);
+      if (r.code !== 0) problems.push(`${rel}:\n${r.stdout}${r.stderr}`);
+    }
     assert.equal(problems, []);
     // The same check fails on a real mistake.
     writeFileSync(join(dir, 'bad.sh'), '#!/bin/bash\nrm -rf $DIR/*\n');
