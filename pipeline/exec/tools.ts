@@ -316,6 +316,14 @@ export const tools: Tool[] = [
     file: '/usr/lib/dracut/modules.d/30ignition/ignition',
   },
   {
+    name: 'mkfs.ext4',
+    versionArg: '-V',
+    deb: 'e2fsprogs',
+    fedora: 'e2fsprogs',
+    stages: ['artifacts', 'test'],
+    why: 'boot partition of disk images (debugfs reads it in tests)',
+  },
+  {
     name: 'setfiles',
     versionArg: null,
     deb: 'policycoreutils',

@@ -324,6 +324,8 @@ export interface FsProbe {
   uuid?: string;
   /** XFS only: data blocks x block size from the superblock (xfs_db). */
   xfsBytes?: number;
+  /** XFS only: the block size. */
+  xfsBlockSize?: number;
 }
 
 /** blkid (and for XFS xfs_db) on one partition of a disk image. */
@@ -346,6 +348,7 @@ export function probeFs(file: string, p: GptPartition): FsProbe {
       const sb = sh('xfs_db', ['-r', '-c', 'sb 0', '-c', 'p dblocks', '-c', 'p blocksize', dev]);
       const num = (k: string) => Number(new RegExp(`^${k} = (\\d+)`, 'm').exec(sb)?.[1]);
       probe.xfsBytes = num('dblocks') * num('blocksize');
+      probe.xfsBlockSize = num('blocksize');
     }
     return probe;
   });
