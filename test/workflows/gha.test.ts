@@ -4,6 +4,7 @@ import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { main } from '../../pipeline/cli.ts';
 import {
   addBuild,
   type BuildMeta,
@@ -14,8 +15,7 @@ import {
   renderSummary,
   renderUnchanged,
 } from '../../pipeline/gha.ts';
-import { cacheDir, repoRoot } from '../world/fcos-base.ts';
-import { shResult } from '../world/tools.ts';
+import { cacheDir } from '../world/fcos-base.ts';
 
 const meta = (arch: string, id: string, hash: string, base: string, size: number): BuildMeta => ({
   buildid: id,
@@ -142,11 +142,32 @@ test('renderSummary: digests, sizes and what changed per arch', () => {
 // merge-builds against leg directories made of JSON files only (the refusals happen before any
 // archive is touched; the real data path is in legs.test.ts).
 const work = join(cacheDir, `merge-${process.pid}`);
-const cli = (args: string[]) =>
-  shResult(process.execPath, [join(repoRoot, 'bin/rock-image.js'), ...args], {
-    cwd: work,
-    env: { CI: 'true' },
-  });
+/**
+ * The CLI's main() in this process (what bin/rock-image.js runs), in the work directory, with
+ * its output captured: these tests only look at refusals, so the spawn of a fresh node is skipped.
+ * uvu runs tests one at a time, so the directory change and the capture touch nothing else.
+ */
+async function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  let stdout = '';
+  let stderr = '';
+  const [out, err, dir] = [process.stdout.write, process.stderr.write, process.cwd()];
+  process.stdout.write = ((c: string | Uint8Array) => {
+    stdout += String(c);
+    return true;
+  }) as typeof process.stdout.write;
+  process.stderr.write = ((c: string | Uint8Array) => {
+    stderr += String(c);
+    return true;
+  }) as typeof process.stderr.write;
+  process.chdir(work);
+  try {
+    return { code: await main(args, { CI: 'true' }), stdout, stderr };
+  } finally {
+    process.chdir(dir);
+    process.stdout.write = out;
+    process.stderr.write = err;
+  }
+}
 
 function leg(name: string, id: string, arch: string, m: Partial<BuildMeta> = {}): string {
   const dir = join(work, name);
@@ -169,8 +190,8 @@ test.before.each(() => {
 });
 test.after(() => rmSync(work, { recursive: true, force: true }));
 
-test('merge-builds: legs of different versions are refused, nothing written', () => {
-  const r = cli([
+test('merge-builds: legs of different versions are refused, nothing written', async () => {
+  const r = await cli([
     'merge-builds',
     '--output',
     'out',
@@ -182,8 +203,8 @@ test('merge-builds: legs of different versions are refused, nothing written', ()
   assert.not.ok(existsSync(join(work, 'out')));
 });
 
-test('merge-builds: a missing required arch is refused', () => {
-  const r = cli([
+test('merge-builds: a missing required arch is refused', async () => {
+  const r = await cli([
     'merge-builds',
     '--output',
     'out',
@@ -196,8 +217,8 @@ test('merge-builds: a missing required arch is refused', () => {
   assert.not.ok(existsSync(join(work, 'out')));
 });
 
-test('merge-builds: the same arch from two legs is refused', () => {
-  const r = cli([
+test('merge-builds: the same arch from two legs is refused', async () => {
+  const r = await cli([
     'merge-builds',
     leg('a', '41.20261122.3.0', 'x86_64'),
     leg('b', '41.20261122.3.0', 'x86_64'),
@@ -206,53 +227,53 @@ test('merge-builds: the same arch from two legs is refused', () => {
   assert.match(r.stderr, /x86_64 of 41\.20261122\.3\.0 is in two legs/);
 });
 
-test('merge-builds: builds.json naming an arch without meta.json is invalid input (65)', () => {
+test('merge-builds: builds.json naming an arch without meta.json is invalid input (65)', async () => {
   const dir = leg('a', '41.20261122.3.0', 'x86_64');
   rmSync(join(work, dir, 'builds', '41.20261122.3.0', 'x86_64', 'meta.json'));
-  const r = cli(['merge-builds', dir]);
+  const r = await cli(['merge-builds', dir]);
   assert.is(r.code, 65);
   assert.match(
     r.stderr,
     /a\/builds\/builds\.json: lists 41\.20261122\.3\.0 x86_64, but .*meta\.json is missing/,
   );
   writeFileSync(join(work, dir, 'builds', 'builds.json'), '{"builds": [');
-  const bad = cli(['merge-builds', dir]);
+  const bad = await cli(['merge-builds', dir]);
   assert.is(bad.code, 65);
   assert.match(bad.stderr, /builds\.json: not JSON/);
   const wrong = leg('w', '41.20261122.3.0', 'aarch64', { 'coreos-assembler.basearch': 'x86_64' });
-  const w = cli(['merge-builds', wrong]);
+  const w = await cli(['merge-builds', wrong]);
   assert.is(w.code, 65);
   assert.match(
     w.stderr,
     /meta\.json: is 41\.20261122\.3\.0 x86_64, builds\.json says 41\.20261122\.3\.0 aarch64/,
   );
-  const none = cli(['merge-builds', 'nowhere']);
+  const none = await cli(['merge-builds', 'nowhere']);
   assert.is(none.code, 64);
   assert.match(none.stderr, /nowhere: no builds\/builds\.json/);
 });
 
-test('merge-builds: re-merging the same leg is a no-op; a different one for a merged arch is refused', () => {
+test('merge-builds: re-merging the same leg is a no-op; a different one for a merged arch is refused', async () => {
   const a = leg('a', '41.20261122.3.0', 'x86_64');
-  assert.is(cli(['merge-builds', a]).code, 0);
+  assert.is((await cli(['merge-builds', a])).code, 0);
   const before = readFileSync(join(work, 'out', 'builds', 'builds.json'), 'utf8');
-  const again = cli(['merge-builds', a]);
+  const again = await cli(['merge-builds', a]);
   assert.is(again.code, 0, again.stderr);
   assert.match(again.stderr, /already merged/);
   const other = leg('c', '41.20261122.3.0', 'x86_64', { 'rocknsm.input-hash': 'f'.repeat(64) });
-  const r = cli(['merge-builds', other]);
+  const r = await cli(['merge-builds', other]);
   assert.is(r.code, 1);
   assert.match(r.stderr, /exists and differs from .*c's x86_64; nothing was merged/);
   assert.is(readFileSync(join(work, 'out', 'builds', 'builds.json'), 'utf8'), before);
   assert.is(readFileSync(join(work, 'out', 'builds', '41.20261122.3.0', 'x86_64', 'payload'), 'utf8'), 'a\n');
 });
 
-test('summary: an unknown version is a usage error naming builds.json', () => {
+test('summary: an unknown version is a usage error naming builds.json', async () => {
   const a = leg('a', '41.20261122.3.0', 'x86_64');
-  assert.is(cli(['merge-builds', a]).code, 0);
-  const r = cli(['summary', '--build', 'out', '--version', '41.20990101.3.0']);
+  assert.is((await cli(['merge-builds', a])).code, 0);
+  const r = await cli(['summary', '--build', 'out', '--version', '41.20990101.3.0']);
   assert.is(r.code, 64);
   assert.match(r.stderr, /out\/builds\/builds\.json: no build 41\.20990101\.3\.0/);
-  const ok = cli(['summary', '--build', 'out']);
+  const ok = await cli(['summary', '--build', 'out']);
   assert.is(ok.code, 0, ok.stderr);
   assert.match(ok.stdout, /^### stable 41\.20261122\.3\.0\n/);
 });
