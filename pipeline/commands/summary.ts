@@ -1,5 +1,6 @@
 // `rock-image summary`: a Markdown report of one build (version, digests, sizes, what changed
 // since the build before it), printed and, under GitHub Actions, added to the job summary.
+import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { PipelineError, UsageError } from '../errors.ts';
 import { type BuildMeta, readMeta, renderSummary, writeSummary } from '../gha.ts';
@@ -26,6 +27,8 @@ Options:
   async run(ctx, values) {
     if (typeof values.build !== 'string') throw new UsageError('--build is required');
     const dir = resolve(ctx.cwd, values.build);
+    if (!existsSync(join(dir, 'builds', 'builds.json')))
+      throw new UsageError(`${join(dir, 'builds', 'builds.json')}: not found (not a build directory)`);
     const builds = readBuildsJson(dir);
     const buildsDir = join(dir, 'builds');
     const index =
