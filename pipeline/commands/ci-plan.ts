@@ -2,9 +2,12 @@
 // build` (same version, same input hashes), decides once for every arch whether anything changed
 // since the newest build in DIR, and hands the legs their matrix and the version to build.
 import { join } from 'node:path';
+import { backendModules } from '../artifacts/index.ts';
 import { platformsOfStream } from '../artifacts/layout.ts';
+import type { ResolvedConfig } from '../config/index.ts';
+import { ConfigError } from '../errors.ts';
 import { decide, legMatrix, readMeta, renderUnchanged, writeOutputs, writeSummary } from '../gha.ts';
-import { buildOptionHelp, buildOptionSpec, parseBuildOptions, prepare } from './build-glue.ts';
+import { buildOptionHelp, buildOptionSpec, loadConfig, parseBuildOptions, prepare } from './build-glue.ts';
 import type { Command } from './types.ts';
 
 export const ciPlan: Command = {
@@ -25,6 +28,7 @@ Options:${buildOptionHelp}`,
   options: { ...buildOptionSpec },
   async run(ctx, values) {
     const opts = parseBuildOptions(ctx, values);
+    checkArtifactBackend(loadConfig(ctx, opts.stream));
     const { config, plan, builds } = await prepare(ctx, opts, false);
     const buildsDir = join(opts.output, 'builds');
     const decision = decide(
@@ -67,3 +71,25 @@ Options:${buildOptionHelp}`,
     return 0;
   },
 };
+
+/**
+ * The legs run `rock-image artifacts` with the stream's artifact list; one its backend cannot
+ * make would fail there after two builds, so it is refused here, before any base is pulled.
+ */
+function checkArtifactBackend(config: ResolvedConfig): void {
+  const backend = backendModules[config.stream.artifactBackend];
+  const issues = platformsOfStream(config.stream.artifacts).flatMap((p) => {
+    const ok = backend.supports(p);
+    return ok === true
+      ? []
+      : [
+          {
+            file: `manifests/streams/${config.stream.stream}.yaml`,
+            path: '/artifacts',
+            rule: 'artifact-backend',
+            message: `the ${config.stream.artifactBackend} backend cannot make '${p}': ${ok}`,
+          },
+        ];
+  });
+  if (issues.length) throw new ConfigError(issues);
+}

@@ -47,6 +47,27 @@ test('a bad stream file: ::error with file, line and column; exit 65; no outputs
   assert.is(r.stdout, '');
 });
 
+test("ci-plan refuses an artifact list the stream's backend cannot make, before pulling anything", () => {
+  const project = join(work, 'project-isos');
+  for (const d of ['manifests', 'overlays', 'containerfiles'])
+    cpSync(join(repoRoot, d), join(project, d), { recursive: true });
+  writeFileSync(
+    join(project, 'manifests/streams/isos.yaml'),
+    readFileSync(join(repoRoot, 'manifests/streams/stable.yaml'), 'utf8')
+      .replace(/^stream: stable$/m, 'stream: isos')
+      .replace(/^artifacts: .*$/m, 'artifacts: [ostree, metal, live-iso]')
+      .replace(/^artifact-backend: .*$/m, ''),
+  );
+  const r = gha(['ci-plan', '--project', project, '--stream', 'isos', '--output', join(work, 'isos')]);
+  assert.is(r.code, 65, r.stderr);
+  assert.match(
+    r.stderr,
+    /^::error file=manifests\/streams\/isos\.yaml::artifact-backend at \/artifacts: the native backend cannot make 'iso': /m,
+  );
+  assert.not.match(r.stderr, /resolve bases/);
+  assert.is(r.outputs, '');
+});
+
 test('each sequential stage is a collapsible ::group::', () => {
   needTool('buildah');
   const r = gha([
