@@ -7,8 +7,11 @@ import { doctor } from './doctor.ts';
 import { ignition } from './ignition.ts';
 import { mergeBuilds } from './merge-builds.ts';
 import { plan } from './plan.ts';
+import { promote, rollout } from './promote.ts';
 import { prune } from './prune.ts';
+import { publish } from './publish.ts';
 import { summary } from './summary.ts';
+import { test } from './test.ts';
 import type { Command } from './types.ts';
 
 export const commands: Command[] = [
@@ -22,5 +25,9 @@ export const commands: Command[] = [
   ciPlan,
   mergeBuilds,
   summary,
+  publish,
+  promote,
+  rollout,
+  test,
   // (new commands are added here, one line each)
 ];

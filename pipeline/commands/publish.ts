@@ -1,0 +1,237 @@
+// `rock-image publish`: one version of a stream out to the world: images by digest (registry, or an
+// OCI layout under the site), artifacts + .sig + SHA256SUMS into the site, a GitHub release, then
+// tags, then the stream metadata. Plans first (pure), then applies in the safe order (apply.ts).
+import { resolve } from 'node:path';
+import type { Arch } from '../config/index.ts';
+import { loadProject, projectPaths, resolveStream } from '../config/index.ts';
+import { UsageError } from '../errors.ts';
+import { createGitHub } from '../exec/github.ts';
+import { type ApplyRequest, applyPlan } from '../publish/apply.ts';
+import { readBuilds, readExisting } from '../publish/read.ts';
+import { buildDir, parseControls, planSite, type SitePlan } from '../publish/site.ts';
+import type { Command, Context } from './types.ts';
+
+type Values = Record<string, string | boolean | string[] | undefined>;
+const str = (v: Values, k: string) => (typeof v[k] === 'string' ? (v[k] as string) : undefined);
+
+/** The stream's configured arches and publish targets, when the project defines the stream. */
+function streamDefaults(ctx: Context, stream: string) {
+  try {
+    const cfg = resolveStream(loadProject(projectPaths(ctx.root)), stream, ctx.root).stream;
+    return {
+      arches: cfg.arches,
+      registry: cfg.publish.registry,
+      github: cfg.publish.github,
+      siteUrl: cfg.publish.siteUrl,
+    };
+  } catch {
+    return undefined;
+  }
+}
+
+export interface Target {
+  stream: string;
+  version: string;
+  buildRoot: string;
+  siteDir: string;
+  baseUrl: string;
+  registry?: string;
+  requireArches: Arch[];
+}
+
+/** Options shared by publish and promote, resolved against the stream's config. */
+export function resolveTarget(ctx: Context, v: Values, stream: string): Target {
+  const version = str(v, 'version');
+  if (!version) throw new UsageError('--version is required');
+  const defaults = streamDefaults(ctx, stream);
+  const siteDir = resolve(ctx.cwd, str(v, 'site') ?? 'site');
+  const baseUrl = str(v, 'base-url') ?? defaults?.siteUrl;
+  if (!baseUrl) throw new UsageError(`--base-url is required (stream ${stream} has no publish.site-url)`);
+  if (!/^(https?|file):\/\//.test(baseUrl))
+    throw new UsageError(`--base-url must be an http(s) or file URL (got ${baseUrl})`);
+  const required = str(v, 'require-arch')?.split(',') ?? defaults?.arches;
+  if (!required)
+    throw new UsageError(`stream ${stream} is not defined here: give --require-arch x86_64,aarch64`);
+  for (const a of required) if (a !== 'x86_64' && a !== 'aarch64') throw new UsageError(`unknown arch ${a}`);
+  return {
+    stream,
+    version,
+    buildRoot: resolve(ctx.cwd, str(v, 'build') ?? 'out'),
+    siteDir,
+    baseUrl: baseUrl.replace(/\/+$/, ''),
+    registry: str(v, 'registry') ?? defaults?.registry,
+    requireArches: required as Arch[],
+  };
+}
+
+/** The image half of the request: registry or the site's OCI layout, tags, signing. */
+export function imageJob(
+  ctx: Context,
+  t: Target,
+  plan: SitePlan,
+  v: Values,
+  tags: string[],
+): ApplyRequest['images'] {
+  const builds = readBuilds(t.buildRoot, t.version);
+  const oci = !t.registry;
+  const signBy = str(v, 'sign-by');
+  return {
+    target: {
+      repo: oci ? `oci:${t.siteDir}/oci` : `docker://${t.registry}`,
+      authFile: str(v, 'authfile') ?? ctx.env.REGISTRY_AUTH_FILE,
+      tlsVerify: !v['insecure-registry'],
+      run: ctx.run,
+    },
+    archives: builds
+      .filter((b) => plan.arches.includes(b.arch))
+      .map((b) => ({
+        arch: b.arch,
+        archive: `${b.dir}/${b.meta.images.ostree!.path}`,
+        digest: b.meta['rocknsm.image-digest']!,
+      })),
+    tags,
+    // Simple signing names a registry identity; an OCI layout on the site has none, so it is not signed.
+    sign:
+      signBy && !oci
+        ? {
+            gpgKey: signBy,
+            gpgHome: ctx.env.GNUPGHOME,
+            lookasideDir: `${t.siteDir}/signatures`,
+            identity: t.registry,
+          }
+        : {},
+  };
+}
+
+export function attachLog(ctx: Context, t: Target, what: string): void {
+  const stamp = new Date(ctx.now()).toISOString().replace(/[:.]/g, '-');
+  ctx.log.attachFile(`${t.buildRoot}/logs/${what}-${t.stream}-${t.version}-${stamp}.jsonl`);
+}
+
+export const publish: Command = {
+  name: 'publish',
+  summary: 'publish a version: images, signed artifacts, GitHub release, stream metadata',
+  usage: `
+Usage: rock-image publish --stream S --version V [options]
+
+Pushes each arch's image by digest and an OCI index (registry, or an OCI layout under the site),
+copies every artifact of DIR/builds/V into SITE/prod/streams/S/builds/V/<arch>/, signs each one
+(<file>.sig) and writes SHA256SUMS, fills a DRAFT GitHub release, signs and tags the index
+(S and V), then writes release.json, releases.json (appended), streams/S.json, updates/S.json and
+v1/graph/S/<arch>.json (each checked against pipeline/publish/schema/), and publishes the GitHub
+release last. Every step checks what is already there: a re-run after a failure converges.
+Refuses a version lacking an arch of the stream or with a failed boot test.
+
+Options:
+  --stream S            stream (required)
+  --version V           version to publish (required)
+  --build DIR           build directory (default: ./out)
+  --site DIR            site directory (default: ./site)
+  --base-url URL        URL the site is served at (default: the stream's publish.site-url)
+  --registry HOST/REPO  image repository (default: the stream's publish.registry; none: SITE/oci)
+  --authfile FILE       registry credentials (default: $REGISTRY_AUTH_FILE)
+  --insecure-registry   plain HTTP / no TLS verification for the registry
+  --sign-by KEY         GPG key for artifact .sig files and image signatures ($GNUPGHOME)
+  --github OWNER/REPO   GitHub repository for the release (default: the stream's publish.github);
+                        token from $GITHUB_TOKEN, API from --github-api or $GITHUB_API_URL
+  --github-api URL      GitHub API root (default: https://api.github.com)
+  --github-pace-ms N    pause between GitHub writes (default: 1000, as GitHub asks)
+  --require-arch A[,A]  arches the version must have (default: the stream's arches)
+  --barrier REASON, --deadend REASON, --rollout-hours N, --rollout-start T,
+  --rollout-start-percentage P
+                        rollout controls for this release in updates/S.json
+  --plan                print the plan as JSON and change nothing
+`,
+  options: {
+    stream: { type: 'string' },
+    version: { type: 'string' },
+    build: { type: 'string' },
+    site: { type: 'string' },
+    'base-url': { type: 'string' },
+    registry: { type: 'string' },
+    authfile: { type: 'string' },
+    'insecure-registry': { type: 'boolean' },
+    'sign-by': { type: 'string' },
+    github: { type: 'string' },
+    'github-api': { type: 'string' },
+    'github-pace-ms': { type: 'string' },
+    'require-arch': { type: 'string' },
+    barrier: { type: 'string' },
+    deadend: { type: 'string' },
+    'rollout-hours': { type: 'string' },
+    'rollout-start': { type: 'string' },
+    'rollout-start-percentage': { type: 'string' },
+    plan: { type: 'boolean' },
+  },
+  async run(ctx, v) {
+    const stream = str(v, 'stream');
+    if (!stream) throw new UsageError('--stream is required');
+    const t = resolveTarget(ctx, v, stream);
+    const controls = parseControls({
+      barrier: str(v, 'barrier'),
+      deadend: str(v, 'deadend'),
+      rolloutHours: str(v, 'rollout-hours'),
+      rolloutStart: str(v, 'rollout-start'),
+      rolloutStartPercentage: str(v, 'rollout-start-percentage'),
+      now: ctx.now(),
+    });
+    const builds = readBuilds(t.buildRoot, t.version);
+    const dests = builds.flatMap((b) =>
+      Object.values(b.meta.images).map((i) => `${buildDir(stream, t.version)}/${b.arch}/${i.path}`),
+    );
+    const existing = await readExisting(t.siteDir, stream, dests);
+    const plan = planSite({
+      stream,
+      version: t.version,
+      requireArches: t.requireArches,
+      builds,
+      baseUrl: t.baseUrl,
+      imageRepo: t.registry ?? `oci:${t.siteDir}/oci`,
+      controls,
+      existing,
+      now: ctx.now(),
+    });
+    for (const b of builds)
+      if (!b.meta.images.ostree)
+        throw new UsageError(`${b.dir}/meta.json: no images.ostree (the OCI archive)`);
+    if (v.plan) {
+      ctx.stdout.write(`${JSON.stringify(plan, null, 2)}\n`);
+      return 0;
+    }
+    attachLog(ctx, t, 'publish');
+    const repo = str(v, 'github') ?? streamDefaults(ctx, stream)?.github;
+    const token = ctx.env.GITHUB_TOKEN ?? '';
+    if (repo && token && ctx.env.GITHUB_ACTIONS === 'true') ctx.stdout.write(`::add-mask::${token}\n`);
+    const github = repo
+      ? {
+          gh: createGitHub({
+            token,
+            repo,
+            baseUrl: str(v, 'github-api') ?? ctx.env.GITHUB_API_URL,
+            warn: (m) => ctx.log.warn(m),
+            writeIntervalMs:
+              str(v, 'github-pace-ms') === undefined ? undefined : Number(str(v, 'github-pace-ms')),
+          }),
+          spec: {
+            tag: `v${t.version}`,
+            name: `RockNSM ${t.version} (${stream})`,
+            body: `RockNSM sensor OS ${t.version}, stream ${stream}.\n\nStream metadata: ${t.baseUrl}/streams/${stream}.json`,
+            prerelease: stream !== 'stable',
+          },
+        }
+      : undefined;
+    const result = await applyPlan({
+      plan,
+      siteDir: t.siteDir,
+      images: imageJob(ctx, t, plan, v, [stream, t.version]),
+      signBy: str(v, 'sign-by'),
+      gpgHome: ctx.env.GNUPGHOME,
+      github,
+      log: ctx.log,
+    });
+    ctx.log.info(
+      `published ${t.version} to ${stream}: ${Object.values(result.files).filter((s) => s === 'copied').length} files copied, ${result.signed.length} signed, ${Object.values(result.documents).filter((s) => s === 'written').length} documents written${result.github ? `, GitHub ${result.github}` : ''}`,
+    );
+    return 0;
+  },
+};

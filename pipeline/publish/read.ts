@@ -1,0 +1,62 @@
+// Reading the world for publish/promote/rollout: a version's per-arch meta.json from a build
+// directory, and what a site directory already holds (files with their sha256, releases.json,
+// updates.json). Glue only; the planning is pure (site.ts).
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Arch } from '../config/index.ts';
+import { PipelineError } from '../errors.ts';
+import { sha256Of } from './apply.ts';
+import type { ArchBuild, Existing, PublishMeta, ReleasesDoc, UpdatesDoc } from './site.ts';
+import { type DocKind, problems } from './validate.ts';
+
+const arches: Arch[] = ['x86_64', 'aarch64'];
+
+function readJson(file: string): unknown {
+  try {
+    return JSON.parse(readFileSync(file, 'utf8'));
+  } catch (err) {
+    throw new PipelineError(`${file}: not JSON: ${(err as Error).message}`, 65);
+  }
+}
+
+/** The builds of `version` under `buildRoot` (DIR, or DIR/builds), one per arch found. */
+export function readBuilds(buildRoot: string, version: string): ArchBuild[] {
+  const builds = existsSync(join(buildRoot, 'builds')) ? join(buildRoot, 'builds') : buildRoot;
+  const dir = join(builds, version);
+  if (!existsSync(dir)) throw new PipelineError(`no build ${version} in ${builds}`, 64);
+  const out: ArchBuild[] = [];
+  for (const arch of arches) {
+    const file = join(dir, arch, 'meta.json');
+    if (!existsSync(file)) continue;
+    const meta = readJson(file) as PublishMeta;
+    if (!meta || typeof meta !== 'object' || typeof meta.images !== 'object' || meta.images === null)
+      throw new PipelineError(`${file}: no images object`, 65);
+    out.push({ arch, meta, dir: join(dir, arch) });
+  }
+  return out;
+}
+
+/** A site document, schema-checked on the way in too: a broken file stops the run, unchanged. */
+export function readDoc<T>(siteDir: string, rel: string, kind: DocKind): T | undefined {
+  const file = join(siteDir, rel);
+  if (!existsSync(file)) return undefined;
+  const doc = readJson(file);
+  const p = problems(kind, doc);
+  if (p.length)
+    throw new PipelineError(`${file}: does not match ${kind}.schema.json:\n  ${p.join('\n  ')}`, 65);
+  return doc as T;
+}
+
+/** What the site holds at the given destination paths, plus the stream's index documents. */
+export async function readExisting(siteDir: string, stream: string, dests: string[]): Promise<Existing> {
+  const files: Existing['files'] = {};
+  for (const d of dests) {
+    const p = join(siteDir, d);
+    if (existsSync(p)) files[d] = { size: statSync(p).size, sha256: await sha256Of(p) };
+  }
+  return {
+    files,
+    releases: readDoc<ReleasesDoc>(siteDir, `prod/streams/${stream}/releases.json`, 'releases'),
+    updates: readDoc<UpdatesDoc>(siteDir, `updates/${stream}.json`, 'updates'),
+  };
+}
