@@ -23,3 +23,26 @@ export async function compressFile(
   await run(kind, compressArgs(kind, file, opts.keep ?? false), { tag: opts.tag });
   return `${file}${compressedSuffix[kind]}`;
 }
+
+/** Arguments that decompress `file` (kept) to `out`. */
+export function decompressArgs(kind: Compression, file: string, out: string): string[] {
+  return kind === 'xz'
+    ? ['-T0', '--decompress', '--keep', '--stdout', file]
+    : ['-T0', '--decompress', '--quiet', '--force', file, '-o', out];
+}
+
+/** Decompresses `file` to `out` (the input stays). xz writes to stdout, which goes to `out`. */
+export async function decompressFile(
+  run: Runner,
+  kind: Compression,
+  file: string,
+  out: string,
+  tag?: string,
+): Promise<void> {
+  requireTool(kind);
+  if (kind === 'zstd') {
+    await run('zstd', decompressArgs(kind, file, out), { tag });
+    return;
+  }
+  await run('sh', ['-c', 'exec xz "$@" > "$0"', out, ...decompressArgs(kind, file, out)], { tag });
+}

@@ -142,3 +142,51 @@ export function installBios(
     closeSync(fd);
   }
 }
+
+/** Modules of the GRUB network image UEFI PXE loads (boot tests: everything over TFTP). */
+export const netbootModules = [
+  'efinet',
+  'tftp',
+  'net',
+  'normal',
+  'configfile',
+  'linux',
+  'echo',
+  'test',
+  'sleep',
+  'gzio',
+];
+
+export function netbootArgs(
+  target: 'x86_64-efi' | 'arm64-efi',
+  out: string,
+  earlyConfig: string,
+  prefix: string,
+): string[] {
+  return [
+    '-O',
+    target,
+    '-d',
+    grubModuleDir(target),
+    '-o',
+    out,
+    '-c',
+    earlyConfig,
+    '-p',
+    prefix,
+    ...netbootModules,
+  ];
+}
+
+/** A GRUB EFI image for network boot, with `earlyConfig` embedded and no modules loaded later. */
+export async function mkNetbootImage(
+  run: Runner,
+  target: 'x86_64-efi' | 'arm64-efi',
+  out: string,
+  earlyConfig: string,
+  prefix: string,
+  tag?: string,
+) {
+  requireTool('grub-mkimage');
+  await run('grub-mkimage', netbootArgs(target, out, earlyConfig, prefix), { tag });
+}

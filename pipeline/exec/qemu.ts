@@ -3,7 +3,7 @@
 // through the process runner, watches the serial console file and kills the VM on the success
 // marker or at the timeout. VMs never reboot (-no-reboot: a guest reboot ends QEMU like a power
 // off) and never open a window (-nographic, console to a file).
-import { closeSync, mkdirSync, openSync, readSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, copyFileSync, mkdirSync, openSync, readSync, statSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { createLogger } from '../log.ts';
 import { createRunner, type Runner } from './run.ts';
@@ -18,6 +18,8 @@ export interface VmDrive {
   serial?: string;
   /** Default false. */
   readonly?: boolean;
+  /** Guest writes go to a temporary file QEMU deletes; the image is never changed. Default false. */
+  snapshot?: boolean;
 }
 
 export interface VmSpec {
@@ -49,6 +51,10 @@ export interface VmSpec {
   machine?: string;
   /** Firmware image for 'uefi'; default Debian's OVMF / AAVMF path. */
   firmwarePath?: string;
+  /** 'uefi' from flash as on real machines: read-only code plus a writable variable store.
+   * bootVm copies `varsTemplate` to `vars` before each run, so runs never share NVRAM. When unset,
+   * the firmware is loaded with -bios (variables do not persist). See EDK2_PFLASH. */
+  pflash?: { code: string; varsTemplate: string; vars: string };
 }
 
 export interface VmResult {
@@ -65,6 +71,12 @@ export interface VmResult {
 export const UEFI_FIRMWARE: Record<VmArch, string> = {
   x86_64: '/usr/share/ovmf/OVMF.fd',
   aarch64: '/usr/share/qemu-efi-aarch64/QEMU_EFI.fd',
+};
+
+/** Debian's split firmware images for pflash (packages ovmf and qemu-efi-aarch64). */
+export const EDK2_PFLASH: Record<VmArch, { code: string; varsTemplate: string }> = {
+  x86_64: { code: '/usr/share/OVMF/OVMF_CODE_4M.fd', varsTemplate: '/usr/share/OVMF/OVMF_VARS_4M.fd' },
+  aarch64: { code: '/usr/share/AAVMF/AAVMF_CODE.fd', varsTemplate: '/usr/share/AAVMF/AAVMF_VARS.fd' },
 };
 
 const QEMU_BINARY: Record<VmArch, string> = {
@@ -91,7 +103,16 @@ export function qemuArgv(spec: VmSpec): { cmd: string; args: string[] } {
   args.push('-nographic', '-no-reboot', '-monitor', 'none');
   args.push('-chardev', `file,id=console0,path=${optValue(spec.serialLog)}`, '-serial', 'chardev:console0');
 
-  if (spec.firmware === 'uefi') args.push('-bios', spec.firmwarePath ?? UEFI_FIRMWARE[spec.arch]);
+  if (spec.firmware === 'uefi' && spec.pflash) {
+    if (spec.firmwarePath) throw new Error('firmwarePath and pflash exclude each other');
+    args.push(
+      '-drive',
+      `if=pflash,format=raw,unit=0,readonly=on,file=${optValue(spec.pflash.code)}`,
+      '-drive',
+      `if=pflash,format=raw,unit=1,file=${optValue(spec.pflash.vars)}`,
+    );
+  } else if (spec.firmware === 'uefi') args.push('-bios', spec.firmwarePath ?? UEFI_FIRMWARE[spec.arch]);
+  else if (spec.pflash) throw new Error(`pflash needs firmware 'uefi', not '${spec.firmware}'`);
   if (spec.firmware === 'direct') {
     if (!spec.kernel) throw new Error("firmware 'direct' needs a kernel");
     args.push('-kernel', spec.kernel);
@@ -112,6 +133,7 @@ export function qemuArgv(spec: VmSpec): { cmd: string; args: string[] } {
       'discard=unmap',
     ];
     if (d.readonly) drive.push('readonly=on');
+    if (d.snapshot) drive.push('snapshot=on');
     args.push('-drive', drive.join(','));
     args.push('-device', `virtio-blk-pci,drive=disk${i}${d.serial ? `,serial=${d.serial}` : ''}`);
   }
@@ -147,6 +169,10 @@ export async function bootVm(spec: VmSpec, opts: BootOptions = {}): Promise<VmRe
   const run = opts.run ?? createRunner(createLogger({ mode: 'plain', out: { write: () => true } }));
   mkdirSync(dirname(spec.serialLog), { recursive: true });
   writeFileSync(spec.serialLog, '');
+  if (spec.pflash) {
+    mkdirSync(dirname(spec.pflash.vars), { recursive: true });
+    copyFileSync(spec.pflash.varsTemplate, spec.pflash.vars);
+  }
 
   const started = Date.now();
   const abort = new AbortController();
@@ -176,6 +202,8 @@ export async function bootVm(spec: VmSpec, opts: BootOptions = {}): Promise<VmRe
   try {
     const result = await run(bin, args, { allowFailure: true, signal: abort.signal, tag: spec.arch });
     readNew();
+    // The guest may print the marker and power off between two polls.
+    if (!stopped && spec.marker && log.includes(spec.marker)) stopped = 'marker';
     const outcome = stopped ?? (result.exitCode === 0 ? 'poweroff' : 'crashed');
     if (outcome === 'crashed') log += `\n[qemu exited ${result.exitCode}] ${result.stderr.trim()}\n`;
     return { outcome, seconds: (Date.now() - started) / 1000, log, argv: [bin, ...args] };

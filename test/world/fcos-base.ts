@@ -136,17 +136,29 @@ const fixtureRecipe = createHash('sha256')
   .digest('hex')
   .slice(0, 12);
 
+/** More content for a fixture base (boot-base.ts: a real kernel); `key` names its content hash. */
+export interface RootfsExtra {
+  key: string;
+  write(rootfs: string): void;
+}
+
 /**
  * Returns an oci-archive: reference to an FCOS-shaped base for the arch, building it with real
  * buildah (scratch + add + config + commit + push) unless cached.
  */
-export function fcosBase(arch: FixtureArch, variant: 'plain' | 'tools' = 'plain'): string {
+export function fcosBase(
+  arch: FixtureArch,
+  variant: 'plain' | 'tools' = 'plain',
+  extra?: RootfsExtra,
+): string {
   needTool('buildah');
-  const archive = join(cacheDir, `fcos-${variant}-${arch}-${fixtureRecipe}.ociarchive`);
+  const name = extra ? `${variant}-${extra.key}` : variant;
+  const archive = join(cacheDir, `fcos-${name}-${arch}-${fixtureRecipe}.ociarchive`);
   if (existsSync(archive)) return `oci-archive:${archive}`;
-  const work = join(cacheDir, `fixture-${variant}-${arch}`);
+  const work = join(cacheDir, `fixture-${name}-${arch}`);
   const rootfs = join(work, 'rootfs');
   writeRootfs(rootfs, arch, variant);
+  extra?.write(rootfs);
   const g = ['--root', join(work, 'storage'), '--runroot', join(work, 'run'), '--storage-driver', 'vfs'];
   const ctr = sh('buildah', [...g, 'from', 'scratch']).trim();
   sh('buildah', [...g, 'add', ctr, `${rootfs}/`, '/']);

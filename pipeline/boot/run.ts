@@ -1,0 +1,171 @@
+// Boot tests, execution: stages each arch's artifacts as the plan says, boots every case in QEMU
+// (bounded by cores: each TCG guest keeps one core busy), keeps the console logs next to the
+// build and records the results in meta.json atomically.
+import {
+  closeSync,
+  createReadStream,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
+import { dirname, join, relative } from 'node:path';
+import PQueue from 'p-queue';
+import type { Context } from '../commands/types.ts';
+import { PipelineError } from '../errors.ts';
+import { decompressFile } from '../exec/compress.ts';
+import { mkNetbootImage } from '../exec/grub.ts';
+import { type BootOptions, bootVm, type VmResult } from '../exec/qemu.ts';
+import { type BootArch, type BootPlan, type BootResult, recordResults, type StageStep } from './plan.ts';
+
+export interface ArchBootPlan {
+  arch: BootArch;
+  buildDir: string;
+  workDir: string;
+  plan: BootPlan;
+}
+
+export interface CaseOutcome {
+  arch: BootArch;
+  id: string;
+  result: BootResult;
+  vm: VmResult;
+}
+
+function writeAtomic(path: string, text: string): void {
+  const tmp = `${path}.tmp-${process.pid}`;
+  writeFileSync(tmp, text);
+  renameSync(tmp, path);
+}
+
+async function concat(from: string[], to: string): Promise<void> {
+  const tmp = `${to}.tmp`;
+  const fd = openSync(tmp, 'w');
+  try {
+    for (const f of from)
+      for await (const chunk of createReadStream(f, { highWaterMark: 1 << 20 }) as AsyncIterable<Buffer>)
+        writeSync(fd, chunk);
+  } finally {
+    closeSync(fd);
+  }
+  renameSync(tmp, to);
+}
+
+async function stage(ctx: Context, step: StageStep, tag: string): Promise<void> {
+  mkdirSync(dirname(step.to), { recursive: true });
+  rmSync(step.to, { force: true });
+  switch (step.kind) {
+    case 'decompress':
+      await ctx.log.step(
+        `decompress ${relative(dirname(step.from), step.from)}`,
+        async () => {
+          await decompressFile(ctx.run, step.compression, step.from, `${step.to}.tmp`, tag);
+          renameSync(`${step.to}.tmp`, step.to);
+        },
+        tag,
+      );
+      return;
+    case 'link':
+      symlinkSync(step.from, step.to);
+      return;
+    case 'write':
+      writeAtomic(step.to, step.text);
+      return;
+    case 'concat':
+      await concat(step.from, step.to);
+      return;
+    case 'grub-net': {
+      const cfg = `${step.to}.early.cfg`;
+      writeFileSync(cfg, step.earlyConfig);
+      await mkNetbootImage(ctx.run, 'arm64-efi', step.to, cfg, '/', tag);
+      return;
+    }
+  }
+}
+
+/** Terminal control sequences firmware writes to the serial console. */
+const ANSI_ESCAPE = new RegExp(`${String.fromCharCode(27)}\\[[0-9;?]*[A-Za-z]`, 'g');
+
+/** The last `lines` lines of a console log, for error messages. */
+export function consoleTail(log: string, lines = 25): string {
+  return log
+    .replace(/\r/g, '')
+    .replace(ANSI_ESCAPE, '')
+    .trimEnd()
+    .split('\n')
+    .slice(-lines)
+    .join('\n');
+}
+
+/**
+ * Runs the planned boots of every arch, `jobs` VMs at a time, and records each arch's results in
+ * its meta.json (`rocknsm.boot-tests`). Throws, after recording, when any case failed.
+ */
+export async function runBootTests(
+  ctx: Context,
+  plans: ArchBootPlan[],
+  opts: { jobs: number; boot?: BootOptions } = { jobs: 1 },
+): Promise<CaseOutcome[]> {
+  for (const p of plans) {
+    rmSync(p.workDir, { recursive: true, force: true });
+    mkdirSync(p.workDir, { recursive: true });
+    const done = new Set<string>();
+    for (const r of p.plan.runs)
+      for (const s of r.steps) {
+        if (done.has(s.to)) continue;
+        done.add(s.to);
+        await stage(ctx, s, p.arch);
+      }
+    for (const s of p.plan.skipped) ctx.log.warn(`${p.arch} ${s.id}: not run, ${s.reason}`);
+  }
+  const queue = new PQueue({ concurrency: opts.jobs });
+  const outcomes: CaseOutcome[] = [];
+  await Promise.all(
+    plans.flatMap((p) =>
+      p.plan.runs.map((r) =>
+        queue.add(async () => {
+          const vm = await ctx.log.step(
+            `boot ${r.case.id} (${r.case.summary})`,
+            () => bootVm(r.vm, { run: ctx.run, env: ctx.env, ...opts.boot }),
+            p.arch,
+          );
+          const pass = vm.outcome === 'marker';
+          const result: BootResult = {
+            result: pass ? 'pass' : 'fail',
+            outcome: vm.outcome,
+            seconds: Math.round(vm.seconds * 10) / 10,
+            log: relative(p.buildDir, r.vm.serialLog),
+            images: r.tested,
+          };
+          ctx.log.info(`${r.case.id}: ${result.result} (${vm.outcome}, ${result.seconds} s)`, p.arch);
+          outcomes.push({ arch: p.arch, id: r.case.id, result, vm });
+        }),
+      ),
+    ),
+  );
+  for (const p of plans) {
+    const metaFile = join(p.buildDir, 'meta.json');
+    const mine = Object.fromEntries(
+      outcomes.filter((o) => o.arch === p.arch).map((o) => [o.id, o.result] as const),
+    );
+    // Read just before writing, so what another command wrote meanwhile is kept.
+    const meta = JSON.parse(readFileSync(metaFile, 'utf8'));
+    writeAtomic(metaFile, `${JSON.stringify(recordResults(meta, mine), null, 2)}\n`);
+    rmSync(p.workDir, { recursive: true, force: true });
+  }
+  const failed = outcomes.filter((o) => o.result.result === 'fail');
+  if (failed.length)
+    throw new PipelineError(
+      failed
+        .map(
+          (f) =>
+            `boot test ${f.arch} ${f.id} failed (${f.vm.outcome} after ${f.result.seconds} s; no '${plans.find((p) => p.arch === f.arch)?.plan.runs.find((r) => r.case.id === f.id)?.vm.marker}' on the console). Console (${f.result.log}), last lines:\n${consoleTail(f.vm.log)}`,
+        )
+        .join('\n\n'),
+    );
+  return outcomes;
+}

@@ -1,0 +1,134 @@
+// `rock-image test`: boot tests of a build's disk and PXE artifacts in QEMU (the project's kola).
+// Each case passes when the marker appears on the serial console within its time limit; console
+// logs stay in DIR/builds/<version>/<arch>/boot/, results go to meta.json `rocknsm.boot-tests`.
+import { existsSync, readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { BootPlanError, bootCases, planBoot } from '../boot/plan.ts';
+import { type ArchBootPlan, runBootTests } from '../boot/run.ts';
+import { UsageError } from '../errors.ts';
+import { readBuildsJson } from './build-glue.ts';
+import type { Command } from './types.ts';
+
+const list = (v: unknown) =>
+  typeof v === 'string'
+    ? v
+        .split(',')
+        .map((s) => s.trim())
+        .filter(Boolean)
+    : undefined;
+
+const caseList = [...new Set(bootCases.map((c) => c.id))]
+  .map((id) => {
+    const arches = bootCases.filter((c) => c.id === id).map((c) => c.arch);
+    return `    ${id.padEnd(11)} ${arches.join(', ')}: ${bootCases.find((c) => c.id === id)!.summary}`;
+  })
+  .join('\n');
+
+export const test: Command = {
+  name: 'test',
+  summary: 'boot tests: QEMU boots each disk and PXE artifact of a build until the marker shows',
+  usage: `
+Usage: rock-image test --build DIR [options]
+
+Boots the artifacts of a build in QEMU (TCG; ROCK_IMAGE_QEMU_ACCEL=kvm to change) and passes a
+case when the marker appears on the serial console in time. Console logs are kept in
+DIR/builds/<version>/<arch>/boot/<case>.log, results recorded in each arch's meta.json
+(rocknsm.boot-tests), which publishing checks. Cases whose artifacts the build lacks are skipped.
+Exit 1 when any case fails, with the end of its console.
+
+Cases:
+${caseList}
+
+Options:
+  -b, --build DIR     build directory of 'rock-image build --output' (required)
+  --version V         build to test (default: the newest in DIR/builds/builds.json)
+  -a, --arch A[,A]    x86_64 and/or aarch64 (default: every arch of the build)
+  --case C[,C]        cases to run (default: every case the artifacts allow)
+  --marker TEXT       success marker, {version} is replaced
+                      (default: 'ROCKNSM-BOOT-OK VARIANT_ID=rocknsm VERSION={version}')
+  --timeout S         seconds per case (default: 240 x86_64, 480 aarch64)
+  --jobs N            VMs at once (default: the number of cores)
+`,
+  options: {
+    build: { type: 'string', short: 'b' },
+    version: { type: 'string' },
+    arch: { type: 'string', short: 'a' },
+    case: { type: 'string' },
+    marker: { type: 'string' },
+    timeout: { type: 'string' },
+    jobs: { type: 'string' },
+  },
+  async run(ctx, values) {
+    if (typeof values.build !== 'string') throw new UsageError('--build DIR is required');
+    const output = resolve(ctx.cwd, values.build);
+    const builds = readBuildsJson(output);
+    const version = typeof values.version === 'string' ? values.version : builds.builds[0]?.id;
+    const build = builds.builds.find((b) => b.id === version);
+    if (!version || !build)
+      throw new UsageError(`no build ${version ?? '(none)'} in ${join(output, 'builds', 'builds.json')}`);
+    const arches = list(values.arch) ?? build.arches;
+    for (const a of arches)
+      if (!build.arches.includes(a as never))
+        throw new UsageError(`build ${version} has no ${a} (it has ${build.arches.join(', ')})`);
+    const num = (name: string, v: unknown) => {
+      if (v === undefined) return undefined;
+      const n = Number(v);
+      if (!(Number.isInteger(n) && n >= 1))
+        throw new UsageError(`--${name} must be a positive whole number, not '${v}'`);
+      return n;
+    };
+    const timeoutSec = num('timeout', values.timeout);
+    const jobs = num('jobs', values.jobs) ?? Math.max(1, ctx.cores);
+    const cases = list(values.case);
+    if (typeof values.marker === 'string' && !values.marker.trim())
+      throw new UsageError('--marker must not be empty');
+
+    const plans: ArchBootPlan[] = [];
+    for (const arch of arches as ArchBootPlan['arch'][]) {
+      const buildDir = join(output, 'builds', version, arch);
+      const metaFile = join(buildDir, 'meta.json');
+      if (!existsSync(metaFile)) throw new UsageError(`${metaFile} does not exist`);
+      const meta = JSON.parse(readFileSync(metaFile, 'utf8'));
+      try {
+        const plan = planBoot(
+          {
+            arch,
+            version,
+            buildDir,
+            workDir: join(output, 'work', 'boot', arch),
+            images: meta.images ?? {},
+            cases: cases?.filter((c) => bootCases.some((b) => b.id === c && b.arch === arch)) ?? undefined,
+            marker: values.marker as string | undefined,
+            timeoutSec,
+          },
+          (p) => readFileSync(p, 'utf8'),
+        );
+        plans.push({ arch, buildDir, workDir: join(output, 'work', 'boot', arch), plan });
+      } catch (err) {
+        if (err instanceof BootPlanError) throw new UsageError(`${metaFile}: ${err.message}`);
+        throw err;
+      }
+    }
+    // A named case must exist on at least one of the arches tested.
+    for (const c of cases ?? [])
+      if (!bootCases.some((b) => b.id === c))
+        throw new UsageError(
+          `unknown boot case '${c}' (${[...new Set(bootCases.map((b) => b.id))].join(', ')})`,
+        );
+      else if (!bootCases.some((b) => b.id === c && arches.includes(b.arch)))
+        throw new UsageError(`boot case '${c}' does not exist for ${arches.join(', ')}`);
+    const total = plans.reduce((n, p) => n + p.plan.runs.length, 0);
+    if (total === 0)
+      throw new UsageError(
+        `build ${version} has no artifacts to boot (run 'rock-image artifacts --build ${values.build}' first)`,
+      );
+    ctx.log.attachFile(
+      join(output, 'logs', `test-${version}-${new Date(ctx.now()).toISOString().replace(/[:.]/g, '')}.jsonl`),
+    );
+    ctx.log.info(`${total} boot case(s) of ${version}, ${jobs} VM(s) at a time`);
+    const outcomes = await runBootTests(ctx, plans, { jobs });
+    for (const o of outcomes.sort((a, b) => `${a.arch}${a.id}`.localeCompare(`${b.arch}${b.id}`)))
+      ctx.stdout.write(`${o.arch} ${o.id}: ${o.result.result} (${o.result.seconds} s)\n`);
+    return 0;
+  },
+};
