@@ -148,7 +148,6 @@ test('real TCG boots: power off, marker, timeout', async () => {
 
     const r3 = await bootVm(spec(hang, { timeoutSec: 3 }), { env: {} });
     assert.is(r3.outcome, 'timeout');
-    assert.ok(r3.seconds >= 3);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
