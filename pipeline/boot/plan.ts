@@ -256,8 +256,9 @@ export function planBoot(input: BootPlanInput, texts: (path: string) => string):
       }
       vm.drives = [{ file, format, snapshot: true }];
     } else {
-      for (const k of ['live-kernel', 'live-initramfs', 'live-rootfs'])
-        steps.push({ kind: 'link', from: src(k), to: join(tftp, base(k)) });
+      if (c.via !== 'direct')
+        for (const k of ['live-kernel', 'live-initramfs', 'live-rootfs'])
+          steps.push({ kind: 'link', from: src(k), to: join(tftp, base(k)) });
       if (c.via === 'ipxe') {
         steps.push({
           kind: 'write',
@@ -299,7 +300,10 @@ export interface BootResult {
 }
 
 /** meta.json with the new results merged into `rocknsm.boot-tests` (other cases kept). */
-export function recordResults(meta: Record<string, unknown>, results: Record<string, BootResult>) {
+export function recordResults<M extends Record<string, unknown>>(
+  meta: M,
+  results: Record<string, BootResult>,
+): M & { 'rocknsm.boot-tests': Record<string, BootResult> } {
   const old = (meta['rocknsm.boot-tests'] ?? {}) as Record<string, BootResult>;
   const merged = { ...old, ...results };
   const sorted = Object.fromEntries(
