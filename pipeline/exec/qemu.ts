@@ -199,6 +199,9 @@ export async function bootVm(spec: VmSpec, opts: BootOptions = {}): Promise<VmRe
     else if (Date.now() - started > spec.timeoutSec * 1000) stopped = 'timeout';
     if (stopped) abort.abort();
   }, opts.pollMs ?? 250);
+  // A VM must not outlive the process that started it (e.g. a test run ended early).
+  const onExit = () => abort.abort();
+  process.once('exit', onExit);
   try {
     const result = await run(bin, args, { allowFailure: true, signal: abort.signal, tag: spec.arch });
     readNew();
@@ -209,5 +212,6 @@ export async function bootVm(spec: VmSpec, opts: BootOptions = {}): Promise<VmRe
     return { outcome, seconds: (Date.now() - started) / 1000, log, argv: [bin, ...args] };
   } finally {
     clearInterval(watch);
+    process.removeListener('exit', onExit);
   }
 }
