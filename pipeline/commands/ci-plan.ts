@@ -18,11 +18,11 @@ Usage: rock-image ci-plan --stream S [options]
 
 Plans the stream's build exactly as 'rock-image build' would (resolving every arch's base
 digest) and compares each arch's input hash with the newest build in DIR/builds. Prints JSON
-{stream, version, changed, previous, arches, matrix, platforms, registry} on stdout; under GitHub
+{stream, version, changed, previous, arches, matrix, platforms, registry, siteUrl} on stdout; under GitHub
 Actions also writes the step outputs version, changed, previous, arches, matrix (one runner per
 arch: ubuntu-24.04 for x86_64, ubuntu-24.04-arm for aarch64), platforms (the stream's disk and
-PXE artifacts, comma-separated, empty when none) and registry (the stream's publish.registry),
-and a job summary when nothing changed.
+PXE artifacts, comma-separated, empty when none), registry and site-url (the stream's
+publish.registry and publish.site-url), and a job summary when nothing changed.
 
 Options:${buildOptionHelp}`,
   options: { ...buildOptionSpec },
@@ -46,6 +46,7 @@ Options:${buildOptionHelp}`,
       matrix: legMatrix(arches),
       platforms: platformsOfStream(config.stream.artifacts),
       registry: config.stream.publish.registry ?? null,
+      siteUrl: config.stream.publish.siteUrl ?? null,
     };
     ctx.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
     for (const a of decision.arches)
@@ -65,6 +66,7 @@ Options:${buildOptionHelp}`,
       matrix: JSON.stringify(result.matrix),
       platforms: result.platforms.join(','),
       registry: result.registry ?? '',
+      'site-url': result.siteUrl ?? '',
     });
     if (!decision.changed)
       writeSummary(ctx.env, renderUnchanged(plan.stream, decision.previous, decision.arches));

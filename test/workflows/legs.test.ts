@@ -164,6 +164,7 @@ test('ci-plan on the cached metadata: same bases are unchanged, a new base is a 
   });
   assert.is(same.outputs.platforms, 'metal,qemu,pxe');
   assert.is(same.outputs.registry, 'ghcr.io/rocknsm/rocknsm-coreos');
+  assert.is(same.outputs['site-url'], 'https://rocknsm.github.io/rocknsm-coreos');
   assert.match(same.summary, new RegExp(`^### ${STREAM}: unchanged since ${VERSION.replace(/\./g, '\\.')}`));
   const json = JSON.parse(same.stdout);
   for (const a of json.arches) assert.is(a.current, metaOf(out, a.arch)['rocknsm.input-hash']);

@@ -89,12 +89,23 @@ export function shellWords(s: string): string[] {
   return words;
 }
 
-/** Every `npx rock-image CMD ARGS` in a script, up to the end of that shell command. */
+/**
+ * Every `npx rock-image CMD ARGS` in a script, up to the end of that shell command. A
+ * `"${NAME[@]}"` argument stands for every word the script ever puts in the bash array NAME
+ * (`NAME=(...)`, `NAME+=(...)`), so optional flags added conditionally are checked too.
+ */
 export function rockImageInvocations(script: string, where: string): Invocation[] {
   const out: Invocation[] = [];
   const joined = script.replace(/\\\n/g, ' ');
+  const arrays = new Map<string, string[]>();
+  for (const m of joined.matchAll(/\b(\w+)\+?=\(([^)]*)\)/g))
+    arrays.set(m[1]!, [...(arrays.get(m[1]!) ?? []), ...shellWords(m[2]!)]);
   for (const m of joined.matchAll(/npx rock-image\s+([^\n;&|']*)/g)) {
-    const [command, ...args] = shellWords(m[1]!);
+    const [command, ...words] = shellWords(m[1]!);
+    const args = words.flatMap((w) => {
+      const a = /^\$\{(\w+)\[@\]\}$/.exec(w);
+      return a ? (arrays.get(a[1]!) ?? []) : [w];
+    });
     if (command) out.push({ where, command, args });
   }
   return out;

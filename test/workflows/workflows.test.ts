@@ -132,12 +132,25 @@ test('shellWords and rockImageInvocations read command lines as the shell would'
     ),
     [{ where: 'x', command: 'build', args: ['--stream', '$S', '--force'] }],
   );
+  const script = `args=()\nif x; then args+=(--barrier "$B"); fi\nargs+=(--clear)\nnpx rock-image rollout --stream s "\${args[@]}"`;
+  assert.equal(rockImageInvocations(script, 'y')[0]!.args, ['--stream', 's', '--barrier', '$B', '--clear']);
 });
 
 test('every rock-image command a workflow runs exists, and its --help lists every flag used', () => {
   const found = invocations();
   const used = new Set(found.map((i) => i.command));
-  for (const c of ['doctor', 'ci-plan', 'build', 'artifacts', 'merge-builds', 'summary'])
+  for (const c of [
+    'doctor',
+    'ci-plan',
+    'build',
+    'artifacts',
+    'test',
+    'merge-builds',
+    'summary',
+    'publish',
+    'promote',
+    'rollout',
+  ])
     assert.ok(used.has(c), `no workflow runs rock-image ${c}`);
   const helps = new Map<string, string>();
   for (const inv of found) {
@@ -151,9 +164,14 @@ test('every rock-image command a workflow runs exists, and its --help lists ever
       helps.set(inv.command, r.stdout);
     }
     const usage = helps.get(inv.command)!;
+    if (inv.command === 'doctor') {
+      const stages = /Stages: ([\w, -]+) \(/.exec(usage)![1]!.split(', ');
+      for (const p of inv.args.filter((a) => !a.startsWith('-')))
+        assert.ok(stages.includes(p), `${inv.where}: doctor has no stage ${p}`);
+    }
     for (const flag of inv.args.filter((a) => a.startsWith('-')).map((a) => a.split('=')[0]!)) {
       assert.ok(
-        new RegExp(`(^|[\\s,])${flag.replace(/[-]/g, '\\-')}([\\s,=]|$)`, 'm').test(usage),
+        new RegExp(`(^|[\\s,[])${flag.replace(/[-]/g, '\\-')}([\\s,=\\]]|$)`, 'm').test(usage),
         `${inv.where}: rock-image ${inv.command} --help does not list ${flag}`,
       );
     }
@@ -238,23 +256,34 @@ test('every third-party action is pinned by a full commit SHA with its version i
 type Perms = Record<string, string>;
 const asPerms = (p: unknown): Perms => (p && typeof p === 'object' ? (p as Perms) : {});
 
-test('permissions: read-only at the top; write only where something is published', () => {
+/**
+ * Least privilege, job by job: what each job may write and why. Jobs not listed get the
+ * workflow's `contents: read`. A job calling stream.yml grants the union of its jobs' needs.
+ */
+const writers: Record<string, Record<string, Perms>> = {
+  'stream.yml': {
+    // pushes images to ghcr.io, creates the GitHub release, pushes the gh-pages site
+    publish: { contents: 'write', packages: 'write' },
+  },
+  'release.yml': {
+    // retags and signs images, pushes the gh-pages site
+    promote: { contents: 'write', packages: 'write' },
+    // pushes the gh-pages site only
+    rollout: { contents: 'write' },
+  },
+};
+
+test('permissions: read-only at the top; each job writes only what it publishes', () => {
   for (const w of allWorkflows()) assert.equal(w.permissions, { contents: 'read' }, `${w.file} top-level`);
   const stream = loadWorkflow('stream.yml');
-  for (const [name, job] of Object.entries(stream.jobs)) {
-    if (name === 'publish') assert.equal(job.permissions, { contents: 'write', packages: 'write' });
-    else assert.is(job.permissions, undefined, `stream.yml jobs.${name} must inherit contents: read`);
-  }
-  // A job that calls stream.yml grants exactly what the called jobs need, nothing more.
   const needed: Perms = {};
   for (const job of Object.values(stream.jobs)) Object.assign(needed, asPerms(job.permissions));
+  assert.equal(needed, { contents: 'write', packages: 'write' });
   for (const w of allWorkflows()) {
     for (const [name, job] of Object.entries(w.jobs)) {
-      if (job.uses === './.github/workflows/stream.yml')
-        assert.equal(job.permissions, needed, `${w.file} jobs.${name}`);
-      else if (w.file !== 'stream.yml')
-        for (const v of Object.values(asPerms(job.permissions)))
-          assert.is(v, 'read', `${w.file} jobs.${name} writes`);
+      const where = `${w.file} jobs.${name}`;
+      if (job.uses === './.github/workflows/stream.yml') assert.equal(job.permissions, needed, where);
+      else assert.equal(job.permissions, writers[w.file]?.[name], where);
     }
     assert.not.match(
       w.text,
@@ -262,6 +291,9 @@ test('permissions: read-only at the top; write only where something is published
       `${w.file}: id-token is only for keyless signing, which is not used`,
     );
   }
+  // Every listed writer exists (the table cannot drift from the workflows).
+  for (const [file, jobs] of Object.entries(writers))
+    for (const name of Object.keys(jobs)) assert.ok(loadWorkflow(file).jobs[name], `${file} jobs.${name}`);
 });
 
 test('callers of stream.yml pass only inputs and secrets it declares, and every required input', () => {
@@ -304,18 +336,53 @@ test('nightly covers every stream on a schedule and on demand, one concurrency g
   });
 });
 
-test('release offers exactly the streams that exist', () => {
+test('release: typed inputs, exactly the streams that exist, one job per action', () => {
   const w = loadWorkflow('release.yml');
   const inputs = (w.on.workflow_dispatch as { inputs: Record<string, { type: string; options?: string[] }> })
     .inputs;
-  for (const [name, spec] of Object.entries(inputs))
-    if (['from', 'to'].includes(name)) {
-      assert.is(spec.type, 'choice');
-      assert.equal([...spec.options!].sort(), streamNames);
-    }
-  assert.is(inputs.action?.type, 'choice');
+  for (const name of ['from', 'to']) {
+    assert.is(inputs[name]?.type, 'choice');
+    assert.equal([...inputs[name]!.options!].sort(), streamNames);
+  }
+  assert.equal(inputs.action, {
+    description: 'what to do',
+    type: 'choice',
+    options: ['promote', 'cut', 'rollout'],
+    default: 'promote',
+  });
+  assert.equal(Object.fromEntries(Object.entries(inputs).map(([k, v]) => [k, v.type])), {
+    action: 'choice',
+    version: 'string',
+    from: 'choice',
+    to: 'choice',
+    barrier: 'string',
+    deadend: 'string',
+    'rollout-hours': 'number',
+  });
+  for (const action of inputs.action!.options!)
+    assert.is(w.jobs[action]?.if, `inputs.action == '${action}'`, `no job for ${action}`);
   assert.is(w.jobs.cut?.uses, './.github/workflows/stream.yml');
   assert.equal(w.jobs.cut?.with, { stream: expr('inputs.to'), force: true });
+  // promote and rollout take the same concurrency group as the target stream's publish job.
+  for (const job of ['promote', 'rollout'])
+    assert.equal(w.jobs[job]?.concurrency, {
+      group: `publish-${expr('inputs.to')}`,
+      'cancel-in-progress': false,
+    });
+});
+
+test('release: the registry to log in to is read from the stream file as promote reads it', () => {
+  const step = loadWorkflow('release.yml').jobs.promote!.steps!.find(
+    (s) => s.name === 'Log in to the registry',
+  )!;
+  const line = step.run!.split('\n').find((l) => l.startsWith('registry='))!;
+  for (const s of streams) {
+    const r = shResult('bash', ['-c', `${line}\nprintf %s "$registry"`], {
+      cwd: repoRoot,
+      env: { TO: s.stream, ROCK_REGISTRY: '' },
+    });
+    assert.is(r.stdout, (s as unknown as { publish: { registry: string } }).publish.registry, s.stream);
+  }
 });
 
 test('legs: one native runner per arch, outputs per arch, artifacts only where the stream asks', () => {
