@@ -7,6 +7,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { cacheDir, repoRoot } from '../world/fcos-base.ts';
 import { needTool, sh, shResult } from '../world/tools.ts';
+import { loadWorkflow } from './load.ts';
 
 const work = join(cacheDir, `site-branch-${process.pid}`);
 const script = join(repoRoot, '.github/scripts/site-branch.sh');
@@ -93,6 +94,64 @@ test('nothing changed: no commit; a bad command is a usage error', () => {
   assert.is(sh('git', ['--git-dir', origin, 'rev-parse', 'gh-pages']), before);
   assert.is(site(r, 'publish', 'site').code, 64);
   assert.is(readFileSync(join(r, 'site/streams/stable.json'), 'utf8'), '{"stream":"stable"}\n');
+});
+
+test('before a promote, the files kept off the branch come back from the GitHub release', () => {
+  // gh cannot talk to GitHub here: a stand-in records its argv and writes the asset it was asked for.
+  const bin = join(work, 'fake-bin');
+  mkdirSync(bin, { recursive: true });
+  const calls = join(work, 'gh-calls');
+  writeFileSync(
+    join(bin, 'gh'),
+    `#!/bin/bash\nprintf '%s\\n' "$*" >>${calls}\nfor ((i = 1; i <= $#; i++)); do\n  case \${!i} in --pattern) j=$((i + 1)); p=\${!j} ;; --dir) j=$((i + 1)); d=\${!j} ;; esac\ndone\necho "asset $p" >"$d/$p"\n`,
+    { mode: 0o755 },
+  );
+  const V = '41.20261123.2.0';
+  const build = join(work, 'promote-out');
+  const siteDir = join(work, 'promote-site');
+  for (const arch of ['x86_64', 'aarch64']) {
+    const images = {
+      ostree: { path: `rocknsm-coreos-${V}-ostree.${arch}.ociarchive` },
+      metal: { path: `rocknsm-coreos-${V}-metal.${arch}.raw.xz` },
+      'ignition-default': { path: `rocknsm-coreos-${V}-default.ign` },
+    };
+    mkdirSync(join(build, 'builds', V, arch), { recursive: true });
+    writeFileSync(join(build, 'builds', V, arch, 'meta.json'), JSON.stringify({ images }));
+    const dest = join(siteDir, 'prod/streams/testing/builds', V, arch);
+    mkdirSync(dest, { recursive: true });
+    writeFileSync(join(dest, images['ignition-default'].path), '{}\n');
+  }
+  const step = loadWorkflow('release.yml').jobs.promote!.steps!.find((s) =>
+    s.run?.includes('site-fill-from-release'),
+  )!;
+  assert.is(step.run, '.github/scripts/site-fill-from-release.sh "$FROM" "$VERSION" out site');
+  const r = shResult(
+    'bash',
+    [join(repoRoot, '.github/scripts/site-fill-from-release.sh'), 'testing', V, build, siteDir],
+    {
+      env: { PATH: `${bin}:${process.env.PATH}` },
+    },
+  );
+  assert.is(r.code, 0, r.stderr);
+  const argv = readFileSync(calls, 'utf8').trim().split('\n').sort();
+  const want = ['aarch64', 'x86_64'].flatMap((arch) =>
+    ['ostree', 'metal'].map((kind) => {
+      const file = `rocknsm-coreos-${V}-${kind}.${arch}.${kind === 'ostree' ? 'ociarchive' : 'raw.xz'}`;
+      return `release download v${V} --pattern ${file} --dir ${join(siteDir, 'prod/streams/testing/builds', V, arch)}`;
+    }),
+  );
+  assert.equal(argv, want.sort());
+  const x = join(siteDir, 'prod/streams/testing/builds', V, 'x86_64');
+  assert.is(
+    readFileSync(join(x, `rocknsm-coreos-${V}-metal.x86_64.raw.xz`), 'utf8'),
+    `asset rocknsm-coreos-${V}-metal.x86_64.raw.xz\n`,
+  );
+  assert.is(readFileSync(join(x, `rocknsm-coreos-${V}-default.ign`), 'utf8'), '{}\n');
+  // The release tag is the one publish creates.
+  assert.match(
+    readFileSync(join(repoRoot, 'pipeline/commands/publish.ts'), 'utf8'),
+    /tag: `v\$\{t\.version\}`/,
+  );
 });
 
 test.run();
