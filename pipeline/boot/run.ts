@@ -8,6 +8,7 @@ import {
   openSync,
   readFileSync,
   renameSync,
+  rmdirSync,
   rmSync,
   symlinkSync,
   writeFileSync,
@@ -92,13 +93,7 @@ const ANSI_ESCAPE = new RegExp(`${String.fromCharCode(27)}\\[[0-9;?]*[A-Za-z]`, 
 
 /** The last `lines` lines of a console log, for error messages. */
 export function consoleTail(log: string, lines = 25): string {
-  return log
-    .replace(/\r/g, '')
-    .replace(ANSI_ESCAPE, '')
-    .trimEnd()
-    .split('\n')
-    .slice(-lines)
-    .join('\n');
+  return log.replace(/\r/g, '').replace(ANSI_ESCAPE, '').trimEnd().split('\n').slice(-lines).join('\n');
 }
 
 /**
@@ -156,6 +151,9 @@ export async function runBootTests(
     const meta = JSON.parse(readFileSync(metaFile, 'utf8'));
     writeAtomic(metaFile, `${JSON.stringify(recordResults(meta, mine), null, 2)}\n`);
     rmSync(p.workDir, { recursive: true, force: true });
+    try {
+      rmdirSync(dirname(p.workDir)); // the shared parent, once empty
+    } catch {}
   }
   const failed = outcomes.filter((o) => o.result.result === 'fail');
   if (failed.length)

@@ -1,0 +1,223 @@
+// `rock-image test` for real: a build of both arches from the bootable fixture base (Debian's
+// kernel + the busybox init of test/world/boot-base.ts), its artifacts made by the native backend
+// (`rock-image artifacts`), then every boot case in QEMU under TCG: x86_64 metal via SeaBIOS and
+// via OVMF, x86_64 qcow2, x86_64 network boot through iPXE and QEMU's TFTP, aarch64 metal and
+// qcow2 via AAVMF, aarch64 network boot through UEFI PXE and GRUB, and both arches' direct PXE
+// fallback. The init prints the marker only after following ostree= to the deployment and reading
+// its os-release, so a pass proves layout, bootloader, kernel arguments and deployment.
+import { cpSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { bootBase } from '../world/boot-base.ts';
+import { cacheDir, repoRoot } from '../world/fcos-base.ts';
+import { needTool, sh, shResult } from '../world/tools.ts';
+
+const work = join(cacheDir, `boot-${process.pid}`);
+const out = join(work, 'out');
+const VERSION = '41.20261123.3.0';
+const arches = ['x86_64', 'aarch64'] as const;
+type A = (typeof arches)[number];
+const cases: Record<A, string[]> = {
+  x86_64: ['metal-bios', 'metal-uefi', 'pxe', 'pxe-direct', 'qemu'],
+  aarch64: ['metal-uefi', 'pxe', 'pxe-direct', 'qemu'],
+};
+const cli = (args: string[]) =>
+  shResult(process.execPath, [join(repoRoot, 'bin/rock-image.js'), ...args], { env: { CI: 'true' } });
+const dir = (arch: A, o = out) => join(o, 'builds', VERSION, arch);
+const meta = (arch: A, o = out) => JSON.parse(readFileSync(join(dir(arch, o), 'meta.json'), 'utf8'));
+const marker = `ROCKNSM-BOOT-OK VARIANT_ID=rocknsm VERSION=${VERSION}`;
+const seconds: string[] = [];
+
+test.before(() => {
+  for (const t of ['buildah', 'skopeo', 'umoci', 'sgdisk', 'mkfs.xfs', 'ostree', 'grub-mkimage', 'zstd'])
+    needTool(t);
+  for (const t of ['qemu-system-x86_64', 'qemu-system-aarch64', 'qemu-img', 'cpio', 'mksquashfs'])
+    needTool(t);
+  for (const f of [
+    '/usr/share/OVMF/OVMF_CODE_4M.fd',
+    '/usr/share/AAVMF/AAVMF_CODE.fd',
+    '/usr/share/seabios/bios-256k.bin',
+    '/usr/lib/ipxe/qemu/efi-virtio.rom',
+    '/usr/lib/grub/arm64-efi/efinet.mod',
+  ])
+    if (!existsSync(f)) throw new Error(`${f} is missing: run 'npx rock-image doctor --install test'`);
+  rmSync(work, { recursive: true, force: true });
+  const t0 = Date.now();
+  const bases = arches.map((a) => `${a}=${bootBase(a).ref}`);
+  const t1 = Date.now();
+  const b = cli([
+    'build',
+    '--stream',
+    'stable',
+    ...bases.flatMap((x) => ['--base', x]),
+    '--output',
+    out,
+    '--storage',
+    join(work, 'storage'),
+    '--version',
+    VERSION,
+  ]);
+  if (b.code !== 0) throw new Error(`fixture build failed:\n${b.stderr}`);
+  const t2 = Date.now();
+  const a = cli(['artifacts', '--build', out, '--compression', 'zstd']);
+  if (a.code !== 0) throw new Error(`artifacts failed:\n${a.stderr}`);
+  seconds.push(
+    `bootable bases ${(t1 - t0) / 1000} s, build ${(t2 - t1) / 1000} s, artifacts ${(Date.now() - t2) / 1000} s`,
+  );
+});
+test.after(() => {
+  console.log(`boot tests: ${seconds.join('; ')}`);
+  rmSync(work, { recursive: true, force: true });
+});
+
+test('rock-image test: every case of both arches boots to the marker', () => {
+  const t = Date.now();
+  const r = cli(['test', '--build', out]);
+  seconds.push(`all cases ${(Date.now() - t) / 1000} s`);
+  assert.is(r.code, 0, r.stderr);
+  const lines = r.stdout.trim().split('\n');
+  const expected = arches.flatMap((a) => cases[a].map((c) => `${a} ${c}`)).sort();
+  assert.equal(lines.map((l) => l.replace(/: .*/, '')).sort(), expected);
+  for (const l of lines) assert.match(l, /: pass \(\d+(\.\d)? s\)$/);
+  assert.not.ok(existsSync(join(out, 'work', 'boot')), 'scratch area removed');
+});
+
+test('meta.json rocknsm.boot-tests: pass per case with the sha256 of what was booted', () => {
+  for (const arch of arches) {
+    const m = meta(arch);
+    const bt = m['rocknsm.boot-tests'];
+    assert.equal(Object.keys(bt), [...cases[arch]].sort());
+    for (const [id, res] of Object.entries(bt) as [string, Record<string, unknown>][]) {
+      assert.is(res.result, 'pass', `${arch} ${id}`);
+      assert.is(res.outcome, 'marker');
+      assert.is(res.log, `boot/${id}.log`);
+      assert.ok(typeof res.seconds === 'number' && res.seconds > 0);
+      const imgs = res.images as Record<string, string>;
+      assert.ok(Object.keys(imgs).length > 0);
+      for (const [k, sha] of Object.entries(imgs)) assert.is(sha, m.images[k].sha256, `${arch} ${id} ${k}`);
+    }
+    assert.equal(Object.keys(bt.pxe.images).sort(), [
+      'live-initramfs',
+      'live-kernel',
+      'live-rootfs',
+      arch === 'x86_64' ? 'pxe-ipxe' : 'pxe-grub',
+    ]);
+  }
+});
+
+test('consoles: each case found the root its own way and reached the same deployment', () => {
+  for (const arch of arches) {
+    const deployments = new Set<string>();
+    for (const id of cases[arch]) {
+      const log = readFileSync(join(dir(arch), 'boot', `${id}.log`), 'utf8');
+      assert.ok(log.includes(marker), `${arch} ${id}: marker`);
+      assert.not.ok(log.includes('ROCKNSM-BOOT-FAIL'));
+      const how =
+        /rocknsm-boot: root from (.*), deployment \/sysroot(\/ostree\/deploy\/rocknsm-coreos\/deploy\/[0-9a-f]{64}\.0)/.exec(
+          log,
+        );
+      assert.ok(how, `${arch} ${id}: root line`);
+      deployments.add(how![2]!);
+      const from = how![1]!;
+      if (id.startsWith('metal') || id === 'qemu') {
+        // root=UUID=... from the BLS entry, on the fourth partition of the virtio disk
+        assert.match(from, /^disk \/dev\/vda4 \(UUID=[0-9a-f-]{36}\)$/);
+        assert.match(log, id === 'qemu' ? /ignition\.platform\.id=qemu/ : /ignition\.platform\.id=metal/);
+      } else if (id === 'pxe') {
+        assert.is(from, `network tftp://10.0.2.2/${meta(arch).images['live-rootfs'].path}`);
+        assert.match(log, /lease of 10\.0\.2\.15 obtained from 10\.0\.2\.2/);
+      } else assert.is(from, 'rootfs appended to the initramfs');
+    }
+    assert.is(deployments.size, 1, `${arch}: ${[...deployments].join(' ')}`);
+  }
+  // The x86_64 network boot went through iPXE and the build's script.
+  const ipxeLog = readFileSync(join(dir('x86_64'), 'boot', 'pxe.log'), 'utf8');
+  assert.match(ipxeLog, /iPXE/);
+  assert.match(ipxeLog, /10\.0\.2\.2\/boot\.ipxe/);
+  assert.match(ipxeLog, /Kernel command line: initrd=main coreos\.live\.rootfs_url=tftp:\/\/10\.0\.2\.2\//);
+  // The aarch64 one through UEFI PXE, then GRUB reading the build's snippet over TFTP.
+  const grubLog = readFileSync(join(dir('aarch64'), 'boot', 'pxe.log'), 'utf8');
+  assert.match(grubLog, /NBP filename is grubnetaa64\.efi/);
+  assert.match(grubLog, /GNU GRUB/);
+  assert.match(
+    grubLog,
+    /Kernel command line: BOOT_IMAGE=\S+-live-kernel\.aarch64 coreos\.live\.rootfs_url=tftp:/,
+  );
+});
+
+test('a failing case: exit 1 with its console tail; recorded as fail, the others kept', () => {
+  const before = meta('x86_64');
+  const r = cli([
+    'test',
+    '--build',
+    out,
+    '--arch',
+    'aarch64',
+    '--case',
+    'pxe-direct',
+    '--marker',
+    'NEVER {version}',
+  ]);
+  assert.is(r.code, 1, r.stderr);
+  assert.match(
+    r.stderr,
+    new RegExp(`boot test aarch64 pxe-direct failed \\(poweroff after [0-9.]+ s; no 'NEVER ${VERSION}'`),
+  );
+  assert.ok(r.stderr.includes(marker), 'the console tail is in the error');
+  const bt = meta('aarch64')['rocknsm.boot-tests'];
+  assert.is(bt['pxe-direct'].result, 'fail');
+  assert.is(bt['pxe-direct'].outcome, 'poweroff');
+  assert.is(bt['metal-uefi'].result, 'pass');
+  assert.equal(meta('x86_64'), before, 'the other arch untouched');
+});
+
+test('a broken artifact fails: PXE rootfs without the root filesystem', () => {
+  // A copy of the aarch64 build whose rootfs cpio holds no root.squashfs.
+  const o2 = join(work, 'broken');
+  mkdirSync(dir('aarch64', o2), { recursive: true });
+  const m = meta('aarch64');
+  for (const k of ['live-kernel', 'live-initramfs', 'pxe-ipxe'])
+    cpSync(join(dir('aarch64'), m.images[k].path), join(dir('aarch64', o2), m.images[k].path));
+  const empty = join(work, 'empty');
+  mkdirSync(empty, { recursive: true });
+  writeFileSync(join(empty, 'README'), 'no root here\n');
+  sh('sh', [
+    '-c',
+    'cd "$1" && echo README | cpio -o -H newc --quiet > "$2"',
+    'sh',
+    empty,
+    join(dir('aarch64', o2), m.images['live-rootfs'].path),
+  ]);
+  writeFileSync(join(dir('aarch64', o2), 'meta.json'), JSON.stringify({ name: m.name, images: m.images }));
+  writeFileSync(
+    join(o2, 'builds', 'builds.json'),
+    JSON.stringify({ 'schema-version': '1.0.0', builds: [{ id: VERSION, arches: ['aarch64'] }] }),
+  );
+  const r = cli(['test', '--build', o2, '--case', 'pxe-direct']);
+  assert.is(r.code, 1, r.stderr);
+  assert.match(r.stderr, /ROCKNSM-BOOT-FAIL: no filesystem with LABEL=root/);
+  assert.is(meta('aarch64', o2)['rocknsm.boot-tests']['pxe-direct'].result, 'fail');
+});
+
+test('refusals: exit 64 before any boot, meta.json untouched', () => {
+  const before = readFileSync(join(dir('x86_64'), 'meta.json'), 'utf8');
+  const bad = cli(['test', '--build', out, '--case', 'floppy']);
+  assert.is(bad.code, 64, bad.stderr);
+  assert.match(bad.stderr, /unknown boot case 'floppy'/);
+  const bios = cli(['test', '--build', out, '--arch', 'aarch64', '--case', 'metal-bios']);
+  assert.is(bios.code, 64);
+  assert.match(bios.stderr, /boot case 'metal-bios' does not exist for aarch64/);
+  const arch = cli(['test', '--build', out, '--arch', 's390x']);
+  assert.is(arch.code, 64);
+  assert.match(arch.stderr, /build 41\.20261123\.3\.0 has no s390x/);
+  const none = cli(['test', '--build', join(work, 'nowhere')]);
+  assert.is(none.code, 64);
+  assert.match(none.stderr, /no build \(none\)/);
+  const t = cli(['test', '--build', out, '--timeout', '0']);
+  assert.is(t.code, 64);
+  assert.match(t.stderr, /--timeout must be a positive whole number/);
+  assert.is(readFileSync(join(dir('x86_64'), 'meta.json'), 'utf8'), before);
+});
+
+test.run();
