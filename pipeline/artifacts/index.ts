@@ -18,6 +18,7 @@ import PQueue from 'p-queue';
 import { writeAtomic } from '../commands/build-glue.ts';
 import { PipelineError, UsageError } from '../errors.ts';
 import { type Compression, compressFile } from '../exec/compress.ts';
+import { mountsUnder } from '../exec/losetup.ts';
 import type { Runner } from '../exec/run.ts';
 import type { ArchJob, ArtifactBackend, BackendContext, Produced } from './backend.ts';
 import { bootc } from './bootc.ts';
@@ -149,17 +150,6 @@ function archJob(req: ArtifactRequest, arch: Arch): ArchJob {
 /** The jobs of a request, for `plan --artifacts` (reads only meta.json). */
 export function artifactJobs(req: ArtifactRequest): ArchJob[] {
   return req.arches.map((a) => archJob(req, a));
-}
-
-/** Mount points at or under `dir` (from /proc/self/mountinfo; octal escapes decoded). */
-export function mountsUnder(dir: string): string[] {
-  const text = existsSync('/proc/self/mountinfo') ? readFileSync('/proc/self/mountinfo', 'utf8') : '';
-  return text
-    .split('\n')
-    .map((l) =>
-      l.split(' ')[4]?.replace(/\\([0-7]{3})/g, (_, o) => String.fromCharCode(Number.parseInt(o, 8))),
-    )
-    .filter((m): m is string => m !== undefined && (m === dir || m.startsWith(`${dir}/`)));
 }
 
 async function makeArch(ctx: BackendContext, req: ArtifactRequest, arch: Arch): Promise<ArchResult> {

@@ -47,7 +47,7 @@ import {
 import { join } from 'node:path';
 import { PipelineError } from '../errors.ts';
 import { type GrubTarget, grubModuleDir, installBios, mkimage, mkimageArgs } from '../exec/grub.ts';
-import { attachRange, type LoopDevice, type Mounted, mount } from '../exec/losetup.ts';
+import { attachRange, type LoopDevice, type Mounted, mount, mountsUnder } from '../exec/losetup.ts';
 import { cpioNewc, fatCopy, fatMkdirs, mkfsExt4, mkfsVfat, mkfsXfs, mksquashfs } from '../exec/mkfs.ts';
 import { Ostree } from '../exec/ostree.ts';
 import { qcow2Args, toQcow2 } from '../exec/qemu-img.ts';
@@ -284,6 +284,9 @@ export const native: ArtifactBackend = {
     const { arch, work } = job;
     const tag = arch;
     const step = <T>(name: string, fn: () => Promise<T>) => ctx.log.step(name, fn, tag);
+    const mounted = mountsUnder(work);
+    if (mounted.length)
+      throw new PipelineError(`still mounted from an earlier run (unmount first): ${mounted.join(', ')}`);
     rmSync(work, { recursive: true, force: true });
     mkdirSync(work, { recursive: true });
     const rootfs = join(work, 'rootfs');

@@ -1,6 +1,7 @@
 // Loop devices and mounts: the native backend assembles the root and boot filesystems of a disk
 // image through loop devices on byte ranges of the image file (no partition scanning, so no
 // udev is needed), mounts them, and always lets go of them again.
+import { existsSync, readFileSync } from 'node:fs';
 import type { Runner } from './run.ts';
 import { requireTool } from './tools.ts';
 
@@ -52,4 +53,15 @@ export async function mount(run: Runner, dev: string, dir: string, tag?: string)
       await run('umount', [dir], { tag });
     },
   };
+}
+
+/** Mount points at or under `dir` (from /proc/self/mountinfo; octal escapes decoded). */
+export function mountsUnder(dir: string): string[] {
+  const text = existsSync('/proc/self/mountinfo') ? readFileSync('/proc/self/mountinfo', 'utf8') : '';
+  return text
+    .split('\n')
+    .map((l) =>
+      l.split(' ')[4]?.replace(/\\([0-7]{3})/g, (_, o) => String.fromCharCode(Number.parseInt(o, 8))),
+    )
+    .filter((m): m is string => m !== undefined && (m === dir || m.startsWith(`${dir}/`)));
 }
