@@ -17,6 +17,9 @@ export interface Tool {
   /** For packages that are not a command (kernel, dracut modules): the file that proves the
    * package is installed, its last component may end in `*`; `name` is then only a label. */
   file?: string;
+  /** Host CPUs (Node's process.arch) the row applies to; default all. For packages that exist
+   * only for some architectures (GRUB's BIOS and x86_64 EFI modules are amd64-only packages). */
+  hosts?: string[];
 }
 
 export const tools: Tool[] = [
@@ -164,6 +167,7 @@ export const tools: Tool[] = [
     stages: ['artifacts', 'test'],
     why: 'GRUB BIOS modules and boot.img (x86_64 disks)',
     file: '/usr/lib/grub/i386-pc/boot.img',
+    hosts: ['x64'],
   },
   {
     name: 'grub x86_64-efi',
@@ -173,6 +177,7 @@ export const tools: Tool[] = [
     stages: ['artifacts', 'test'],
     why: 'GRUB UEFI modules (x86_64 disks)',
     file: '/usr/lib/grub/x86_64-efi/linux.mod',
+    hosts: ['x64'],
   },
   {
     name: 'grub arm64-efi',
@@ -418,8 +423,10 @@ export function requireTool(name: string): string {
   );
 }
 
-export function toolsFor(stages: Stage[]): Tool[] {
-  return tools.filter((t) => t.stages.some((s) => stages.includes(s)));
+export function toolsFor(stages: Stage[], host: string = process.arch): Tool[] {
+  return tools.filter(
+    (t) => t.stages.some((s) => stages.includes(s)) && (!t.hosts || t.hosts.includes(host)),
+  );
 }
 
 /** Host arch in the names Fedora uses (x86_64, aarch64). */
