@@ -1,0 +1,372 @@
+// Site metadata: the plan (pure) and its application into a real directory with real gpg
+// signatures, served over node:http the way coreos-installer reads it; schema checks;
+// releases.json append-only across publishes; the update graph case by case.
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import { join } from 'node:path';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { createLogger } from '../../pipeline/log.ts';
+import { applyPlan } from '../../pipeline/publish/apply.ts';
+import { renderGraph, visibleEdges } from '../../pipeline/publish/graph.ts';
+import { readExisting } from '../../pipeline/publish/read.ts';
+import {
+  type ArchBuild,
+  buildDir,
+  planSite,
+  type ReleasesDoc,
+  type SiteInput,
+  type UpdatesDoc,
+} from '../../pipeline/publish/site.ts';
+import { problems } from '../../pipeline/publish/validate.ts';
+import { repoRoot } from '../world/fcos-base.ts';
+import { makeKey, stopAgent, type TestKey } from '../world/gpg.ts';
+import { sh } from '../world/tools.ts';
+
+const work = join(repoRoot, '.cache', 'publish', `site-${process.pid}`);
+const quiet = createLogger({ mode: 'plain', out: { write: () => true } });
+const NOW = Date.UTC(2026, 10, 22, 12, 0, 0);
+const sha = (b: Buffer | string) => createHash('sha256').update(b).digest('hex');
+let key: TestKey;
+
+/** A build of `version` with metal, qemu, PXE files and the OCI archive, small but real files. */
+function fakeBuild(version: string, arch: 'x86_64' | 'aarch64', boot: 'pass' | 'fail' = 'pass'): ArchBuild {
+  const dir = join(work, 'out', 'builds', version, arch);
+  mkdirSync(dir, { recursive: true });
+  const images: ArchBuild['meta']['images'] = {};
+  const add = (k: string, path: string) => {
+    const bytes = Buffer.from(`${k} ${version} ${arch}\n`);
+    writeFileSync(join(dir, path), bytes);
+    images[k] = { path, sha256: sha(bytes), size: bytes.length };
+  };
+  const n = `rocknsm-coreos-${version}`;
+  add('ostree', `${n}-ostree.${arch}.ociarchive`);
+  add('metal', `${n}-metal.${arch}.raw.xz`);
+  add('qemu', `${n}-qemu.${arch}.qcow2.xz`);
+  add('live-kernel', `${n}-live-kernel.${arch}`);
+  add('live-initramfs', `${n}-live-initramfs.${arch}.img`);
+  add('live-rootfs', `${n}-live-rootfs.${arch}.img`);
+  images.metal!['uncompressed-sha256'] = sha(`raw ${arch}`);
+  return {
+    arch,
+    dir,
+    meta: {
+      buildid: version,
+      'coreos-assembler.basearch': arch,
+      images,
+      'rocknsm.image-digest': `sha256:${sha(`manifest ${version} ${arch}`)}`,
+      'rocknsm.boot-tests': { 'metal-bios': { result: boot, seconds: 9 } },
+    },
+  };
+}
+
+const input = (version: string, over: Partial<SiteInput> = {}): SiteInput => ({
+  stream: 'stable',
+  version,
+  requireArches: ['x86_64', 'aarch64'],
+  builds: [fakeBuild(version, 'x86_64'), fakeBuild(version, 'aarch64')],
+  baseUrl: 'http://127.0.0.1:1/site',
+  imageRepo: 'ghcr.io/rocknsm/rocknsm-coreos',
+  existing: { files: {} },
+  now: NOW,
+  ...over,
+});
+
+async function publishTo(site: string, version: string, base: string, controls?: SiteInput['controls']) {
+  const builds = [fakeBuild(version, 'x86_64'), fakeBuild(version, 'aarch64')];
+  const dests = builds.flatMap((b) =>
+    Object.values(b.meta.images).map((i) => `${buildDir('stable', version)}/${b.arch}/${i.path}`),
+  );
+  const plan = planSite(
+    input(version, { builds, baseUrl: base, controls, existing: await readExisting(site, 'stable', dests) }),
+  );
+  return applyPlan({ plan, siteDir: site, signBy: key.fingerprint, gpgHome: key.home, log: quiet });
+}
+
+test.before(() => {
+  rmSync(work, { recursive: true, force: true });
+  mkdirSync(work, { recursive: true });
+  key = makeKey(join(work, 'key'), 'rock-site');
+});
+test.after(() => {
+  if (key) stopAgent(key);
+  rmSync(work, { recursive: true, force: true });
+});
+
+test('plan: every file with its final URL; documents valid against the schemas; stream artifacts per format', () => {
+  const plan = planSite(input('41.20261122.3.0'));
+  assert.is(plan.files.length, 12);
+  const metal = plan.files.find((f) => f.key === 'metal' && f.arch === 'aarch64')!;
+  assert.is(
+    metal.url,
+    'http://127.0.0.1:1/site/prod/streams/stable/builds/41.20261122.3.0/aarch64/rocknsm-coreos-41.20261122.3.0-metal.aarch64.raw.xz',
+  );
+  assert.equal(metal.media, { platform: 'metal', format: 'raw.xz', artifact: 'disk' });
+  assert.is(plan.files.find((f) => f.key === 'ostree')!.media, undefined);
+  for (const d of plan.documents) assert.equal(problems(d.kind, d.json), [], d.path);
+  assert.equal(
+    plan.documents.map((d) => d.path),
+    [
+      'prod/streams/stable/builds/41.20261122.3.0/release.json',
+      'prod/streams/stable/releases.json',
+      'streams/stable.json',
+      'updates/stable.json',
+      'v1/graph/stable/x86_64.json',
+      'v1/graph/stable/aarch64.json',
+    ],
+  );
+  const stream = plan.documents[2]!.json as {
+    architectures: Record<
+      string,
+      { artifacts: Record<string, { release: string; formats: Record<string, Record<string, unknown>> }> }
+    >;
+  };
+  assert.equal(Object.keys(stream.architectures.x86_64!.artifacts.metal!.formats).sort(), ['pxe', 'raw.xz']);
+  assert.equal(Object.keys(stream.architectures.x86_64!.artifacts.metal!.formats.pxe!).sort(), [
+    'initramfs',
+    'kernel',
+    'rootfs',
+  ]);
+  assert.is(stream.architectures.x86_64!.artifacts.qemu!.release, '41.20261122.3.0');
+  const rel = plan.documents[0]!.json as {
+    architectures: Record<string, { 'oci-image': { 'digest-ref': string } }>;
+  };
+  assert.is(
+    rel.architectures.aarch64!['oci-image']['digest-ref'],
+    `ghcr.io/rocknsm/rocknsm-coreos@sha256:${sha('manifest 41.20261122.3.0 aarch64')}`,
+  );
+});
+
+test('plan: refuses a missing arch and a failed boot test, naming them', () => {
+  assert.throws(
+    () => planSite(input('41.20261122.3.1', { builds: [fakeBuild('41.20261122.3.1', 'x86_64')] })),
+    /no aarch64 build/,
+  );
+  assert.throws(
+    () =>
+      planSite(
+        input('41.20261122.3.1', {
+          builds: [fakeBuild('41.20261122.3.1', 'x86_64'), fakeBuild('41.20261122.3.1', 'aarch64', 'fail')],
+        }),
+      ),
+    /boot test 'metal-bios' fail for aarch64/,
+  );
+});
+
+test('schemas: broken documents are refused with the rule and pointer', () => {
+  assert.ok(
+    problems('stream', {
+      stream: 'stable',
+      metadata: { 'last-modified': 'yesterday' },
+      architectures: {},
+    }).some((p) => p.includes('/metadata/last-modified')),
+  );
+  assert.ok(
+    problems('updates', {
+      stream: 's',
+      metadata: { 'last-modified': '2026-01-01T00:00:00Z' },
+      releases: [{ version: '1', metadata: { rollout: { start_epoch: 1, start_percentage: 7 } } }],
+    }).some((p) => p.includes('maximum')),
+  );
+  assert.ok(
+    problems('graph', { nodes: [{ version: '1', payload: 'x', metadata: {} }], edges: [[0]] }).length >= 2,
+  );
+});
+
+test('site: published into a directory, signed, served: coreos-installer URL scheme finds every artifact and .sig', async () => {
+  const site = join(work, 'site-a');
+  // Serve the site like a web server (the base URL needs the port, so plan after listening).
+  const server = createServer((req, res) => {
+    const p = join(
+      site,
+      decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname).replace(/^\/site\//, ''),
+    );
+    if (!p.startsWith(site) || !existsSync(p)) return res.writeHead(404).end();
+    res.writeHead(200).end(readFileSync(p));
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  const base = `http://127.0.0.1:${(server.address() as { port: number }).port}/site`;
+  try {
+    const r = await publishTo(site, '41.20261122.3.0', base);
+    assert.is(Object.values(r.files).filter((s) => s === 'copied').length, 12);
+    // coreos-installer download --stream-base-url B -s stable -a A -p metal -f raw.xz reads
+    // B/streams/stable.json, then each artifact's location and location.sig.
+    const stream = (await (await fetch(`${base}/streams/stable.json`)).json()) as {
+      architectures: Record<
+        string,
+        {
+          artifacts: Record<
+            string,
+            {
+              formats: Record<
+                string,
+                Record<string, { location: string; signature: string; sha256: string }>
+              >;
+            }
+          >;
+        }
+      >;
+    };
+    let checked = 0;
+    for (const arch of ['x86_64', 'aarch64'])
+      for (const platform of Object.values(stream.architectures[arch]!.artifacts))
+        for (const format of Object.values(platform.formats))
+          for (const a of Object.values(format)) {
+            const body = Buffer.from(await (await fetch(a.location)).arrayBuffer());
+            assert.is(sha(body), a.sha256, a.location);
+            const sig = await fetch(a.signature);
+            assert.is(sig.status, 200, a.signature);
+            const sigFile = join(work, 'dl.sig');
+            const dataFile = join(work, 'dl.bin');
+            writeFileSync(sigFile, Buffer.from(await sig.arrayBuffer()));
+            writeFileSync(dataFile, body);
+            sh('gpg', ['--batch', '--homedir', key.home, '--verify', sigFile, dataFile]);
+            checked++;
+          }
+    assert.is(checked, 10);
+    // SHA256SUMS per arch checks with sha256sum -c in that directory.
+    sh('sha256sum', ['-c', 'SHA256SUMS'], {
+      cwd: join(site, buildDir('stable', '41.20261122.3.0'), 'x86_64'),
+    });
+  } finally {
+    server.close();
+  }
+});
+
+test('releases.json: append-only across two publishes; existing entries byte for byte; re-run writes nothing', async () => {
+  const site = join(work, 'site-b');
+  const base = 'https://sensors.example/rock';
+  await publishTo(site, '41.20261122.3.0', base);
+  const file = join(site, 'prod/streams/stable/releases.json');
+  const first = readFileSync(file, 'utf8');
+  const firstEntries = first.slice(first.indexOf('"releases": ['), first.lastIndexOf(']'));
+  const again = await publishTo(site, '41.20261122.3.0', base);
+  assert.equal(Object.values(again.documents), [
+    'unchanged',
+    'unchanged',
+    'unchanged',
+    'unchanged',
+    'unchanged',
+    'unchanged',
+  ]);
+  assert.equal(again.signed, []);
+  await publishTo(site, '41.20261123.3.0', base);
+  const second = readFileSync(file, 'utf8');
+  assert.ok(second.includes(firstEntries.trimEnd().replace(/\n\s*$/, '')), 'old entries kept verbatim');
+  const doc = JSON.parse(second) as ReleasesDoc;
+  assert.equal(
+    doc.releases.map((r) => r.version),
+    ['41.20261122.3.0', '41.20261123.3.0'],
+  );
+  assert.is(doc.releases[0]!.metadata, `${base}/prod/streams/stable/builds/41.20261122.3.0/release.json`);
+  // An older version after a newer one is refused, and nothing is changed.
+  await publishTo(site, '41.20261121.3.0', base).then(
+    () => assert.unreachable(),
+    (e) => assert.match(String(e.message), 'append-only'),
+  );
+  assert.is(readFileSync(file, 'utf8'), second);
+});
+
+const rel = (v: string) => ({
+  version: v,
+  metadata: `https://x/${v}/release.json`,
+  commits: [],
+  'oci-images': [{ architecture: 'x86_64', image: 'r', 'digest-ref': `r@sha256:${sha(v)}` }],
+});
+const releases = (...vs: string[]): ReleasesDoc => ({
+  note: '',
+  stream: 'stable',
+  metadata: { 'last-modified': '2026-01-01T00:00:00Z' },
+  releases: vs.map(rel),
+});
+const updates = (m: Record<string, UpdatesDoc['releases'][number]['metadata']>): UpdatesDoc => ({
+  stream: 'stable',
+  metadata: { 'last-modified': '2026-01-01T00:00:00Z' },
+  releases: Object.entries(m).map(([version, metadata]) => ({ version, metadata })),
+});
+
+test('graph: no controls: every older node points to every newer one; payload is the digest-ref', () => {
+  const g = renderGraph(releases('1', '2', '3'), undefined, 'x86_64');
+  assert.equal(g.edges, [
+    [0, 1],
+    [0, 2],
+    [1, 2],
+  ]);
+  assert.is(g.nodes[2]!.payload, `r@sha256:${sha('3')}`);
+  assert.equal(g.nodes[1]!.metadata, {
+    'org.fedoraproject.coreos.scheme': 'oci',
+    'org.fedoraproject.coreos.releases.age_index': '1',
+  });
+  assert.equal(renderGraph(releases('1'), undefined, 'aarch64').nodes, []);
+  assert.equal(problems('graph', g), []);
+});
+
+test('graph: a barrier is reached by everything before it, and nothing jumps over it', () => {
+  const g = renderGraph(
+    releases('1', '2', '3', '4'),
+    updates({ '2': { barrier: { reason: 'new signing key' } } }),
+    'x86_64',
+  );
+  assert.equal(g.edges, [
+    [0, 1],
+    [1, 2],
+    [1, 3],
+    [2, 3],
+  ]);
+  assert.is(g.nodes[1]!.metadata['org.fedoraproject.coreos.updates.barrier_reason'], 'new signing key');
+  assert.equal(problems('graph', g), []);
+});
+
+test('graph: a dead-end has no way out; rollout metadata throttles by wariness over time', () => {
+  const d = renderGraph(
+    releases('1', '2', '3'),
+    updates({ '2': { deadend: { reason: 'broken bootloader' } } }),
+    'x86_64',
+  );
+  assert.equal(d.edges, [
+    [0, 1],
+    [0, 2],
+  ]);
+  const start = 1_800_000_000;
+  const g = renderGraph(
+    releases('1', '2'),
+    updates({ '2': { rollout: { start_epoch: start, start_percentage: 0.2, duration_minutes: 100 } } }),
+    'x86_64',
+  );
+  assert.equal(problems('graph', g), []);
+  assert.is(g.nodes[1]!.metadata['org.fedoraproject.coreos.updates.start_value'], '0.2');
+  assert.equal(visibleEdges(g, 0.9, start - 1), [], 'not before the start');
+  assert.equal(visibleEdges(g, 0.1, start), [[0, 1]], 'the least wary 20% at once');
+  assert.equal(visibleEdges(g, 0.6, start), []);
+  assert.equal(visibleEdges(g, 0.6, start + 50 * 60), [[0, 1]], 'half way: up to 0.6');
+  assert.equal(visibleEdges(g, 0.61, start + 50 * 60), []);
+  assert.equal(visibleEdges(g, 1, start + 100 * 60), [[0, 1]], 'everyone at the end');
+});
+
+test('cli: publish refuses a version lacking an arch, exit 1, nothing written', async () => {
+  const { shResult } = await import('../world/tools.ts');
+  const out = join(work, 'cli-out');
+  const b = fakeBuild('41.20261124.3.0', 'x86_64');
+  mkdirSync(join(out, 'builds', '41.20261124.3.0', 'x86_64'), { recursive: true });
+  writeFileSync(join(out, 'builds', '41.20261124.3.0', 'x86_64', 'meta.json'), JSON.stringify(b.meta));
+  const site = join(work, 'cli-site');
+  const r = shResult(process.execPath, [
+    join(repoRoot, 'bin/rock-image.js'),
+    'publish',
+    '--stream',
+    'stable',
+    '--version',
+    '41.20261124.3.0',
+    '--build',
+    out,
+    '--site',
+    site,
+    '--base-url',
+    'https://sensors.example/rock',
+  ]);
+  assert.is(r.code, 1, r.stderr);
+  assert.match(r.stderr, 'no aarch64 build');
+  assert.not.ok(existsSync(site));
+});
+test.run();
