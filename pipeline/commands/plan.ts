@@ -4,8 +4,8 @@ import { join } from 'node:path';
 import { UsageError } from '../errors.ts';
 import { Buildah } from '../exec/buildah.ts';
 import { storageArgs } from '../exec/storage.ts';
-import { buildOptionHelp, buildOptionSpec, parseBuildOptions, prepare } from './build-glue.ts';
 import { artifactOptionSpec, artifactRequest, artifactsPlanText } from './artifacts.ts';
+import { buildOptionHelp, buildOptionSpec, parseBuildOptions, prepare } from './build-glue.ts';
 import { composePlanText } from './compose.ts';
 import type { Command } from './types.ts';
 
