@@ -369,4 +369,91 @@ test('cli: publish refuses a version lacking an arch, exit 1, nothing written', 
   assert.match(r.stderr, 'no aarch64 build');
   assert.not.ok(existsSync(site));
 });
+
+test('fault: killed between artifacts and metadata (GitHub upload held), a re-run converges; no dangling metadata', async () => {
+  const { spawn } = await import('node:child_process');
+  const { startFakeGitHub } = await import('../world/github.ts');
+  const { readdirSync } = await import('node:fs');
+  const version = '41.20261125.3.0';
+  for (const a of ['x86_64', 'aarch64'] as const) {
+    const b = fakeBuild(version, a);
+    writeFileSync(join(b.dir, 'meta.json'), JSON.stringify(b.meta));
+  }
+  const site = join(work, 'site-kill');
+  const logFile = join(work, 'kill.jsonl');
+  const fake = await startFakeGitHub();
+  fake.faults.push({ op: 'repos/upload-release-asset', kind: 'hang' });
+  const args = [
+    join(work, 'out'),
+    version,
+    site,
+    'https://sensors.example/rock',
+    logFile,
+    fake.url,
+    key.home,
+    key.fingerprint,
+  ];
+  const steps = () =>
+    existsSync(logFile)
+      ? readFileSync(logFile, 'utf8')
+          .split('\n')
+          .filter(Boolean)
+          .map((l) => JSON.parse(l))
+          .filter((e) => e.event === 'publish-step')
+          .map((e) => e.step)
+      : [];
+  try {
+    const child = spawn(
+      process.execPath,
+      ['--import', 'tsx', join(repoRoot, 'test/publish/site-child.ts'), ...args],
+      {
+        stdio: 'ignore',
+      },
+    );
+    const exited = new Promise((r) => child.once('exit', r));
+    await fake.hung;
+    // The log says the artifacts are complete; the child is blocked on GitHub: kill it here.
+    assert.equal(steps(), ['images', 'artifacts']);
+    child.kill('SIGKILL');
+    await exited;
+    assert.not.ok(existsSync(join(site, 'streams')), 'no stream metadata yet');
+    assert.not.ok(existsSync(join(site, 'prod/streams/stable/releases.json')));
+    assert.is(fake.releases.length, 1);
+    assert.is(fake.releases[0]!.draft, true, 'the release stays a draft');
+    // Re-run in a new process: converges.
+    rmSync(logFile);
+    const again = spawn(
+      process.execPath,
+      ['--import', 'tsx', join(repoRoot, 'test/publish/site-child.ts'), ...args],
+      {
+        stdio: 'ignore',
+      },
+    );
+    const code = await new Promise((r) => again.once('exit', r));
+    assert.is(code, 0);
+    assert.equal(steps(), ['images', 'artifacts', 'github-assets', 'tags', 'metadata', 'done']);
+    assert.is(fake.releases.length, 1, 'no second release');
+    const names = fake.releases[0]!.assets.map((a) => a.name);
+    assert.is(new Set(names).size, names.length, 'no duplicate assets');
+    assert.is(names.length, 12 * 2 + 2);
+    assert.ok(fake.releases[0]!.assets.every((a) => a.state === 'uploaded'));
+    assert.is(fake.releases[0]!.draft, false);
+    // Every location the metadata names exists, with its signature.
+    const stream = readFileSync(join(site, 'streams/stable.json'), 'utf8');
+    const urls = [...stream.matchAll(/"location": "([^"]+)"/g)].map((m) => m[1]!);
+    assert.is(urls.length, 10);
+    for (const u of urls) {
+      const rel = u.replace('https://sensors.example/rock/', '');
+      assert.ok(existsSync(join(site, rel)) && existsSync(join(site, `${rel}.sig`)), rel);
+    }
+    assert.equal(
+      readdirSync(join(site, buildDir('stable', version), 'x86_64')).filter((f) => f.includes('.tmp-')),
+      [],
+    );
+    assert.equal(fake.violations, []);
+  } finally {
+    await fake.close();
+  }
+});
+
 test.run();
