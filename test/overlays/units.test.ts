@@ -43,15 +43,16 @@ const units = walk(overlaysDir)
   });
 const services = Object.keys(manifest.services);
 
-test('the overlays ship rocknsm.target and one quadlet per service in the manifest', () => {
+test('the overlays ship rocknsm.target, the boot report and one quadlet per service in the manifest', () => {
   const names = units.map((u) => u.name).sort();
   assert.ok(names.includes('40services/usr/lib/systemd/system/rocknsm.target'));
+  assert.ok(names.includes('05identity/usr/lib/systemd/system/rocknsm-boot-report.service'));
   for (const s of services)
     assert.ok(
       names.includes(`40services/usr/share/containers/systemd/rocknsm-${s}.container`),
       `quadlet for ${s}`,
     );
-  assert.is(names.length, services.length + 1);
+  assert.is(names.length, services.length + 2);
 });
 
 test('every unit and quadlet in the overlays parses without issues', () => {
