@@ -2,7 +2,7 @@
 // Debian's Ignition dracut module (cached by a hash of its inputs), and sparse virtual disks
 // pre-laid with the Fedora CoreOS base layout (formats.md section 3) by sgdisk, losetup and mkfs.
 //
-// The initramfs adds three small things to what dracut makes, none of which touch Ignition:
+// The initramfs adds three small things to what dracut makes; none changes what Ignition does:
 // - a udev rule giving the virtio disk with serial `coreos-boot` the name
 //   /dev/disk/by-id/coreos-boot-disk (Fedora CoreOS makes that link from the boot partition's
 //   UUID; the profiles target it);
@@ -10,6 +10,7 @@
 //   stage succeeded) it prints FIRSTBOOT_DONE on the console, lets Ignition unmount what it
 //   mounted and powers the VM off, so the test reads the disks after a clean unmount instead of
 //   switching into a root that has no OS;
+// - a drop-in ordering ignition-disks.service after systemd-udev-settle.service (see below);
 // - nothing else: failures go to dracut's emergency handler, which powers off with
 //   `rd.shell=0 rd.emergency=poweroff`.
 import { createHash } from 'node:crypto';
@@ -55,6 +56,20 @@ ExecStart=/usr/bin/systemctl is-active --quiet ignition-complete.target
 ExecStart=/bin/echo ${FIRSTBOOT_DONE}
 ExecStart=/usr/bin/systemctl stop ignition-mount.service
 ExecStart=/usr/bin/systemctl --no-block poweroff
+`;
+
+// Ignition 2.14 repartitions while udev may still be probing the coldplugged partitions; the
+// kernel then refuses to re-read the table (EBUSY) and the new by-partlabel links never appear
+// (upstream: coreos/ignition#1302, flatcar/Flatcar#1194). Letting the udev queue drain first
+// narrows that window. When the stage fails anyway, the kernel's and udev's view of the disks
+// goes to the console, to tell that race from a merely slow udev.
+const disksDropin = `[Unit]
+Wants=systemd-udev-settle.service
+After=systemd-udev-settle.service
+
+[Service]
+StandardOutput=journal+console
+ExecStopPost=-/bin/sh -c 'echo "rocknsm-firstboot: disks stage $SERVICE_RESULT"; cat /proc/partitions; ls -l /dev/disk/by-partlabel'
 `;
 
 export function kernelVersion(): string {
@@ -114,7 +129,7 @@ export function ignitionInitramfs(): Initramfs {
     `linux-image-${kver}`,
   ]);
   const key = createHash('sha256')
-    .update(JSON.stringify({ args, versions, bootDiskRule, poweroffUnit }))
+    .update(JSON.stringify({ args, versions, bootDiskRule, poweroffUnit, disksDropin }))
     .digest('hex')
     .slice(0, 16);
   const initrd = join(firstbootCache, `initramfs-ignition-${key}.img`);
@@ -128,6 +143,8 @@ export function ignitionInitramfs(): Initramfs {
   mkdirSync(join(units, 'initrd.target.wants'), { recursive: true });
   mkdirSync(join(extra, 'usr/lib/udev/rules.d'), { recursive: true });
   writeFileSync(join(units, 'rocknsm-test-poweroff.service'), poweroffUnit);
+  mkdirSync(join(units, 'ignition-disks.service.d'));
+  writeFileSync(join(units, 'ignition-disks.service.d/10-rocknsm-udev-settle.conf'), disksDropin);
   symlinkSync(
     '../rocknsm-test-poweroff.service',
     join(units, 'initrd.target.wants/rocknsm-test-poweroff.service'),
@@ -158,6 +175,8 @@ export function firstbootAppend(): string {
     'rd.emergency=poweroff',
     'systemd.journald.forward_to_console=1',
     'loglevel=4',
+    // Ignition waits for new partitions through systemd device jobs: give a loaded TCG VM time.
+    'systemd.default_timeout_start_sec=300',
     'panic=-1',
   ].join(' ');
 }
