@@ -134,7 +134,7 @@ export async function applyPlan(req: ApplyRequest): Promise<ApplyResult> {
       writeFileAtomic(dest, s.text);
     }
     const all = join(siteDir, plan.files[0] ? dirname(dirname(plan.files[0].dest)) : '.', 'SHA256SUMS');
-    const text = plan.files.map((f) => `${f.sha256}  ${f.name}\n`).join('');
+    const text = [...new Set(plan.files.map((f) => `${f.sha256}  ${f.name}\n`))].join('');
     if (!existsSync(all) || readFileSync(all, 'utf8') !== text) {
       rmSync(`${all}.sig`, { force: true });
       writeFileAtomic(all, text);
@@ -215,6 +215,7 @@ export function releaseAssets(plan: SitePlan, siteDir: string, signed: boolean):
     out.push({ name, path, size: bytes.length, sha256: createHash('sha256').update(bytes).digest('hex') });
   };
   for (const f of plan.files) {
+    if (out.some((o) => o.name === f.name)) continue;
     out.push({ name: f.name, path: join(siteDir, f.dest), size: f.size, sha256: f.sha256 });
     if (signed) add(`${f.name}.sig`, `${f.dest}.sig`);
   }

@@ -235,10 +235,14 @@ export function planSite(input: SiteInput): SitePlan {
     throw new PipelineError(
       `${version} is already published in ${stream}, but the site holds other bytes for: ${changed.map((f) => f.dest).join(', ')}; a published release is never changed`,
     );
-  const names = new Set<string>();
+  // Arch-independent files (the Ignition configs) carry one name in every arch: fine when equal,
+  // since GitHub's asset list is flat.
+  const names = new Map<string, string>();
   for (const f of files) {
-    if (names.has(f.name)) throw new PipelineError(`two builds publish a file named ${f.name}`);
-    names.add(f.name);
+    const seen = names.get(f.name);
+    if (seen !== undefined && seen !== f.sha256)
+      throw new PipelineError(`two builds publish different files named ${f.name}`);
+    names.set(f.name, f.sha256);
   }
   const sums = builds.map((b) => ({
     arch: b.arch,

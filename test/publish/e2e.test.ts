@@ -1,0 +1,187 @@
+// End to end: the real `rock-image build` makes both arches from the fixture bases, then the real
+// `rock-image publish` pushes them to a docker-registry on 127.0.0.1 (htpasswd), signs, fills the
+// site and a GitHub release on the local fake, and `rock-image promote` retags by digest into
+// another stream; then a re-run of publish changes nothing.
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { problems } from '../../pipeline/publish/validate.ts';
+import { fcosBase, repoRoot } from '../world/fcos-base.ts';
+import { type FakeGitHub, startFakeGitHub } from '../world/github.ts';
+import { makeKey, stopAgent, type TestKey } from '../world/gpg.ts';
+import { startRegistry, type TestRegistry } from '../world/registry.ts';
+import { needTool, sh, shResult } from '../world/tools.ts';
+
+const work = join(repoRoot, '.cache', 'publish', `e2e-${process.pid}`);
+const VERSION = '41.20261122.3.0';
+let reg: TestRegistry;
+let key: TestKey;
+let fake: FakeGitHub;
+
+/** Runs the CLI asynchronously: the fake GitHub answers from this process's event loop. */
+const cli = (args: string[], env: Record<string, string> = {}) =>
+  new Promise<{ code: number; stderr: string }>((resolve) => {
+    const p = spawn(process.execPath, [join(repoRoot, 'bin/rock-image.js'), ...args], {
+      env: { ...process.env, CI: 'true', GNUPGHOME: key.home, GITHUB_TOKEN: fake.token, ...env },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    let stderr = '';
+    p.stderr.on('data', (d) => (stderr += d));
+    p.once('exit', (code) => resolve({ code: code ?? -1, stderr }));
+  });
+
+const digestOf = (ref: string) =>
+  `sha256:${sh('sha256sum', [], { input: sh('skopeo', ['inspect', '--raw', '--tls-verify=false', '--authfile', reg.authFile, ref]) }).split(' ')[0]}`;
+
+test.before(async () => {
+  for (const t of ['skopeo', 'buildah', 'gpg', 'docker-registry', 'htpasswd']) needTool(t);
+  rmSync(work, { recursive: true, force: true });
+  mkdirSync(work, { recursive: true });
+  key = makeKey(join(work, 'key'), 'rock-e2e');
+  reg = await startRegistry(join(work, 'registry'));
+  fake = await startFakeGitHub();
+  const r = shResult(
+    process.execPath,
+    [
+      join(repoRoot, 'bin/rock-image.js'),
+      'build',
+      '--stream',
+      'stable',
+      '--base',
+      `x86_64=${fcosBase('x86_64')}`,
+      '--base',
+      `aarch64=${fcosBase('aarch64')}`,
+      '--output',
+      join(work, 'out'),
+      '--storage',
+      join(work, 'storage'),
+      '--version',
+      VERSION,
+    ],
+    { env: { CI: 'true' } },
+  );
+  if (r.code !== 0) throw new Error(`build failed: ${r.stderr}`);
+});
+
+test.after(async () => {
+  await reg?.stop();
+  await fake?.close();
+  if (key) stopAgent(key);
+  rmSync(work, { recursive: true, force: true });
+});
+
+const common = () => [
+  '--build',
+  join(work, 'out'),
+  '--site',
+  join(work, 'site'),
+  '--base-url',
+  'https://sensors.example/rock',
+  '--registry',
+  `${reg.host}/rocknsm/rocknsm-coreos`,
+  '--authfile',
+  reg.authFile,
+  '--insecure-registry',
+  '--sign-by',
+  key.fingerprint,
+];
+
+test('publish: registry holds the built digests under stream and version tags; site and GitHub complete', async () => {
+  const r = await cli([
+    'publish',
+    '--stream',
+    'stable',
+    '--version',
+    VERSION,
+    ...common(),
+    '--github',
+    'rocknsm/rocknsm-coreos',
+    '--github-api',
+    fake.url,
+    '--github-pace-ms',
+    '0',
+  ]);
+  assert.is(r.code, 0, r.stderr);
+  assert.not.match(r.stderr, fake.token);
+  const repo = `${reg.host}/rocknsm/rocknsm-coreos`;
+  const index = digestOf(`docker://${repo}:stable`);
+  assert.is(digestOf(`docker://${repo}:${VERSION}`), index);
+  const site = join(work, 'site');
+  const release = JSON.parse(
+    readFileSync(join(site, `prod/streams/stable/builds/${VERSION}/release.json`), 'utf8'),
+  );
+  assert.equal(problems('release', release), []);
+  for (const arch of ['x86_64', 'aarch64']) {
+    const meta = JSON.parse(readFileSync(join(work, 'out/builds', VERSION, arch, 'meta.json'), 'utf8'));
+    assert.is(
+      release.architectures[arch]['oci-image']['digest-ref'],
+      `${repo}@${meta['rocknsm.image-digest']}`,
+    );
+    assert.is(
+      digestOf(`docker://${release.architectures[arch]['oci-image']['digest-ref']}`),
+      meta['rocknsm.image-digest'],
+    );
+    for (const img of Object.values(meta.images) as { path: string }[]) {
+      const f = join(site, `prod/streams/stable/builds/${VERSION}/${arch}/${img.path}`);
+      assert.ok(existsSync(f) && existsSync(`${f}.sig`), img.path);
+    }
+  }
+  const graph = JSON.parse(readFileSync(join(site, 'v1/graph/stable/aarch64.json'), 'utf8'));
+  assert.equal(problems('graph', graph), []);
+  assert.is(graph.nodes[0].payload, release.architectures.aarch64['oci-image']['digest-ref']);
+  assert.ok(existsSync(join(site, 'signatures')), 'image signatures in the lookaside');
+  assert.is(fake.releases.length, 1);
+  assert.is(fake.releases[0]!.draft, false);
+  assert.equal(fake.violations, []);
+});
+
+test('publish again: converges, nothing re-uploaded; promote retags by digest into another stream', async () => {
+  const uploads = fake.requests.filter((q) => q.op === 'repos/upload-release-asset').length;
+  const again = await cli([
+    'publish',
+    '--stream',
+    'stable',
+    '--version',
+    VERSION,
+    ...common(),
+    '--github',
+    'rocknsm/rocknsm-coreos',
+    '--github-api',
+    fake.url,
+    '--github-pace-ms',
+    '0',
+  ]);
+  assert.is(again.code, 0, again.stderr);
+  assert.is(fake.requests.filter((q) => q.op === 'repos/upload-release-asset').length, uploads);
+  const repo = `${reg.host}/rocknsm/rocknsm-coreos`;
+  const index = digestOf(`docker://${repo}:stable`);
+  const p = await cli([
+    'promote',
+    '--version',
+    VERSION,
+    '--from',
+    'stable',
+    '--to',
+    'testing',
+    ...common(),
+    '--rollout-hours',
+    '24',
+  ]);
+  assert.is(p.code, 0, p.stderr);
+  assert.is(digestOf(`docker://${repo}:testing`), index, 'same index, no rebuild');
+  const site = join(work, 'site');
+  const releases = JSON.parse(readFileSync(join(site, 'prod/streams/testing/releases.json'), 'utf8'));
+  assert.equal(
+    releases.releases.map((r: { version: string }) => r.version),
+    [VERSION],
+  );
+  const updates = JSON.parse(readFileSync(join(site, 'updates/testing.json'), 'utf8'));
+  assert.is(updates.releases[0].metadata.rollout.duration_minutes, 1440);
+  assert.ok(existsSync(join(site, `prod/streams/testing/builds/${VERSION}/x86_64/SHA256SUMS.sig`)));
+  const stream = JSON.parse(readFileSync(join(site, 'streams/testing.json'), 'utf8'));
+  assert.equal(problems('stream', stream), []);
+});
+
+test.run();
