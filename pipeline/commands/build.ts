@@ -17,12 +17,15 @@ import {
 } from 'node:fs';
 import { dirname, join } from 'node:path';
 import PQueue from 'p-queue';
+import { makeArtifacts } from '../artifacts/index.ts';
+import type { Platform } from '../artifacts/layout.ts';
 import { PipelineError } from '../errors.ts';
 import { Buildah } from '../exec/buildah.ts';
 import { canRunArch, hostArch, requireTool } from '../exec/tools.ts';
 import { lintImage } from '../lint/image.ts';
 import type { ArchPlan, BuildPlan } from '../plan/build-plan.ts';
 import { compareVersions } from '../plan/version.ts';
+import { artifactRequest } from './artifacts.ts';
 import {
   type BuildOptions,
   type BuildsJson,
@@ -48,8 +51,15 @@ build's, nothing is built and the command exits 0.
 Options:${buildOptionHelp}
   --force               build even when the inputs are unchanged
   --jobs N              arches built at once (default: number of arches, at most cores)
+  --artifacts           then make the stream's disk and PXE artifacts (its artifact list,
+                        backend and compression), as 'rock-image artifacts --build DIR' does
 `,
-  options: { ...buildOptionSpec, force: { type: 'boolean' }, jobs: { type: 'string' } },
+  options: {
+    ...buildOptionSpec,
+    force: { type: 'boolean' },
+    jobs: { type: 'string' },
+    artifacts: { type: 'boolean' },
+  },
   async run(ctx, values) {
     const opts = parseBuildOptions(ctx, values);
     ctx.log.attachFile(
@@ -69,6 +79,11 @@ Options:${buildOptionHelp}
       ctx.log.info(
         `inputs unchanged since build ${last} (${plan.arches.map((a) => `${a.arch} ${a.inputHash.slice(0, 12)}`).join(', ')}); nothing to build`,
       );
+      // An earlier run that built the image but not its artifacts is finished now (re-runs converge).
+      if (values.artifacts) {
+        const req = artifactRequest(ctx, { build: opts.output, version: last });
+        if (!artifactsPresent(opts.output, last, req.arches, req.platforms)) await makeArtifacts(ctx, req);
+      }
       writeOutputs(ctx, { version: last, skipped: 'true', 'build-dir': join(opts.output, 'builds', last) });
       return 0;
     }
@@ -100,6 +115,8 @@ Options:${buildOptionHelp}
     );
     for (const r of results)
       ctx.log.info(`${r.arch}: ${r.digest} (${(r.size / 1048576).toFixed(1)} MiB) -> ${r.archive}`);
+    if (values.artifacts)
+      await makeArtifacts(ctx, artifactRequest(ctx, { build: opts.output, version: plan.version }));
     writeOutputs(ctx, {
       version: plan.version,
       skipped: 'false',
@@ -108,6 +125,23 @@ Options:${buildOptionHelp}
     return 0;
   },
 };
+
+const platformImage: Record<Platform, string> = {
+  metal: 'metal',
+  qemu: 'qemu',
+  pxe: 'live-kernel',
+  iso: 'live-iso',
+};
+
+/** Whether every arch's meta.json already lists the artifacts of these platforms. */
+function artifactsPresent(output: string, version: string, arches: string[], platforms: Platform[]): boolean {
+  return arches.every((arch) => {
+    const meta = join(output, 'builds', version, arch, 'meta.json');
+    if (!existsSync(meta)) return false;
+    const images = JSON.parse(readFileSync(meta, 'utf8')).images ?? {};
+    return platforms.every((p) => platformImage[p] in images);
+  });
+}
 
 /** Input hashes of the newest build, per arch. */
 function previousHashes(output: string, builds: BuildsJson): Map<string, string> {

@@ -1,0 +1,78 @@
+// `rock-image build --artifacts`: the build, then the stream's disk and PXE artifacts (native
+// backend, real tools), in one command; a re-run with unchanged inputs finishes artifacts an
+// earlier run did not make, and otherwise does nothing.
+import { cpSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { cacheDir, fcosBase, repoRoot } from '../world/fcos-base.ts';
+import { shResult } from '../world/tools.ts';
+
+const work = join(cacheDir, `build-artifacts-${process.pid}`);
+const project = join(work, 'project');
+const out = join(work, 'out');
+const cli = (args: string[]) =>
+  shResult(process.execPath, [join(repoRoot, 'bin/rock-image.js'), '--project', project, ...args], {
+    env: { CI: 'true' },
+  });
+const build = () =>
+  cli([
+    'build',
+    '--stream',
+    'stable',
+    '--arch',
+    'x86_64',
+    '--base',
+    `x86_64=${fcosBase('x86_64', 'plain')}`,
+    '--output',
+    out,
+    '--storage',
+    join(work, 'storage'),
+    '--artifacts',
+  ]);
+const meta = () => {
+  const v = JSON.parse(readFileSync(join(out, 'builds/builds.json'), 'utf8')).builds[0].id;
+  const file = join(out, 'builds', v, 'x86_64', 'meta.json');
+  return { file, data: JSON.parse(readFileSync(file, 'utf8')), dir: join(out, 'builds', v, 'x86_64') };
+};
+
+test.before(() => {
+  rmSync(work, { recursive: true, force: true });
+  for (const d of ['manifests', 'overlays', 'containerfiles'])
+    cpSync(join(repoRoot, d), join(project, d), { recursive: true });
+  // zstd keeps the test fast; the stream's list (metal, qemu, pxe) and backend stay as shipped.
+  const stream = join(project, 'manifests/streams/stable.yaml');
+  writeFileSync(stream, readFileSync(stream, 'utf8').replace(/^compression: xz$/m, 'compression: zstd'));
+});
+test.after(() => rmSync(work, { recursive: true, force: true }));
+
+test('build --artifacts makes the image and the artifacts of the stream list', () => {
+  const r = build();
+  assert.is(r.code, 0, r.stderr);
+  const { data, dir } = meta();
+  for (const key of ['ostree', 'metal', 'qemu', 'live-kernel', 'live-initramfs', 'live-rootfs'])
+    assert.ok(data.images[key], `meta.json images.${key}`);
+  assert.match(data.images.metal.path, /-metal\.x86_64\.raw\.zst$/);
+  assert.is(statSync(join(dir, data.images.metal.path)).size, data.images.metal.size);
+});
+
+test('unchanged inputs: nothing rebuilt; artifacts an earlier run lacked are made', () => {
+  const before = meta();
+  const metalTime = statSync(join(before.dir, before.data.images.metal.path)).mtimeMs;
+  const again = build();
+  assert.is(again.code, 0, again.stderr);
+  assert.match(again.stderr, /nothing to build/);
+  assert.is(statSync(join(before.dir, before.data.images.metal.path)).mtimeMs, metalTime);
+
+  // As if the artifacts step had died after the image: meta.json without the disk entries.
+  const { qemu: _q, metal: _m, ...rest } = before.data.images;
+  writeFileSync(before.file, JSON.stringify({ ...before.data, images: rest }, null, 2));
+  const third = build();
+  assert.is(third.code, 0, third.stderr);
+  assert.match(third.stderr, /nothing to build/);
+  const after = meta();
+  assert.ok(after.data.images.metal && after.data.images.qemu, 'disk artifacts made again');
+  assert.is(after.data['rocknsm.image-digest'], before.data['rocknsm.image-digest']);
+});
+
+test.run();
