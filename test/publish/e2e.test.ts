@@ -1,12 +1,15 @@
 // End to end: the real `rock-image build` makes both arches from the fixture bases, then the real
 // `rock-image publish` pushes them to a docker-registry on 127.0.0.1 (htpasswd), signs, fills the
 // site and a GitHub release on the local fake, and `rock-image promote` retags by digest into
-// another stream; then a re-run of publish changes nothing.
+// another stream; then a re-run of publish changes nothing. The build carries publish.trust
+// (policy.json, registries.d pointing at the site's lookaside, the key), and a sensor-side check
+// with the image's own files accepts what publish pushed and rejects an unsigned push.
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { copyFileSync, cpSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { verifyAsSensor } from '../../pipeline/publish/images.ts';
 import { problems } from '../../pipeline/publish/validate.ts';
 import { fcosBase, repoRoot } from '../world/fcos-base.ts';
 import { type FakeGitHub, startFakeGitHub } from '../world/github.ts';
@@ -42,10 +45,22 @@ test.before(async () => {
   key = makeKey(join(work, 'key'), 'rock-e2e');
   reg = await startRegistry(join(work, 'registry'));
   fake = await startFakeGitHub();
+  // The project as shipped, its stable stream trusting the test key and the site's lookaside.
+  for (const d of ['manifests', 'overlays', 'containerfiles'])
+    cpSync(join(repoRoot, d), join(work, 'project', d), { recursive: true });
+  mkdirSync(join(work, 'project/manifests/keys'));
+  copyFileSync(key.publicKey, join(work, 'project/manifests/keys/rocknsm-release.gpg'));
+  const stream = join(work, 'project/manifests/streams/stable.yaml');
+  writeFileSync(
+    stream,
+    `${readFileSync(stream, 'utf8').replace(/^publish:\n( {2}.*\n)*/m, '')}publish:\n  registry: ${reg.host}/rocknsm/rocknsm-coreos\n  trust:\n    gpg-key: manifests/keys/rocknsm-release.gpg\n    lookaside: file://${join(work, 'site/signatures')}\n`,
+  );
   const r = shResult(
     process.execPath,
     [
       join(repoRoot, 'bin/rock-image.js'),
+      '--project',
+      join(work, 'project'),
       'build',
       '--stream',
       'stable',
@@ -73,6 +88,8 @@ test.after(async () => {
 });
 
 const common = () => [
+  '--project',
+  join(work, 'project'),
   '--build',
   join(work, 'out'),
   '--site',
@@ -135,6 +152,35 @@ test('publish: registry holds the built digests under stream and version tags; s
   assert.is(fake.releases.length, 1);
   assert.is(fake.releases[0]!.draft, false);
   assert.equal(fake.violations, []);
+});
+
+test("sensor: the image's own policy accepts the published index for both arches, rejects an unsigned push", async () => {
+  needTool('umoci');
+  const repo = `${reg.host}/rocknsm/rocknsm-coreos`;
+  // The sensor's trust files, unpacked from the published x86_64 image.
+  const meta = JSON.parse(readFileSync(join(work, 'out/builds', VERSION, 'x86_64/meta.json'), 'utf8'));
+  const layout = join(work, 'sensor/layout');
+  mkdirSync(layout, { recursive: true });
+  sh('tar', ['-xf', join(work, 'out/builds', VERSION, 'x86_64', meta.images.ostree.path), '-C', layout]);
+  sh('umoci', ['unpack', '--image', `${layout}:${VERSION}`, join(work, 'sensor/bundle')]);
+  const root = join(work, 'sensor/bundle/rootfs');
+  assert.ok(existsSync(join(root, 'etc/containers/policy.json')));
+  const sensor = { authFile: reg.authFile, tlsVerify: false };
+  for (const arch of ['x86_64', 'aarch64'] as const) {
+    const v = await verifyAsSensor(`docker://${repo}:stable`, root, { ...sensor, arch });
+    assert.ok(v.accepted, `${arch}: ${v.reason}`);
+  }
+  sh('skopeo', [
+    'copy',
+    '--dest-tls-verify=false',
+    '--dest-authfile',
+    reg.authFile,
+    fcosBase('x86_64'),
+    `docker://${repo}:unsigned`,
+  ]);
+  const unsigned = await verifyAsSensor(`docker://${repo}:unsigned`, root, sensor);
+  assert.not.ok(unsigned.accepted);
+  assert.match(unsigned.reason, 'A signature was required, but no signature exists');
 });
 
 test('publish again: converges, nothing re-uploaded; promote retags by digest into another stream', async () => {
