@@ -43,13 +43,27 @@ function writeAtomic(path: string, text: string): void {
   renameSync(tmp, path);
 }
 
+/**
+ * Concatenates initrd segments. Each one after the first must start on a 4-byte boundary: the
+ * kernel's initramfs unpacker skips zero padding between segments but reads a cpio header only at
+ * an aligned offset, so an unaligned compressed initramfs would hide the appended rootfs.
+ */
 async function concat(from: string[], to: string): Promise<void> {
   const tmp = `${to}.tmp`;
   const fd = openSync(tmp, 'w');
+  let written = 0;
   try {
-    for (const f of from)
-      for await (const chunk of createReadStream(f, { highWaterMark: 1 << 20 }) as AsyncIterable<Buffer>)
+    for (const f of from) {
+      if (written % 4) {
+        const pad = Buffer.alloc(4 - (written % 4));
+        writeSync(fd, pad);
+        written += pad.length;
+      }
+      for await (const chunk of createReadStream(f, { highWaterMark: 1 << 20 }) as AsyncIterable<Buffer>) {
         writeSync(fd, chunk);
+        written += chunk.length;
+      }
+    }
   } finally {
     closeSync(fd);
   }

@@ -11,6 +11,7 @@
 //   mounted and powers the VM off, so the test reads the disks after a clean unmount instead of
 //   switching into a root that has no OS;
 // - a drop-in ordering ignition-disks.service after systemd-udev-settle.service (see below);
+// - `rocknsm-test-partx.service`, the workaround for Ignition 2.14's partition-table race (below);
 // - nothing else: failures go to dracut's emergency handler, which powers off with
 //   `rd.shell=0 rd.emergency=poweroff`.
 import { createHash } from 'node:crypto';
@@ -72,6 +73,23 @@ StandardOutput=journal+console
 ExecStopPost=-/bin/sh -c 'echo "rocknsm-firstboot: disks stage $SERVICE_RESULT"; cat /proc/partitions; ls -l /dev/disk/by-partlabel'
 `;
 
+// The race above still hit every profile on a clean CI run: the kernel kept the old table, so the
+// by-partlabel links of the new partitions never came. While the disks stage runs, this service
+// syncs the kernel's view of each virtio disk with what is on it (`partx -u`, which works on a
+// busy disk, unlike a full re-read; the kernel's add events then make udev create the links).
+// A no-op when the kernel already agrees. It changes nothing on the disks.
+const partxUnit = `[Unit]
+Description=RockNSM first-boot test: keep the kernel's partition tables in sync while Ignition partitions
+DefaultDependencies=no
+ConditionPathExists=/etc/initrd-release
+After=ignition-kargs.service
+Before=ignition-disks.service
+
+[Service]
+Type=exec
+ExecStart=/bin/sh -c 'sleep 1; while [ "$(systemctl show -P ActiveState ignition-disks.service)" != active ] && [ "$(systemctl show -P ActiveState ignition-disks.service)" != failed ]; do for d in /dev/vd?; do partx -u "$d" 2>/dev/null; done; sleep 2; done'
+`;
+
 export function kernelVersion(): string {
   const k = existsSync('/boot') ? readdirSync('/boot').find((f) => f.startsWith('vmlinuz-')) : undefined;
   if (!k)
@@ -111,6 +129,8 @@ export function ignitionInitramfs(): Initramfs {
     'ignition',
     '--omit',
     'plymouth i18n',
+    '--install',
+    'partx',
     '--add-drivers',
     'virtio_blk virtio_pci xfs ext4',
     '--kver',
@@ -129,7 +149,7 @@ export function ignitionInitramfs(): Initramfs {
     `linux-image-${kver}`,
   ]);
   const key = createHash('sha256')
-    .update(JSON.stringify({ args, versions, bootDiskRule, poweroffUnit, disksDropin }))
+    .update(JSON.stringify({ args, versions, bootDiskRule, poweroffUnit, disksDropin, partxUnit }))
     .digest('hex')
     .slice(0, 16);
   const initrd = join(firstbootCache, `initramfs-ignition-${key}.img`);
@@ -143,6 +163,8 @@ export function ignitionInitramfs(): Initramfs {
   mkdirSync(join(units, 'initrd.target.wants'), { recursive: true });
   mkdirSync(join(extra, 'usr/lib/udev/rules.d'), { recursive: true });
   writeFileSync(join(units, 'rocknsm-test-poweroff.service'), poweroffUnit);
+  writeFileSync(join(units, 'rocknsm-test-partx.service'), partxUnit);
+  symlinkSync('../rocknsm-test-partx.service', join(units, 'initrd.target.wants/rocknsm-test-partx.service'));
   mkdirSync(join(units, 'ignition-disks.service.d'));
   writeFileSync(join(units, 'ignition-disks.service.d/10-rocknsm-udev-settle.conf'), disksDropin);
   symlinkSync(
