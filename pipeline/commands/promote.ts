@@ -11,36 +11,22 @@ import { readBuilds, readDoc, readExisting } from '../publish/read.ts';
 import {
   buildDir,
   checkBuilds,
-  parseControls,
   planSite,
   type ReleasesDoc,
   rfc3339,
   type UpdatesDoc,
   upsertUpdates,
 } from '../publish/site.ts';
-import { attachLog, imageJob, resolveTarget } from './publish.ts';
+import {
+  attachLog,
+  controlOptions,
+  controlsOf,
+  imageJob,
+  resolveTarget,
+  str,
+  targetOptions,
+} from './publish.ts';
 import type { Command } from './types.ts';
-
-type Values = Record<string, string | boolean | string[] | undefined>;
-const str = (v: Values, k: string) => (typeof v[k] === 'string' ? (v[k] as string) : undefined);
-
-const controlOptions = {
-  barrier: { type: 'string' },
-  deadend: { type: 'string' },
-  'rollout-hours': { type: 'string' },
-  'rollout-start': { type: 'string' },
-  'rollout-start-percentage': { type: 'string' },
-} as const;
-
-const controlsOf = (v: Values, now: number) =>
-  parseControls({
-    barrier: str(v, 'barrier'),
-    deadend: str(v, 'deadend'),
-    rolloutHours: str(v, 'rollout-hours'),
-    rolloutStart: str(v, 'rollout-start'),
-    rolloutStartPercentage: str(v, 'rollout-start-percentage'),
-    now,
-  });
 
 export const promote: Command = {
   name: 'promote',
@@ -66,14 +52,7 @@ Options:
     version: { type: 'string' },
     from: { type: 'string' },
     to: { type: 'string' },
-    build: { type: 'string' },
-    site: { type: 'string' },
-    'base-url': { type: 'string' },
-    registry: { type: 'string' },
-    authfile: { type: 'string' },
-    'insecure-registry': { type: 'boolean' },
-    'sign-by': { type: 'string' },
-    'require-arch': { type: 'string' },
+    ...targetOptions,
     ...controlOptions,
   },
   async run(ctx, v) {

@@ -11,8 +11,39 @@ import { readBuilds, readExisting } from '../publish/read.ts';
 import { buildDir, parseControls, planSite, type SitePlan } from '../publish/site.ts';
 import type { Command, Context } from './types.ts';
 
-type Values = Record<string, string | boolean | string[] | undefined>;
-const str = (v: Values, k: string) => (typeof v[k] === 'string' ? (v[k] as string) : undefined);
+export type Values = Record<string, string | boolean | string[] | undefined>;
+export const str = (v: Values, k: string) => (typeof v[k] === 'string' ? (v[k] as string) : undefined);
+
+/** Where a publish or promote reads the build and writes the images, site and signatures. */
+export const targetOptions = {
+  build: { type: 'string' },
+  site: { type: 'string' },
+  'base-url': { type: 'string' },
+  registry: { type: 'string' },
+  authfile: { type: 'string' },
+  'insecure-registry': { type: 'boolean' },
+  'sign-by': { type: 'string' },
+  'require-arch': { type: 'string' },
+} as const;
+
+/** Rollout controls of a release (updates/<stream>.json). */
+export const controlOptions = {
+  barrier: { type: 'string' },
+  deadend: { type: 'string' },
+  'rollout-hours': { type: 'string' },
+  'rollout-start': { type: 'string' },
+  'rollout-start-percentage': { type: 'string' },
+} as const;
+
+export const controlsOf = (v: Values, now: number) =>
+  parseControls({
+    barrier: str(v, 'barrier'),
+    deadend: str(v, 'deadend'),
+    rolloutHours: str(v, 'rollout-hours'),
+    rolloutStart: str(v, 'rollout-start'),
+    rolloutStartPercentage: str(v, 'rollout-start-percentage'),
+    now,
+  });
 
 /** The stream's configured arches and publish targets, when the project defines the stream. */
 function streamDefaults(ctx: Context, stream: string) {
@@ -145,36 +176,18 @@ Options:
   options: {
     stream: { type: 'string' },
     version: { type: 'string' },
-    build: { type: 'string' },
-    site: { type: 'string' },
-    'base-url': { type: 'string' },
-    registry: { type: 'string' },
-    authfile: { type: 'string' },
-    'insecure-registry': { type: 'boolean' },
-    'sign-by': { type: 'string' },
+    ...targetOptions,
     github: { type: 'string' },
     'github-api': { type: 'string' },
     'github-pace-ms': { type: 'string' },
-    'require-arch': { type: 'string' },
-    barrier: { type: 'string' },
-    deadend: { type: 'string' },
-    'rollout-hours': { type: 'string' },
-    'rollout-start': { type: 'string' },
-    'rollout-start-percentage': { type: 'string' },
+    ...controlOptions,
     plan: { type: 'boolean' },
   },
   async run(ctx, v) {
     const stream = str(v, 'stream');
     if (!stream) throw new UsageError('--stream is required');
     const t = resolveTarget(ctx, v, stream);
-    const controls = parseControls({
-      barrier: str(v, 'barrier'),
-      deadend: str(v, 'deadend'),
-      rolloutHours: str(v, 'rollout-hours'),
-      rolloutStart: str(v, 'rollout-start'),
-      rolloutStartPercentage: str(v, 'rollout-start-percentage'),
-      now: ctx.now(),
-    });
+    const controls = controlsOf(v, ctx.now());
     const builds = readBuilds(t.buildRoot, t.version);
     const dests = builds.flatMap((b) =>
       Object.values(b.meta.images).map((i) => `${buildDir(stream, t.version)}/${b.arch}/${i.path}`),

@@ -11,6 +11,9 @@ export type GrubTarget = 'i386-pc' | 'x86_64-efi' | 'arm64-efi';
 /** Where Debian's grub-pc-bin, grub-efi-amd64-bin and grub-efi-arm64-bin put their modules. */
 export const grubModuleDir = (target: GrubTarget) => `/usr/lib/grub/${target}`;
 
+/** Modules every core image needs to find the boot filesystem and run grub.cfg. */
+const commonModules = ['search', 'search_label', 'normal', 'configfile', 'linux', 'echo', 'test'];
+
 /** Modules built into each core image (everything grub.cfg uses, so nothing is loaded later). */
 export const coreModules: Record<GrubTarget, string[]> = {
   'i386-pc': [
@@ -18,13 +21,7 @@ export const coreModules: Record<GrubTarget, string[]> = {
     'part_gpt',
     'part_msdos',
     'ext2',
-    'search',
-    'search_label',
-    'normal',
-    'configfile',
-    'linux',
-    'echo',
-    'test',
+    ...commonModules,
     'serial',
     'terminal',
     'sleep',
@@ -35,13 +32,7 @@ export const coreModules: Record<GrubTarget, string[]> = {
     'part_msdos',
     'fat',
     'ext2',
-    'search',
-    'search_label',
-    'normal',
-    'configfile',
-    'linux',
-    'echo',
-    'test',
+    ...commonModules,
     'serial',
     'terminal',
     'efi_gop',
@@ -54,13 +45,7 @@ export const coreModules: Record<GrubTarget, string[]> = {
     'part_msdos',
     'fat',
     'ext2',
-    'search',
-    'search_label',
-    'normal',
-    'configfile',
-    'linux',
-    'echo',
-    'test',
+    ...commonModules,
     'terminal',
     'efi_gop',
     'all_video',
