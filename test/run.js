@@ -10,34 +10,17 @@ register();
 const root = fileURLToPath(new URL('.', import.meta.url));
 const pattern = process.argv[2] ? new RegExp(process.argv[2]) : null;
 
-// `*.vm.ts` files are long VM suites held out of the default run while they are unreliable
-// (see README, "First boot, proven"); ROCK_TEST_VM=1 (`npm run test:firstboot`) runs them. The
-// default run names them, so nothing is left out silently.
-const withVm = process.env.ROCK_TEST_VM === '1';
-
 function walk(dir) {
   return readdirSync(dir, { withFileTypes: true }).flatMap((e) => {
     const p = join(dir, e.name);
     if (e.isDirectory()) return e.name === 'fixtures' || e.name === 'golden' ? [] : walk(p);
-    return e.name.endsWith('.test.ts') || (withVm && e.name.endsWith('.vm.ts')) ? [p] : [];
+    return e.name.endsWith('.test.ts') ? [p] : [];
   });
 }
 
 const files = walk(root)
   .filter((f) => !pattern || pattern.test(relative(root, f)))
   .sort();
-if (!withVm) {
-  const held = (function vm(dir) {
-    return readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
-      e.isDirectory()
-        ? vm(join(dir, e.name))
-        : e.name.endsWith('.vm.ts')
-          ? [relative(root, join(dir, e.name))]
-          : [],
-    );
-  })(root);
-  for (const f of held) console.log(`held out of this run (ROCK_TEST_VM=1 runs it): ${f}`);
-}
 if (files.length === 0) {
   console.error(`no test files match ${pattern}`);
   process.exit(1);

@@ -2,7 +2,7 @@
 // Debian's Ignition dracut module (cached by a hash of its inputs), and sparse virtual disks
 // pre-laid with the Fedora CoreOS base layout (formats.md section 3) by sgdisk, losetup and mkfs.
 //
-// The initramfs adds three small things to what dracut makes; none changes what Ignition does:
+// The initramfs adds four small things to what dracut makes; none changes what Ignition does:
 // - a udev rule giving the virtio disk with serial `coreos-boot` the name
 //   /dev/disk/by-id/coreos-boot-disk (Fedora CoreOS makes that link from the boot partition's
 //   UUID; the profiles target it);
@@ -10,8 +10,8 @@
 //   stage succeeded) it prints FIRSTBOOT_DONE on the console, lets Ignition unmount what it
 //   mounted and powers the VM off, so the test reads the disks after a clean unmount instead of
 //   switching into a root that has no OS;
-// - a drop-in ordering ignition-disks.service after systemd-udev-settle.service (see below);
-// - `rocknsm-test-partx.service`, the workaround for Ignition 2.14's partition-table race (below);
+// - a udev rule and a drop-in that keep udev off the disks while Ignition partitions them, the
+//   way Ignition 2.14 expects (Ignition 2.14's partition-table race, below);
 // - nothing else: failures go to dracut's emergency handler, which powers off with
 //   `rd.shell=0 rd.emergency=poweroff`.
 import { createHash } from 'node:crypto';
@@ -59,11 +59,23 @@ ExecStart=/usr/bin/systemctl stop ignition-mount.service
 ExecStart=/usr/bin/systemctl --no-block poweroff
 `;
 
-// Ignition 2.14 repartitions while udev may still be probing the coldplugged partitions; the
-// kernel then refuses to re-read the table (EBUSY) and the new by-partlabel links never appear
-// (upstream: coreos/ignition#1302, flatcar/Flatcar#1194). Letting the udev queue drain first
-// narrows that window. When the stage fails anyway, the kernel's and udev's view of the disks
-// goes to the console, to tell that race from a merely slow udev.
+// Ignition 2.14 assumes it alone touches a disk while it partitions it; udev breaks that
+// (upstream: coreos/ignition#1302, flatcar/Flatcar#1194). udev watches every block device and,
+// when a tool closes one it had open for writing (even `sgdisk --pretend`, which Ignition runs
+// first), re-reads the partition table itself and re-probes every partition. If those probes
+// still hold a partition open when the real sgdisk asks the kernel to re-read the new table,
+// the kernel refuses (EBUSY) and keeps the old one: the new by-partlabel links never come and
+// the disks stage times out. Under TCG the probes are slow, so on a loaded machine this hit
+// every profile. Two changes make the disks stage own the disks again:
+// - this rule turns udev's write watch off for the virtio disks (only in this test initramfs;
+//   the kernel's own events after sgdisk's re-read still make udev create every link);
+// - the drop-in below starts the disks stage only once coldplug probing is done.
+// Nothing else in udev or Ignition changes.
+const noWatchRule = `# Test initramfs: no udev write watch on the virtio disks (see test/world/firstboot.ts).
+ACTION!="remove", SUBSYSTEM=="block", KERNEL=="vd*", OPTIONS+="nowatch"
+`;
+
+// When the stage fails anyway, the kernel's and udev's view of the disks goes to the console.
 const disksDropin = `[Unit]
 Wants=systemd-udev-settle.service
 After=systemd-udev-settle.service
@@ -71,23 +83,6 @@ After=systemd-udev-settle.service
 [Service]
 StandardOutput=journal+console
 ExecStopPost=-/bin/sh -c 'echo "rocknsm-firstboot: disks stage $SERVICE_RESULT"; cat /proc/partitions; ls -l /dev/disk/by-partlabel'
-`;
-
-// The race above still hit every profile on a clean CI run: the kernel kept the old table, so the
-// by-partlabel links of the new partitions never came. While the disks stage runs, this service
-// syncs the kernel's view of each virtio disk with what is on it (`partx -u`, which works on a
-// busy disk, unlike a full re-read; the kernel's add events then make udev create the links).
-// A no-op when the kernel already agrees. It changes nothing on the disks.
-const partxUnit = `[Unit]
-Description=RockNSM first-boot test: keep the kernel's partition tables in sync while Ignition partitions
-DefaultDependencies=no
-ConditionPathExists=/etc/initrd-release
-After=ignition-kargs.service
-Before=ignition-disks.service
-
-[Service]
-Type=exec
-ExecStart=/bin/sh -c 'sleep 1; while [ "$(systemctl show -P ActiveState ignition-disks.service)" != active ] && [ "$(systemctl show -P ActiveState ignition-disks.service)" != failed ]; do for d in /dev/vd?; do partx -u "$d" 2>/dev/null; done; sleep 2; done'
 `;
 
 export function kernelVersion(): string {
@@ -129,8 +124,6 @@ export function ignitionInitramfs(): Initramfs {
     'ignition',
     '--omit',
     'plymouth i18n',
-    '--install',
-    'partx',
     '--add-drivers',
     'virtio_blk virtio_pci xfs ext4',
     '--kver',
@@ -149,7 +142,7 @@ export function ignitionInitramfs(): Initramfs {
     `linux-image-${kver}`,
   ]);
   const key = createHash('sha256')
-    .update(JSON.stringify({ args, versions, bootDiskRule, poweroffUnit, disksDropin, partxUnit }))
+    .update(JSON.stringify({ args, versions, bootDiskRule, noWatchRule, poweroffUnit, disksDropin }))
     .digest('hex')
     .slice(0, 16);
   const initrd = join(firstbootCache, `initramfs-ignition-${key}.img`);
@@ -163,8 +156,6 @@ export function ignitionInitramfs(): Initramfs {
   mkdirSync(join(units, 'initrd.target.wants'), { recursive: true });
   mkdirSync(join(extra, 'usr/lib/udev/rules.d'), { recursive: true });
   writeFileSync(join(units, 'rocknsm-test-poweroff.service'), poweroffUnit);
-  writeFileSync(join(units, 'rocknsm-test-partx.service'), partxUnit);
-  symlinkSync('../rocknsm-test-partx.service', join(units, 'initrd.target.wants/rocknsm-test-partx.service'));
   mkdirSync(join(units, 'ignition-disks.service.d'));
   writeFileSync(join(units, 'ignition-disks.service.d/10-rocknsm-udev-settle.conf'), disksDropin);
   symlinkSync(
@@ -172,6 +163,7 @@ export function ignitionInitramfs(): Initramfs {
     join(units, 'initrd.target.wants/rocknsm-test-poweroff.service'),
   );
   writeFileSync(join(extra, 'usr/lib/udev/rules.d/61-rocknsm-coreos-boot-disk.rules'), bootDiskRule);
+  writeFileSync(join(extra, 'usr/lib/udev/rules.d/61-rocknsm-test-nowatch.rules'), noWatchRule);
 
   const tmp = `${initrd}.tmp-${process.pid}`;
   const started = Date.now();
