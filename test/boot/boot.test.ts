@@ -5,12 +5,14 @@
 // qcow2 via AAVMF, aarch64 network boot through UEFI PXE and GRUB, and both arches' direct PXE
 // fallback. The init prints the marker only after following ostree= to the deployment and reading
 // its os-release, so a pass proves layout, bootloader, kernel arguments and deployment.
-import { cpSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { bootVm } from '../../pipeline/exec/qemu.ts';
 import { bootBase } from '../world/boot-base.ts';
 import { cacheDir, repoRoot } from '../world/fcos-base.ts';
+import { readGpt, withLoop, withMount } from '../world/firstboot.ts';
 import { needTool, sh, shResult } from '../world/tools.ts';
 
 const work = join(cacheDir, `boot-${process.pid}`);
@@ -144,6 +146,87 @@ test('consoles: each case found the root its own way and reached the same deploy
     grubLog,
     /Kernel command line: BOOT_IMAGE=\S+-live-kernel\.aarch64 coreos\.live\.rootfs_url=tftp:/,
   );
+});
+
+// The first-boot flag through real GRUB: the metal image as a provisioned sensor leaves it
+// (Ignition removed /boot/ignition.firstboot) boots without `ignition.firstboot`; after the
+// image's own rocknsm-factory-reset ran on its deployment (offline, --root, with /var and /boot
+// mounted where a running sensor has them), GRUB finds the flag and boots with it again.
+test('factory reset on the metal image: GRUB boots with ignition.firstboot again', async () => {
+  const m = meta('x86_64');
+  const dirR = join(work, 'reset');
+  mkdirSync(dirR, { recursive: true });
+  const disk = join(dirR, 'metal.raw');
+  sh('zstd', ['-q', '-d', '-f', '-o', disk, join(dir('x86_64'), m.images.metal.path)]);
+  const parts = readGpt(disk).partitions;
+  const part = (name: string) => {
+    const p = parts.find((x) => x.name === name);
+    if (!p) throw new Error(`metal image has no partition ${name}`);
+    return [p.firstSector * 512, (p.lastSector - p.firstSector + 1) * 512] as const;
+  };
+  const onBoot = <T>(fn: (d: string) => T) => withLoop(disk, ...part('boot'), (dev) => withMount(dev, fn));
+  const boot = async (name: string) => {
+    const r = await bootVm({
+      arch: 'x86_64',
+      firmware: 'bios',
+      memoryMiB: 1024,
+      drives: [{ file: disk, format: 'raw' }],
+      serialLog: join(dirR, `${name}.log`),
+      timeoutSec: 300,
+      marker,
+    });
+    assert.is(r.outcome, 'marker', `${name}: ${r.log.slice(-2000)}`);
+    const cmdline = /Kernel command line: (.*)/.exec(r.log)?.[1];
+    assert.ok(cmdline, `${name}: the kernel printed its command line`);
+    return cmdline!.split(/\s+/);
+  };
+
+  assert.ok(
+    onBoot((d) => existsSync(join(d, 'ignition.firstboot'))),
+    'a new image carries the flag',
+  );
+  onBoot((d) => rmSync(join(d, 'ignition.firstboot')));
+  const provisioned = await boot('provisioned');
+  assert.ok(provisioned.includes('ignition.platform.id=metal'), provisioned.join(' '));
+  assert.not.ok(provisioned.includes('ignition.firstboot'), provisioned.join(' '));
+
+  const reset = withLoop(disk, ...part('root'), (rootDev) =>
+    withMount(rootDev, (sysroot) => {
+      const osnames = readdirSync(join(sysroot, 'ostree/deploy'));
+      assert.is(osnames.length, 1, osnames.join(' '));
+      const stateroot = join(sysroot, 'ostree/deploy', osnames[0]!);
+      const deployments = readdirSync(join(stateroot, 'deploy')).filter((d) => /^[0-9a-f]{64}\.\d+$/.test(d));
+      assert.is(deployments.length, 1, deployments.join(' '));
+      const root = join(stateroot, 'deploy', deployments[0]!);
+      writeFileSync(join(root, 'etc/machine-id'), `${'5'.repeat(32)}\n`);
+      sh('mount', ['--bind', join(stateroot, 'var'), join(root, 'var')]);
+      try {
+        return withLoop(disk, ...part('boot'), (bootDev) => {
+          sh('mount', [bootDev, join(root, 'boot')]);
+          try {
+            return {
+              run: shResult(join(root, 'usr/bin/rocknsm-factory-reset'), ['--yes', '--root', root]),
+              machineId: readFileSync(join(root, 'etc/machine-id'), 'utf8'),
+            };
+          } finally {
+            sh('umount', [join(root, 'boot')]);
+          }
+        });
+      } finally {
+        sh('umount', [join(root, 'var')]);
+      }
+    }),
+  );
+  assert.is(reset.run.code, 0, reset.run.stderr);
+  assert.is(reset.machineId, '', 'machine-id emptied');
+  assert.ok(
+    onBoot((d) => existsSync(join(d, 'ignition.firstboot'))),
+    'the flag is on the boot partition',
+  );
+  const again = await boot('after-reset');
+  assert.ok(again.includes('ignition.firstboot'), again.join(' '));
+  assert.ok(again.includes('ignition.platform.id=metal'), again.join(' '));
+  rmSync(dirR, { recursive: true, force: true });
 });
 
 test('a failing case: exit 1 with its console tail; recorded as fail, the others kept', () => {
