@@ -229,6 +229,7 @@ export function withLoop<T>(file: string, offsetBytes: number, sizeBytes: number
 
 /** Mounts dev on a temporary directory for fn; always unmounts. */
 export function withMount<T>(dev: string, fn: (dir: string) => T, opts: string[] = []): T {
+  mkdirSync(firstbootCache, { recursive: true });
   const dir = mkdtempSync(join(firstbootCache, 'mnt-'));
   sh('mount', [...opts, dev, dir]);
   try {
