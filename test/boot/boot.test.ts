@@ -12,7 +12,7 @@ import * as assert from 'uvu/assert';
 import { bootVm } from '../../pipeline/exec/qemu.ts';
 import { bootBase } from '../world/boot-base.ts';
 import { cacheDir, repoRoot } from '../world/fcos-base.ts';
-import { readGpt, withLoop, withMount } from '../world/firstboot.ts';
+import { readGpt, withMount, withMountAt, withPartition } from '../world/firstboot.ts';
 import { needTool, sh, shResult } from '../world/tools.ts';
 
 const work = join(cacheDir, `boot-${process.pid}`);
@@ -162,9 +162,9 @@ test('factory reset on the metal image: GRUB boots with ignition.firstboot again
   const part = (name: string) => {
     const p = parts.find((x) => x.name === name);
     if (!p) throw new Error(`metal image has no partition ${name}`);
-    return [p.firstSector * 512, (p.lastSector - p.firstSector + 1) * 512] as const;
+    return p;
   };
-  const onBoot = <T>(fn: (d: string) => T) => withLoop(disk, ...part('boot'), (dev) => withMount(dev, fn));
+  const onBoot = <T>(fn: (d: string) => T) => withPartition(disk, part('boot'), (dev) => withMount(dev, fn));
   const boot = async (name: string) => {
     const r = await bootVm({
       arch: 'x86_64',
@@ -190,7 +190,7 @@ test('factory reset on the metal image: GRUB boots with ignition.firstboot again
   assert.ok(provisioned.includes('ignition.platform.id=metal'), provisioned.join(' '));
   assert.not.ok(provisioned.includes('ignition.firstboot'), provisioned.join(' '));
 
-  const reset = withLoop(disk, ...part('root'), (rootDev) =>
+  const reset = withPartition(disk, part('root'), (rootDev) =>
     withMount(rootDev, (sysroot) => {
       const osnames = readdirSync(join(sysroot, 'ostree/deploy'));
       assert.is(osnames.length, 1, osnames.join(' '));
@@ -199,22 +199,14 @@ test('factory reset on the metal image: GRUB boots with ignition.firstboot again
       assert.is(deployments.length, 1, deployments.join(' '));
       const root = join(stateroot, 'deploy', deployments[0]!);
       writeFileSync(join(root, 'etc/machine-id'), `${'5'.repeat(32)}\n`);
-      sh('mount', ['--bind', join(stateroot, 'var'), join(root, 'var')]);
-      try {
-        return withLoop(disk, ...part('boot'), (bootDev) => {
-          sh('mount', [bootDev, join(root, 'boot')]);
-          try {
-            return {
-              run: shResult(join(root, 'usr/bin/rocknsm-factory-reset'), ['--yes', '--root', root]),
-              machineId: readFileSync(join(root, 'etc/machine-id'), 'utf8'),
-            };
-          } finally {
-            sh('umount', [join(root, 'boot')]);
-          }
-        });
-      } finally {
-        sh('umount', [join(root, 'var')]);
-      }
+      return withMountAt(['--bind', join(stateroot, 'var')], join(root, 'var'), () =>
+        withPartition(disk, part('boot'), (bootDev) =>
+          withMountAt([bootDev], join(root, 'boot'), () => ({
+            run: shResult(join(root, 'usr/bin/rocknsm-factory-reset'), ['--yes', '--root', root]),
+            machineId: readFileSync(join(root, 'etc/machine-id'), 'utf8'),
+          })),
+        ),
+      );
     }),
   );
   assert.is(reset.run.code, 0, reset.run.stderr);

@@ -45,8 +45,8 @@ import {
   ignitionInitramfs,
   probeFs,
   readGpt,
-  withLoop,
   withMount,
+  withPartition,
 } from '../world/firstboot.ts';
 
 const MiB = 1024 * 1024;
@@ -119,7 +119,7 @@ function partitionOf(s: Snapshot, disk: Disk, name: string): GptPartition {
 
 function readRootTree(boot: Disk, s: Snapshot, profile: SensorProfile): CaseResult['rootTree'] {
   const root = partitionOf(s, boot, 'root');
-  return withLoop(boot.file, root.firstSector * 512, (root.lastSector - root.firstSector + 1) * 512, (dev) =>
+  return withPartition(boot.file, root, (dev) =>
     withMount(
       dev,
       (dir) => {
@@ -151,16 +151,12 @@ function markers(disk: Disk, s: Snapshot, profile: SensorProfile, write?: Record
   const out: Record<string, string | null> = {};
   for (const pp of profile.partitions) {
     const p = partitionOf(s, disk, pp.label);
-    out[pp.label] = withLoop(
-      disk.file,
-      p.firstSector * 512,
-      (p.lastSector - p.firstSector + 1) * 512,
-      (dev) =>
-        withMount(dev, (dir) => {
-          const f = join(dir, MARKER_FILE);
-          if (write) writeFileSync(f, write[pp.label]!);
-          return existsSync(f) ? readFileSync(f, 'utf8') : null;
-        }),
+    out[pp.label] = withPartition(disk.file, p, (dev) =>
+      withMount(dev, (dir) => {
+        const f = join(dir, MARKER_FILE);
+        if (write) writeFileSync(f, write[pp.label]!);
+        return existsSync(f) ? readFileSync(f, 'utf8') : null;
+      }),
     );
   }
   return out;

@@ -227,15 +227,23 @@ export function withLoop<T>(file: string, offsetBytes: number, sizeBytes: number
   }
 }
 
+/** Runs `mount ...args target` for fn; always unmounts. */
+export function withMountAt<T>(args: string[], target: string, fn: () => T): T {
+  sh('mount', [...args, target]);
+  try {
+    return fn();
+  } finally {
+    sh('umount', [target]);
+  }
+}
+
 /** Mounts dev on a temporary directory for fn; always unmounts. */
 export function withMount<T>(dev: string, fn: (dir: string) => T, opts: string[] = []): T {
   mkdirSync(firstbootCache, { recursive: true });
   const dir = mkdtempSync(join(firstbootCache, 'mnt-'));
-  sh('mount', [...opts, dev, dir]);
   try {
-    return fn(dir);
+    return withMountAt([...opts, dev], dir, () => fn(dir));
   } finally {
-    sh('umount', [dir]);
     rmdirSync(dir);
   }
 }
@@ -362,11 +370,16 @@ export interface FsProbe {
   xfsBlockSize?: number;
 }
 
+/** withLoop over one GPT partition of a disk image. */
+export function withPartition<T>(file: string, p: GptPartition, fn: (dev: string) => T): T {
+  return withLoop(file, p.firstSector * 512, (p.lastSector - p.firstSector + 1) * 512, fn);
+}
+
 /** blkid (and for XFS xfs_db) on one partition of a disk image. */
 export function probeFs(file: string, p: GptPartition): FsProbe {
   needTool('blkid');
   needTool('xfs_db');
-  return withLoop(file, p.firstSector * 512, (p.lastSector - p.firstSector + 1) * 512, (dev) => {
+  return withPartition(file, p, (dev) => {
     // blkid exits 2 when it finds no filesystem: that is an answer, not an error.
     const r = shResult('blkid', ['-p', '-o', 'export', dev]);
     if (r.code !== 0 && r.code !== 2) throw new Error(`blkid -p ${dev}: exit ${r.code}: ${r.stderr}`);
