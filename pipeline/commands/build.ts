@@ -21,8 +21,9 @@ import { makeArtifacts } from '../artifacts/index.ts';
 import type { Platform } from '../artifacts/layout.ts';
 import { PipelineError } from '../errors.ts';
 import { Buildah } from '../exec/buildah.ts';
+import { initramfsNames } from '../exec/initramfs.ts';
 import { canRunArch, hostArch, requireTool } from '../exec/tools.ts';
-import { lintImage } from '../lint/image.ts';
+import { lintImage, lintInitramfs } from '../lint/image.ts';
 import type { ArchPlan, BuildPlan } from '../plan/build-plan.ts';
 import { compareVersions } from '../plan/version.ts';
 import { artifactRequest } from './artifacts.ts';
@@ -207,6 +208,11 @@ async function buildArch(ctx: Context, buildah: Buildah, plan: BuildPlan, a: Arc
       const mounted = await buildah.mount(a.tag);
       try {
         const findings = lintImage(mounted.root, image.labels, a, plan);
+        if (a.regeneratesInitramfs) {
+          const initramfs = `/usr/lib/modules/${a.base.kernels[0]}/initramfs.img`;
+          const names = await initramfsNames(ctx.run, `${mounted.root}${initramfs}`, a.arch);
+          findings.push(...lintInitramfs(names, a, initramfs));
+        }
         for (const f of findings)
           ctx.log.error(`[${a.arch}] lint ${f.check}: ${f.path ? `${f.path}: ` : ''}${f.message}`);
         if (findings.length)

@@ -4,7 +4,12 @@
 // when the image has bootc.
 import { existsSync, lstatSync } from 'node:fs';
 import { listTree, readInRoot, resolveInRoot } from '../exec/rootfs.ts';
-import type { ArchPlan, BuildPlan } from '../plan/build-plan.ts';
+import {
+  type ArchPlan,
+  type BuildPlan,
+  IGNITION_BASE_PATH,
+  IGNITION_DRACUT_MODULE,
+} from '../plan/build-plan.ts';
 import { parseOsRelease } from '../plan/render.ts';
 import { parseUnitFile } from './unit-file.ts';
 
@@ -126,6 +131,39 @@ export function lintImage(
       fail('files', 'not executable', p);
   }
   if (!resolveInRoot(root, '/usr/lib/os-release')) fail('os-release', 'missing /usr/lib/os-release');
+  return findings;
+}
+
+/**
+ * The initramfs the build regenerated carries what the boot needs: ostree-prepare-root (dracut
+ * includes ostree's module only when asked, and leaves a module out with a log line when its
+ * dependencies are missing) and, when the image has one, the Ignition base config at the place
+ * Ignition reads it. `names`: the initramfs entries (exec/initramfs.ts).
+ */
+export function lintInitramfs(names: Set<string>, arch: ArchPlan, initramfs: string): LintFinding[] {
+  const findings: LintFinding[] = [];
+  if (!names.has('usr/lib/ostree/ostree-prepare-root'))
+    findings.push({
+      check: 'initramfs',
+      path: initramfs,
+      message:
+        "no usr/lib/ostree/ostree-prepare-root: dracut left out ostree's module, so the boot cannot find the deployment",
+    });
+  else if (!names.has('usr/lib/ostree/prepare-root.conf'))
+    findings.push({
+      check: 'initramfs',
+      path: initramfs,
+      message: 'no usr/lib/ostree/prepare-root.conf: ostree-prepare-root would not see the composefs setting',
+    });
+  const module = arch.addedPaths.find(
+    (p) => p.startsWith(`${IGNITION_DRACUT_MODULE}/`) && p.endsWith('.ign'),
+  );
+  if (module && !names.has(IGNITION_BASE_PATH.slice(1)))
+    findings.push({
+      check: 'initramfs',
+      path: initramfs,
+      message: `no ${IGNITION_BASE_PATH.slice(1)}: dracut left out ${IGNITION_DRACUT_MODULE.split('/').pop()} (it needs the base's ignition module, and that module's own dependencies), so sensors would get no data partitions`,
+    });
   return findings;
 }
 

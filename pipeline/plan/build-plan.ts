@@ -10,6 +10,7 @@ import {
   renderAgentPreset,
   renderAgentQuadlet,
   renderDataPathList,
+  renderIgnitionBaseModule,
   renderKargs,
   renderOsRelease,
   renderPrepareRoot,
@@ -72,6 +73,8 @@ export interface ArchPlan {
   labels: Record<string, string>;
   /** Paths (absolute, in the image) that this build adds: what the image lint checks. */
   addedPaths: string[];
+  /** The build runs the base's dracut (the base has dracut and one kernel). */
+  regeneratesInitramfs: boolean;
 }
 
 export interface BuildPlan {
@@ -104,8 +107,17 @@ export interface PlanInput {
   ignitionConfigs?: Record<string, string>;
 }
 
-/** Where the base profile's storage config lives in the image (read by Ignition in the initramfs). */
+/**
+ * Where Ignition reads the base profile's storage config: inside the initramfs only. Ignition
+ * merges every file of /usr/lib/ignition/base.d, then base.platform.d/<platform>, then the
+ * user config (coreos/ignition v2.14.0 internal/distro/distro.go:32 systemConfigDir,
+ * internal/providers/system/system.go:40-50, internal/exec/engine.go:129), and it runs in the
+ * initramfs; Fedora CoreOS puts its own base config there with a dracut module
+ * (fedora-coreos-config overlay.d/05core/usr/lib/dracut/modules.d/40ignition-conf/module-setup.sh).
+ */
 export const IGNITION_BASE_PATH = '/usr/lib/ignition/base.d/30-rocknsm-storage.ign';
+/** The image's dracut module that installs that file into every initramfs the image builds. */
+export const IGNITION_DRACUT_MODULE = '/usr/lib/dracut/modules.d/50rocknsm-ignition-base';
 
 export const ociArch: Record<Arch, string> = { x86_64: 'amd64', aarch64: 'arm64' };
 
@@ -172,7 +184,11 @@ function planArch(input: PlanInput, arch: Arch, issues: ConfigIssue[]): ArchPlan
   );
   const kargs = renderKargs(config.stream.kargs, arch);
   if (kargs) add('initramfs/usr/lib/bootc/kargs.d/10-rocknsm.toml', kargs);
-  if (input.ignitionBase) add(`initramfs${IGNITION_BASE_PATH}`, input.ignitionBase.text);
+  if (input.ignitionBase) {
+    const file = IGNITION_BASE_PATH.split('/').pop()!;
+    add(`initramfs${IGNITION_DRACUT_MODULE}/${file}`, input.ignitionBase.text);
+    add(`initramfs${IGNITION_DRACUT_MODULE}/module-setup.sh`, renderIgnitionBaseModule(file), 0o755);
+  }
 
   // Overlays: static files copied, templates rendered.
   const vars = templateVars(config);
@@ -355,6 +371,7 @@ function planArch(input: PlanInput, arch: Arch, issues: ConfigIssue[]): ArchPlan
     context: files,
     labels,
     addedPaths,
+    regeneratesInitramfs: base.has.dracut && kver !== '',
   };
 }
 

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { cacheDir, fcosBase, KVER, repoRoot } from '../world/fcos-base.ts';
-import { needTool, sh, shResult } from '../world/tools.ts';
+import { cpioFile, needTool, sh, shResult } from '../world/tools.ts';
 
 const work = join(cacheDir, `build-${process.pid}`);
 const VERSION = '41.20261122.3.0';
@@ -30,6 +30,7 @@ function buildArgs(out: string, storage: string, variant: 'plain' | 'tools', ext
   ];
 }
 
+/** One file of an uncompressed newc initramfs (the dracut stand-in writes those). */
 /** Unpacks an OCI archive's rootfs with umoci. */
 function unpack(archive: string, ref: string, dest: string): string {
   needTool('umoci');
@@ -118,16 +119,23 @@ test('build: files inside the image (umoci)', () => {
       readFileSync(join(root, 'usr/lib/ostree/prepare-root.conf'), 'utf8'),
       /^\[composefs\]\nenabled = true$/m,
     );
-    // dracut ran after prepare-root.conf was in place (the stand-in copied it into the initramfs).
-    const initramfs = readFileSync(join(root, `usr/lib/modules/${KVER[arch]}/initramfs.img`), 'utf8');
+    // dracut ran after prepare-root.conf was in place (the stand-in packed it), asked for ostree's
+    // module as derived-image builds must (the real dracut is run by test/sensor/).
+    const img = join(root, `usr/lib/modules/${KVER[arch]}/initramfs.img`);
+    const record = cpioFile(img, 'dracut.record');
     assert.match(
-      initramfs,
+      record,
       new RegExp(
-        `^dracut --reproducible --force --no-hostonly /usr/lib/modules/${KVER[arch]}/initramfs.img ${KVER[arch]}$`,
+        `^dracut --no-hostonly --kver ${KVER[arch]} --reproducible --add ostree -f /usr/lib/modules/${KVER[arch]}/initramfs.img$`,
         'm',
       ),
     );
-    assert.match(initramfs, /enabled = true/);
+    assert.match(record, /enabled = true/);
+    assert.is(
+      cpioFile(img, 'usr/lib/ostree/prepare-root.conf'),
+      readFileSync(join(root, 'usr/lib/ostree/prepare-root.conf'), 'utf8'),
+    );
+    assert.is((statSync(img).mode & 0o777).toString(8), '600');
     assert.is(readFileSync(join(root, 'usr/lib/bootc-lint-ran'), 'utf8'), 'bootc container lint\n');
     const tmpfiles = readFileSync(join(root, 'usr/lib/tmpfiles.d/rocknsm-data.conf'), 'utf8');
     for (const p of [
@@ -176,12 +184,21 @@ test('build: Ignition base config baked before dracut; every profile published, 
   assert.is(base.code, 0, base.stderr);
   for (const arch of ['x86_64', 'aarch64'] as const) {
     const root = join(work, `unpack-${arch}`, 'bundle/rootfs');
-    const baked = readFileSync(join(root, 'usr/lib/ignition/base.d/30-rocknsm-storage.ign'), 'utf8');
+    // The base config rides in the image's dracut module, and only there (Ignition reads base
+    // configs in the initramfs only).
+    const moduleDir = join(root, 'usr/lib/dracut/modules.d/50rocknsm-ignition-base');
+    const baked = readFileSync(join(moduleDir, '30-rocknsm-storage.ign'), 'utf8');
     assert.is(baked, base.stdout);
     assert.match(baked, /"label": "rock-stenographer"/);
-    // The dracut stand-in saw the base config: it was in place when the initramfs was made.
-    const initramfs = readFileSync(join(root, `usr/lib/modules/${KVER[arch]}/initramfs.img`), 'utf8');
-    assert.ok(initramfs.includes(`--- /usr/lib/ignition/base.d/30-rocknsm-storage.ign\n${baked}`));
+    assert.not.ok(existsSync(join(root, 'usr/lib/ignition/base.d')), 'no base config in the root filesystem');
+    assert.match(
+      readFileSync(join(moduleDir, 'module-setup.sh'), 'utf8'),
+      /inst_simple "\$moddir\/30-rocknsm-storage\.ign" "\/usr\/lib\/ignition\/base\.d\/30-rocknsm-storage\.ign"/,
+    );
+    assert.ok(statSync(join(moduleDir, 'module-setup.sh')).mode & 0o100, 'module-setup.sh executable');
+    // It was in place when the initramfs was made: the dracut stand-in packed it.
+    const img = join(root, `usr/lib/modules/${KVER[arch]}/initramfs.img`);
+    assert.is(cpioFile(img, 'usr/lib/ignition/base.d/30-rocknsm-storage.ign'), baked);
     const m = meta(arch);
     const published = Object.keys(m.images)
       .filter((k) => k.startsWith('ignition-'))

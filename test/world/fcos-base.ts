@@ -33,15 +33,45 @@ export function busybox(arch: FixtureArch): string {
 }
 
 const fakeDracut = `#!/bin/sh
-# Test stand-in for dracut (a Fedora dracut cannot run here): records its arguments and the
-# prepare-root.conf and Ignition base configs it would have packed into the initramfs.
-out=""
-for a in "$@"; do case "$a" in /usr/lib/modules/*/initramfs.img) out="$a";; esac; done
+# Test stand-in for dracut (a Fedora dracut cannot run here; test/sensor/ runs the real one).
+# Writes a newc cpio as the initramfs, byte for byte the same for the same inputs (like dracut
+# --reproducible), holding a record of its arguments and prepare-root.conf, and what the real
+# dracut would pack from this image: ostree's module (ostree-prepare-root, prepare-root.conf)
+# only when asked with --add ostree, and the Ignition base configs that dracut modules of the
+# image carry (at /usr/lib/ignition/base.d, where they install them).
+out=""; ostree=0; prev=""
+for a in "$@"; do
+  case "$a" in /usr/lib/modules/*/initramfs.img) out="$a";; esac
+  if [ "$prev" = "--add" ]; then case " $a " in *" ostree "*) ostree=1;; esac; fi
+  prev="$a"
+done
 [ -n "$out" ] || { echo "dracut stand-in: no output path in: $*" >&2; exit 2; }
+t=$(mktemp -d)
+# One newc entry: $1 name, $2 mode (hex), $3 file with the content (none for a directory).
+entry() {
+  size=0; [ -n "$3" ] && size=$(wc -c < "$3")
+  n=$((\${#1} + 1))
+  printf '070701%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X' 0 "0x$2" 0 0 1 0 "$size" 0 0 0 0 "$n" 0
+  printf '%s\\000' "$1"
+  head -c $(( (4 - (110 + n) % 4) % 4 )) /dev/zero
+  [ -n "$3" ] && cat "$3"
+  head -c $(( (4 - size % 4) % 4 )) /dev/zero
+}
+{ echo "dracut $*"; echo "--- prepare-root.conf"; cat /usr/lib/ostree/prepare-root.conf; } > "$t/record"
 {
-  echo "dracut $*"; echo "--- prepare-root.conf"; cat /usr/lib/ostree/prepare-root.conf
-  for f in /usr/lib/ignition/base.d/*.ign; do [ -f "$f" ] && { echo "--- $f"; cat "$f"; }; done
+  entry dracut.record 81A4 "$t/record"
+  if [ "$ostree" = 1 ]; then
+    echo "stand-in" > "$t/prepare-root"
+    entry usr/lib/ostree 41ED
+    entry usr/lib/ostree/ostree-prepare-root 81ED "$t/prepare-root"
+    entry usr/lib/ostree/prepare-root.conf 81A4 /usr/lib/ostree/prepare-root.conf
+  fi
+  for f in /usr/lib/dracut/modules.d/*/*.ign; do
+    [ -f "$f" ] && entry "usr/lib/ignition/base.d/\${f##*/}" 81A4 "$f"
+  done
+  entry TRAILER!!! 0
 } > "$out"
+rm -rf "$t"
 `;
 
 const fakeBootc = `#!/bin/sh
@@ -93,6 +123,10 @@ function writeRootfs(dir: string, arch: FixtureArch, variant: 'plain' | 'tools')
     'chmod',
     'true',
     'false',
+    'mktemp',
+    'printf',
+    'wc',
+    'head',
   ]) {
     symlinkSync('busybox', join(dir, 'usr/bin', c));
   }

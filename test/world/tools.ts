@@ -39,3 +39,9 @@ export function shResult(
   });
   return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
 }
+
+/** One file of an uncompressed (newc) cpio archive, such as the fixture dracut's initramfs. */
+export function cpioFile(archive: string, name: string): string {
+  needTool('cpio');
+  return sh('sh', ['-c', 'cpio -i --quiet --to-stdout "$2" < "$1"', 'sh', archive, name]);
+}
