@@ -72,10 +72,20 @@ export const TYPE_GUID = {
   biosBoot: '21686148-6449-6E6F-744E-656564454649',
   reserved: '8DA63339-0007-60C0-C436-083AC8230908',
   esp: 'C12A7328-F81F-11D2-BA4B-00A0C93EC93B',
-  boot: 'BC13C2FF-59E6-4262-A352-B275FD6F7172',
-  rootX86_64: '4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709',
-  rootAarch64: 'B921B045-1DF0-41C3-AF44-4C6F280D3FAE',
+  /** boot and root: Linux filesystem data, as Fedora CoreOS's (coreos-assembler
+   * src/create_disk.sh @004bc47a: boot gets sgdisk's default type, root `-t 4:0FC63DAF-...`);
+   * not XBOOTLDR and discoverable-root, which systemd-gpt-auto-generator would act on. */
+  linuxData: '0FC63DAF-8483-4772-8E79-3D69D8477DE4',
 } as const;
+
+/**
+ * The disk GUID of every disk image, as on Fedora CoreOS's: the first boot finds it, gives the
+ * disk and its partitions new GUIDs and moves the backup GPT header to the end of the real disk
+ * (fedora-coreos-config overlay.d/05core/usr/lib/dracut/modules.d/35coreos-ignition/
+ * coreos-gpt-setup.sh @0bc96b78: UNINITIALIZED_GUID, `sgdisk --randomize-guids
+ * --move-second-header`, and nothing when the GUID is another).
+ */
+export const PRISTINE_DISK_GUID = '00000000-0000-4000-a000-000000000001';
 
 export const SECTOR = 512;
 const MiB = 1024 * 1024;
@@ -106,8 +116,8 @@ export function diskLayout(arch: Arch, rootMiB: number, seed: string): DiskLayou
   const parts: [string, number, string][] = [
     arch === 'x86_64' ? ['BIOS-BOOT', 1, TYPE_GUID.biosBoot] : ['reserved', 1, TYPE_GUID.reserved],
     ['EFI-SYSTEM', 127, TYPE_GUID.esp],
-    ['boot', 384, TYPE_GUID.boot],
-    ['root', rootMiB, arch === 'x86_64' ? TYPE_GUID.rootX86_64 : TYPE_GUID.rootAarch64],
+    ['boot', 384, TYPE_GUID.linuxData],
+    ['root', rootMiB, TYPE_GUID.linuxData],
   ];
   let start = SECTORS_PER_MiB;
   const partitions: GptPartition[] = parts.map(([label, mib, typeGuid], i) => {
@@ -127,7 +137,7 @@ export function diskLayout(arch: Arch, rootMiB: number, seed: string): DiskLayou
     size: partitions[i]!.sectors * SECTOR,
   });
   return {
-    table: { diskGuid: seededUuid(`${seed}/disk`), partitions },
+    table: { diskGuid: PRISTINE_DISK_GUID, partitions },
     size: (start + SECTORS_PER_MiB) * SECTOR,
     ranges: { first: range(0), esp: range(1), boot: range(2), root: range(3) },
     uuids: {
@@ -239,9 +249,28 @@ export function renderGrubCfg(entries: BlsEntry[], arch: Arch): string {
   const sorted = [...entries].sort((a, b) => Number(b.version) - Number(a.version));
   const lines = [
     '# Written by rock-image from /boot/loader/entries (Debian GRUB has no blscfg).',
-    'set timeout=1',
     'set default=0',
+    ...grubPreamble(arch),
   ];
+  for (const [i, e] of sorted.entries()) {
+    lines.push(
+      `menuentry ${quote(e.title)} --id ${quote(`ostree-${i}`)} {`,
+      `  echo ${quote(`rock-image: booting ${e.title}`)}`,
+      `  linux ${e.linux} ${e.options}`,
+      `  initrd ${e.initrd}`,
+      '}',
+    );
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+/**
+ * What both grub.cfg forms start with: a short timeout, the serial console on x86_64, and
+ * `ignition.firstboot` while the flag file is on the boot filesystem, as in Fedora CoreOS
+ * (Ignition removes the file after the first boot; the file may set ignition_network_kcmdline).
+ */
+function grubPreamble(arch: Arch): string[] {
+  const lines = ['set timeout=1'];
   if (arch === 'x86_64')
     lines.push(
       'if serial --unit=0 --speed=115200; then',
@@ -257,16 +286,26 @@ export function renderGrubCfg(entries: BlsEntry[], arch: Arch): string {
     `  set ignition_firstboot="ignition.firstboot \${ignition_network_kcmdline}"`,
     'fi',
   );
-  for (const [i, e] of sorted.entries()) {
-    lines.push(
-      `menuentry ${quote(e.title)} --id ${quote(`ostree-${i}`)} {`,
-      `  echo ${quote(`rock-image: booting ${e.title}`)}`,
-      `  linux ${e.linux} ${e.options}`,
-      `  initrd ${e.initrd}`,
-      '}',
-    );
-  }
-  return `${lines.join('\n')}\n`;
+  return lines;
+}
+
+/**
+ * grub.cfg for a GRUB with the `blscfg` command: written once, it boots whatever ostree's BLS
+ * entries say on every boot, so staged updates and rollbacks need no bootloader change (Fedora
+ * CoreOS's static config: coreos-assembler src/grub.cfg @0eb25d1c, bootupd grub-static-pre.cfg
+ * and configs.d/10_blscfg.cfg @v0.2.35). Upstream GRUB 2.14's blscfg (grub-core/commands/
+ * blsuki.c @grub-2.14 d38d6a1a) reads /loader/entries on $root (:50, :1118-1125), sorts the
+ * files newest first by name (:267-274; ostree names them ostree-<N> with N highest for its
+ * default deployment), and expands variables of the options line when it runs (:819-820), so
+ * $ignition_firstboot is set before it.
+ */
+export function renderBlsGrubCfg(arch: Arch): string {
+  return `${[
+    '# Written by rock-image. GRUB reads the BLS entries ostree writes (/loader/entries) on every',
+    '# boot, so new deployments and rollbacks boot without changing this file.',
+    ...grubPreamble(arch),
+    'blscfg',
+  ].join('\n')}\n`;
 }
 
 export interface PxeFiles {

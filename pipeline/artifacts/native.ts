@@ -1,28 +1,36 @@
-// The `native` backend: disk and PXE artifacts from host tools only (skopeo, umoci, sgdisk,
-// mkfs.*, mtools, ostree, grub-mkimage, mksquashfs, cpio, qemu-img), so it runs and is tested on a
-// plain Debian machine.
+// The `native` backend: disk and PXE artifacts from an image and a few host tools (skopeo, umoci,
+// sgdisk, mkfs.*, mtools, mksquashfs, cpio, qemu-img); runs and is tested on a plain Debian host.
+//
+// The image's own tools where it has them, as bootc install and coreos-assembler use the target's
+// own (cosa src/create_disk.sh runs the target's grub2-install with chroot): its ostree deploys it
+// (the host's may be too old to write a composefs deployment) and its GRUB, when that GRUB reads
+// BLS entries (the `blscfg` command), becomes the bootloader; both run from the unpacked image in
+// a tool root (exec/toolroot.ts). An image without them gets the host's ostree and GRUB (and then
+// no composefs image, and a menu rendered once from the BLS entries).
 //
 // Layout and boot decisions (read by the boot harness, `rock-image test`):
-// - GPT as formats.md §3: 1 BIOS-BOOT (x86_64) / reserved (aarch64) 1 MiB, 2 EFI-SYSTEM 127 MiB
-//   vfat, 3 boot 384 MiB ext4, 4 root xfs (1.5x the image + 256 MiB, at least 512 MiB; Ignition
-//   grows it). Partition, disk and filesystem UUIDs are derived from name/version/arch.
+// - GPT as formats.md §3 and coreos-assembler's create_disk.sh: 1 BIOS-BOOT (x86_64) / reserved
+//   (aarch64) 1 MiB, 2 EFI-SYSTEM 127 MiB vfat, 3 boot 384 MiB ext4, 4 root xfs (1.5x the image +
+//   256 MiB, at least 512 MiB; Ignition grows it); boot and root typed Linux filesystem data. The
+//   disk GUID is Fedora CoreOS's sentinel (the first boot replaces it and moves the backup GPT to
+//   the end of the real disk); partition and filesystem UUIDs are derived from name/version/arch.
 // - The image tree is committed as is, except /etc moved to /usr/etc (ostree's convention) and
 //   /var emptied (tmpfiles.d recreates it); stateroot = image.yaml `osname` (rocknsm-coreos,
 //   the com.coreos.osname label; written <os> below), deployed with
 //   `ostree admin deploy`, sysroot.bootloader=none, so ostree writes BLS entries only:
-//   /boot/loader/entries/ostree-1-<os>.conf, kernel and initramfs copied from
+//   /boot/loader/entries/ostree-<N>[-<os>].conf, kernel and initramfs copied from
 //   /usr/lib/modules/<kver>/{vmlinuz,initramfs.img} to /boot/ostree/<os>-<bootcsum>/.
 // - Kernel arguments (BLS `options`): root=UUID=<root> rw rootflags=prjquota boot=UUID=<boot>
 //   ignition.platform.id=metal|qemu $ignition_firstboot console=tty0 console=ttyS0,115200n8
 //   (aarch64: ttyAMA0), then the image's /usr/lib/bootc/kargs.d arguments, then ostree's own
 //   ostree=/ostree/boot.1/<os>/<bootcsum>/0.
-// - GRUB (Debian's, no blscfg): /boot/grub2/grub.cfg rendered from the BLS entries; it expands
-//   $ignition_firstboot to "ignition.firstboot" while /boot/ignition.firstboot exists. Core
-//   images from grub-mkimage with an embedded config that searches the filesystem labelled
-//   `boot`: BIOS core.img in BIOS-BOOT + boot.img in the MBR (x86_64); EFI/BOOT/BOOTX64.EFI
-//   (x86_64) or EFI/BOOT/BOOTAA64.EFI (aarch64) on the ESP. Module directories are copied to
-//   /boot/grub2/<target>/.
-// - qemu qcow2: the metal disk with ignition.platform.id=qemu in the BLS entry and grub.cfg.
+// - GRUB: core images from grub-mkimage with an embedded config that searches the filesystem
+//   labelled `boot`: BIOS core.img in BIOS-BOOT + boot.img in the MBR (x86_64); EFI/BOOT/BOOTX64.EFI
+//   (x86_64) or EFI/BOOT/BOOTAA64.EFI (aarch64) on the ESP; module directories in
+//   /boot/grub2/<target>/. /boot/grub2/grub.cfg expands $ignition_firstboot to "ignition.firstboot"
+//   while /boot/ignition.firstboot exists, then either runs `blscfg` (the image's GRUB: updates and
+//   rollbacks boot without touching it) or lists the BLS entries as menu entries (the host's).
+// - qemu qcow2: the metal disk with ignition.platform.id=qemu in the BLS entry.
 // - PXE: live-kernel and live-initramfs are the deployed kernel and initramfs; live-rootfs is a
 //   newc cpio holding root.squashfs, a squashfs (zstd) of the root filesystem (/ostree: repo and
 //   deployment). Snippets carry formats.md §7's arguments plus console, the image's kargs and
@@ -45,14 +53,23 @@ import {
   writeSync,
 } from 'node:fs';
 import { join } from 'node:path';
-import { PipelineError } from '../errors.ts';
-import { type GrubTarget, grubModuleDir, installBios, mkimage, mkimageArgs } from '../exec/grub.ts';
+import { PipelineError, ToolMissingError } from '../errors.ts';
+import {
+  type GrubSource,
+  type GrubTarget,
+  hostGrub,
+  imageGrub,
+  installBios,
+  mkimageArgs,
+} from '../exec/grub.ts';
 import { attachRange, type LoopDevice, type Mounted, mount, mountsUnder } from '../exec/losetup.ts';
 import { cpioNewc, fatCopy, fatMkdirs, mkfsExt4, mkfsVfat, mkfsXfs, mksquashfs } from '../exec/mkfs.ts';
 import { Ostree } from '../exec/ostree.ts';
 import { qcow2Args, toQcow2 } from '../exec/qemu-img.ts';
 import { kernelVersions } from '../exec/rootfs.ts';
 import { partition, sgdiskArgs } from '../exec/sgdisk.ts';
+import { openToolRoot, type ToolRoot } from '../exec/toolroot.ts';
+import { canRunArch, hostArch } from '../exec/tools.ts';
 import { unpackArchive } from '../exec/umoci.ts';
 import type { ArtifactBackend, BackendContext, Produced } from './backend.ts';
 import {
@@ -67,6 +84,7 @@ import {
   type Platform,
   parseBls,
   pxeSnippets,
+  renderBlsGrubCfg,
   renderGrubCfg,
   rootSizeMiB,
   setPlatformId,
@@ -147,13 +165,58 @@ export function treeBytes(dir: string): number {
   return total;
 }
 
-/** Writes grub.cfg and the module directories into a mounted boot filesystem. */
-function writeGrubFiles(boot: string, arch: Arch): BlsEntry[] {
+/**
+ * Writes grub.cfg and the module directories (of the GRUB the core images came from) into a
+ * mounted boot filesystem: the static blscfg config when that GRUB reads BLS entries, else a
+ * menu rendered from the entries.
+ */
+function writeGrubFiles(boot: string, arch: Arch, grub: GrubSource): BlsEntry[] {
   const entries = readEntries(boot);
   mkdirSync(join(boot, 'grub2'), { recursive: true });
-  writeFileSync(join(boot, 'grub2/grub.cfg'), renderGrubCfg(entries, arch));
-  for (const t of grubTargets[arch]) cpSync(grubModuleDir(t), join(boot, 'grub2', t), { recursive: true });
+  writeFileSync(
+    join(boot, 'grub2/grub.cfg'),
+    grub.blscfg ? renderBlsGrubCfg(arch) : renderGrubCfg(entries, arch),
+  );
+  for (const t of grubTargets[arch]) cpSync(grub.moduleDir(t), join(boot, 'grub2', t), { recursive: true });
   return entries;
+}
+
+/** The image's tool root (when it carries ostree or a GRUB with blscfg) and the GRUB to use. */
+interface ImageTools {
+  root?: ToolRoot;
+  grub: GrubSource;
+  release(): Promise<void>;
+}
+
+async function imageTools(
+  ctx: BackendContext,
+  rootfs: string,
+  work: string,
+  arch: Arch,
+  tag: string,
+): Promise<ImageTools> {
+  const hasOstree = existsSync(join(rootfs, 'usr/bin/ostree'));
+  const probe = { run: ctx.run, path: (p: string) => p };
+  if (!hasOstree && !imageGrub(rootfs, grubTargets[arch], probe)) {
+    ctx.log.warn(
+      `${arch}: the image has neither ostree nor a GRUB with blscfg; deploying with the host's ostree (no composefs image) and GRUB (a menu rendered once)`,
+    );
+    return { grub: hostGrub(ctx.run, tag), release: async () => undefined };
+  }
+  if (arch !== hostArch() && !canRunArch(arch))
+    throw new ToolMissingError(
+      `qemu-${arch} (binfmt_misc)`,
+      `the ${arch} image's own ostree and GRUB run through qemu-user: run 'rock-image doctor --install cross-arch'`,
+    );
+  const root = await openToolRoot(ctx.run, rootfs, join(work, 'toolroot'), tag);
+  try {
+    await root.bind(join(work, 'grub'), 'grub');
+  } catch (err) {
+    await root.release().catch(() => undefined);
+    throw err;
+  }
+  const grub = imageGrub(rootfs, grubTargets[arch], root, tag) ?? hostGrub(ctx.run, tag);
+  return { root: hasOstree ? root : undefined, grub, release: () => root.release() };
 }
 
 /** The mounted root and boot filesystems of a disk image; `release` undoes everything attached. */
@@ -206,6 +269,9 @@ export const native: ArtifactBackend = {
       : true;
   },
   commands(job) {
+    // The path of an image that carries its own ostree and a GRUB with blscfg (Fedora CoreOS and
+    // the test world's base): those run from the unpacked image (chroot into an overlay over it,
+    // exec/toolroot.ts). An image without them gets the host's ostree and GRUB instead.
     const w = job.work;
     const raw = join(w, artifactFile(job.name, job.version, job.arch, 'metal'));
     const layout = diskLayout(
@@ -214,13 +280,36 @@ export const native: ArtifactBackend = {
       `${job.name}/${job.version}/${job.arch}`,
     );
     const efi = efiBinary[job.arch];
+    const root = `${w}/toolroot/root`;
+    const inImage = (cmd: string, ...args: string[]) => ['chroot', root, cmd, ...args];
+    const grubIn = (target: GrubTarget, out: string) =>
+      inImage(
+        '/usr/bin/grub-mkimage',
+        ...mkimageArgs(target, out, '/run/rock-image/grub/early.cfg', '/grub2', `/usr/lib/grub/${target}`, [
+          'blsuki',
+        ]),
+      );
+    const sysroot = '/run/rock-image/sysroot';
+    const repo = `${sysroot}/ostree/repo`;
     const cmds: string[][] = [
       ['skopeo', 'copy', '--quiet', `oci-archive:${job.archive}`, `oci:${w}/oci:rock`],
       ['umoci', 'raw', 'unpack', '--image', `${w}/oci:rock`, `${w}/rootfs`],
+      [
+        'mount',
+        '-t',
+        'overlay',
+        'rock-image-toolroot',
+        '-o',
+        `lowerdir=${w}/rootfs,upperdir=${w}/toolroot/upper,workdir=${w}/toolroot/work`,
+        root,
+      ],
+      ...['proc', 'sys', 'dev'].map((fs) => ['mount', '--rbind', `/${fs}`, `${root}/${fs}`]),
+      ['mount', '--rbind', `${w}/grub`, `${root}/run/rock-image/grub`],
       ['sgdisk', ...sgdiskArgs(layout.table, raw)],
       ['mkfs.vfat', '-F', '32', '-n', 'EFI-SYSTEM', '-i', layout.uuids.espVolumeId, `${w}/esp.img`],
-      ['grub-mkimage', ...mkimageArgs(efi.target, `${w}/${efi.file}`, `${w}/early.cfg`, '/grub2')],
-      ['mcopy', '-o', '-i', `${w}/esp.img`, `${w}/${efi.file}`, `::EFI/BOOT/${efi.file}`],
+      grubIn(efi.target, `/run/rock-image/grub/${efi.file}`),
+      ['mcopy', '-o', '-i', `${w}/esp.img`, `${w}/grub/${efi.file}`, `::EFI/BOOT/${efi.file}`],
+      ...(job.arch === 'x86_64' ? [grubIn('i386-pc', '/run/rock-image/grub/core.img')] : []),
       [
         'losetup',
         '--find',
@@ -233,21 +322,24 @@ export const native: ArtifactBackend = {
       ],
       ['mkfs.xfs', '-q', '-f', '-L', 'root', '-m', `uuid=${layout.uuids.root}`, '/dev/loopR'],
       ['mkfs.ext4', '-q', '-F', '-L', 'boot', '-U', layout.uuids.boot, '/dev/loopB'],
-      ['ostree', 'admin', 'init-fs', '--modern', `${w}/sysroot`],
-      ['ostree', 'config', `--repo=${w}/sysroot/ostree/repo`, 'set', 'sysroot.bootloader', 'none'],
-      [
+      ['mount', '--rbind', `${w}/sysroot`, `${root}${sysroot}`],
+      ['mount', '--rbind', `${w}/rootfs`, `${root}/run/rock-image/tree`],
+      inImage('ostree', 'admin', 'init-fs', '--modern', sysroot),
+      inImage('ostree', 'config', `--repo=${repo}`, 'set', 'sysroot.bootloader', 'none'),
+      inImage('ostree', 'config', `--repo=${repo}`, 'set', 'sysroot.readonly', 'true'),
+      inImage(
         'ostree',
-        `--repo=${w}/sysroot/ostree/repo`,
+        `--repo=${repo}`,
         'commit',
         `--branch=${job.osname}/${job.version}/${job.arch}`,
-        `--tree=dir=${w}/rootfs`,
-      ],
-      ['ostree', 'admin', 'os-init', `--sysroot=${w}/sysroot`, job.osname],
-      [
+        '--tree=dir=/run/rock-image/tree',
+      ),
+      inImage('ostree', 'admin', 'os-init', `--sysroot=${sysroot}`, job.osname),
+      inImage(
         'ostree',
         'admin',
         'deploy',
-        `--sysroot=${w}/sysroot`,
+        `--sysroot=${sysroot}`,
         `--os=${job.osname}`,
         ...diskKargs({
           arch: job.arch,
@@ -257,10 +349,9 @@ export const native: ArtifactBackend = {
           imageKargs: ['<kargs.d>'],
         }).map((k) => `--karg-append=${k}`),
         `${job.osname}/${job.version}/${job.arch}`,
-      ],
+      ),
+      ['umount', '--recursive', root],
     ];
-    if (job.arch === 'x86_64')
-      cmds.push(['grub-mkimage', ...mkimageArgs('i386-pc', `${w}/core.img`, `${w}/early.cfg`, '/grub2')]);
     if (job.platforms.includes('pxe'))
       cmds.push([
         'mksquashfs',
@@ -314,94 +405,110 @@ export const native: ArtifactBackend = {
       `${job.name}/${job.version}/${arch}`,
     );
     const raw = join(work, artifactFile(job.name, job.version, arch, 'metal'));
-    const early = join(work, 'early.cfg');
+    const early = join(work, 'grub', 'early.cfg');
+    mkdirSync(join(work, 'grub'), { recursive: true });
     writeFileSync(early, earlyGrubConfig);
 
-    await step('partition disk', async () => {
-      sparseFile(raw, layout.size);
-      await partition(ctx.run, layout.table, raw, tag);
-    });
-    await step('EFI system partition', async () => {
-      const esp = join(work, 'esp.img');
-      sparseFile(esp, layout.ranges.esp.size);
-      await mkfsVfat(ctx.run, esp, 'EFI-SYSTEM', layout.uuids.espVolumeId, tag);
-      const efi = efiBinary[arch];
-      await mkimage(ctx.run, efi.target, join(work, efi.file), early, '/grub2', tag);
-      await fatMkdirs(ctx.run, esp, ['EFI', 'EFI/BOOT'], tag);
-      await fatCopy(ctx.run, esp, join(work, efi.file), `EFI/BOOT/${efi.file}`, tag);
-      await writeInto(raw, esp, layout.ranges.esp.offset);
-      rmSync(esp);
-    });
-
-    const sysroot = join(work, 'sysroot');
-    const ostree = new Ostree(ctx.run, tag);
-    const ref = `${job.osname}/${job.version}/${arch}`;
+    // The image's own ostree and GRUB when it has them (toolroot.ts), else the host's.
+    const tools = await imageTools(ctx, rootfs, work, arch, tag);
     const produced: Produced[] = [];
     const pxe = job.platforms.includes('pxe');
-    const live = join(work, 'live');
     let bootcsum = '';
-    const disk = await step('format root and boot', () => mountDisk(ctx, raw, layout, sysroot, tag, true));
     try {
-      await step('ostree deploy', async () => {
-        await ostree.initFs(sysroot);
-        const repo = join(sysroot, 'ostree/repo');
-        await ostree.configSet(repo, 'sysroot.bootloader', 'none');
-        await ostree.configSet(repo, 'sysroot.readonly', 'true');
-        await ostree.commit(repo, ref, rootfs, {
-          version: job.version,
-          timestamp: job.created,
-          subject: `${job.name} ${job.version} (${arch})`,
-        });
-        await ostree.osInit(sysroot, job.osname);
-        await ostree.deploy(
-          sysroot,
-          job.osname,
-          ref,
-          diskKargs({
-            arch,
-            platformId: 'metal',
-            rootUuid: layout.uuids.root,
-            bootUuid: layout.uuids.boot,
-            imageKargs,
-          }),
-        );
+      const grub = tools.grub;
+      await step('partition disk', async () => {
+        sparseFile(raw, layout.size);
+        await partition(ctx.run, layout.table, raw, tag);
       });
-      const entries = await step('bootloader config', async () => {
-        const e = writeGrubFiles(join(sysroot, 'boot'), arch);
-        writeFileSync(
-          join(sysroot, 'boot/ignition.firstboot'),
-          '# Removed by Ignition after the first boot.\n',
-        );
-        return e;
+      await step(`EFI system partition (${grub.origin} GRUB)`, async () => {
+        const esp = join(work, 'esp.img');
+        sparseFile(esp, layout.ranges.esp.size);
+        await mkfsVfat(ctx.run, esp, 'EFI-SYSTEM', layout.uuids.espVolumeId, tag);
+        const efi = efiBinary[arch];
+        const binary = join(work, 'grub', efi.file);
+        await grub.mkimage(efi.target, binary, early, '/grub2');
+        await fatMkdirs(ctx.run, esp, ['EFI', 'EFI/BOOT'], tag);
+        await fatCopy(ctx.run, esp, binary, `EFI/BOOT/${efi.file}`, tag);
+        await writeInto(raw, esp, layout.ranges.esp.offset);
+        rmSync(esp);
       });
-      const entry = entries[0]!;
-      bootcsum = /\bostree=(\/ostree\/boot\.\d\/[^\s]+)/.exec(entry.options)?.[1] ?? '';
-      if (pxe)
-        await step('PXE kernel, initramfs, rootfs', async () => {
-          mkdirSync(live, { recursive: true });
-          const kernel = join(work, artifactFile(job.name, job.version, arch, 'live-kernel'));
-          const initramfs = join(work, artifactFile(job.name, job.version, arch, 'live-initramfs'));
-          cpSync(join(sysroot, 'boot', entry.linux), kernel);
-          cpSync(join(sysroot, 'boot', entry.initrd), initramfs);
-          await mksquashfs(ctx.run, sysroot, join(live, 'root.squashfs'), ['boot'], tag);
-          const rootfsImg = join(work, artifactFile(job.name, job.version, arch, 'live-rootfs'));
-          await cpioNewc(ctx.run, live, ['root.squashfs'], rootfsImg, tag);
-          produced.push(
-            { kind: 'live-kernel', path: kernel },
-            { kind: 'live-initramfs', path: initramfs },
-            { kind: 'live-rootfs', path: rootfsImg },
+      const core = join(work, 'grub', 'core.img');
+      if (arch === 'x86_64')
+        await step('BIOS core image', () => grub.mkimage('i386-pc', core, early, '/grub2'));
+
+      const sysroot = join(work, 'sysroot');
+      const ref = `${job.osname}/${job.version}/${arch}`;
+      const live = join(work, 'live');
+      const disk = await step('format root and boot', () => mountDisk(ctx, raw, layout, sysroot, tag, true));
+      try {
+        await step(`ostree deploy (${tools.root ? "the image's" : "the host's"} ostree)`, async () => {
+          if (tools.root) {
+            await tools.root.bind(sysroot, 'sysroot');
+            await tools.root.bind(rootfs, 'tree');
+          }
+          const ostree = tools.root ? Ostree.image(tools.root, tag) : Ostree.host(ctx.run, tag);
+          await ostree.initFs(sysroot);
+          const repo = join(sysroot, 'ostree/repo');
+          await ostree.configSet(repo, 'sysroot.bootloader', 'none');
+          await ostree.configSet(repo, 'sysroot.readonly', 'true');
+          await ostree.commit(repo, ref, rootfs, {
+            version: job.version,
+            timestamp: job.created,
+            subject: `${job.name} ${job.version} (${arch})`,
+          });
+          await ostree.osInit(sysroot, job.osname);
+          await ostree.deploy(
+            sysroot,
+            job.osname,
+            ref,
+            diskKargs({
+              arch,
+              platformId: 'metal',
+              rootUuid: layout.uuids.root,
+              bootUuid: layout.uuids.boot,
+              imageKargs,
+            }),
           );
         });
+        const entries = await step('bootloader config', async () => {
+          const e = writeGrubFiles(join(sysroot, 'boot'), arch, grub);
+          writeFileSync(
+            join(sysroot, 'boot/ignition.firstboot'),
+            '# Removed after the first boot, once Ignition has run.\n',
+          );
+          return e;
+        });
+        const entry = entries[0]!;
+        bootcsum = /\bostree=(\/ostree\/boot\.\d\/[^\s]+)/.exec(entry.options)?.[1] ?? '';
+        if (pxe)
+          await step('PXE kernel, initramfs, rootfs', async () => {
+            mkdirSync(live, { recursive: true });
+            const kernel = join(work, artifactFile(job.name, job.version, arch, 'live-kernel'));
+            const initramfs = join(work, artifactFile(job.name, job.version, arch, 'live-initramfs'));
+            cpSync(join(sysroot, 'boot', entry.linux), kernel);
+            cpSync(join(sysroot, 'boot', entry.initrd), initramfs);
+            await mksquashfs(ctx.run, sysroot, join(live, 'root.squashfs'), ['boot'], tag);
+            const rootfsImg = join(work, artifactFile(job.name, job.version, arch, 'live-rootfs'));
+            await cpioNewc(ctx.run, live, ['root.squashfs'], rootfsImg, tag);
+            produced.push(
+              { kind: 'live-kernel', path: kernel },
+              { kind: 'live-initramfs', path: initramfs },
+              { kind: 'live-rootfs', path: rootfsImg },
+            );
+          });
+      } finally {
+        // The tool root holds binds of the mounted disk: it goes first.
+        await tools.release();
+        await disk.release();
+      }
+      if (arch === 'x86_64')
+        await step('BIOS boot code', async () => {
+          const p1 = layout.table.partitions[0]!;
+          installBios(raw, core, p1.start, p1.sectors, join(grub.moduleDir('i386-pc'), 'boot.img'));
+        });
     } finally {
-      await disk.release();
+      await tools.release();
     }
-    if (arch === 'x86_64')
-      await step('BIOS boot code', async () => {
-        const core = join(work, 'core.img');
-        await mkimage(ctx.run, 'i386-pc', core, early, '/grub2', tag);
-        const p1 = layout.table.partitions[0]!;
-        installBios(raw, core, p1.start, p1.sectors);
-      });
 
     if (job.platforms.includes('qemu'))
       await step('qemu image', async () => {
@@ -413,10 +520,12 @@ export const native: ArtifactBackend = {
           const dir = join(mnt, 'boot/loader/entries');
           for (const f of readdirSync(dir).filter((n) => n.endsWith('.conf')))
             writeFileSync(join(dir, f), setPlatformId(readFileSync(join(dir, f), 'utf8'), 'qemu'));
-          writeFileSync(
-            join(mnt, 'boot/grub2/grub.cfg'),
-            renderGrubCfg(readEntries(join(mnt, 'boot')), arch),
-          );
+          // A GRUB with blscfg reads the entries at boot; a rendered menu is rendered again.
+          if (!tools.grub.blscfg)
+            writeFileSync(
+              join(mnt, 'boot/grub2/grub.cfg'),
+              renderGrubCfg(readEntries(join(mnt, 'boot')), arch),
+            );
         } finally {
           await m.release();
         }

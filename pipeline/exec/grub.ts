@@ -2,7 +2,7 @@
 // loop devices without udev) carrying an embedded early config that finds the `boot`
 // filesystem by label and loads its grub2/grub.cfg. BIOS: boot.img goes into the MBR boot code
 // and core.img into the BIOS-BOOT partition, patched the way grub-bios-setup patches them.
-import { closeSync, openSync, readFileSync, readSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync, readSync, writeSync } from 'node:fs';
 import type { Runner } from './run.ts';
 import { requireTool } from './tools.ts';
 
@@ -54,12 +54,19 @@ export const coreModules: Record<GrubTarget, string[]> = {
   ],
 };
 
-export function mkimageArgs(target: GrubTarget, out: string, earlyConfig: string, prefix: string): string[] {
+export function mkimageArgs(
+  target: GrubTarget,
+  out: string,
+  earlyConfig: string,
+  prefix: string,
+  moduleDir = grubModuleDir(target),
+  extraModules: string[] = [],
+): string[] {
   return [
     '-O',
     target,
     '-d',
-    grubModuleDir(target),
+    moduleDir,
     '-o',
     out,
     '-c',
@@ -67,7 +74,65 @@ export function mkimageArgs(target: GrubTarget, out: string, earlyConfig: string
     '-p',
     prefix,
     ...coreModules[target],
+    ...extraModules,
   ];
+}
+
+/**
+ * The GRUB a disk gets: the image's own when it carries one that reads BLS entries (the
+ * `blscfg` command), as Fedora CoreOS disks get the image's GRUB; otherwise the host's, whose
+ * menu is rendered from the entries once.
+ */
+export interface GrubSource {
+  origin: 'host' | 'image';
+  /** GRUB reads /loader/entries on every boot (upstream 2.14's blsuki module, Fedora's blscfg). */
+  blscfg: boolean;
+  /** Module directory of a target as the host sees it (copied to /boot/grub2/<target>). */
+  moduleDir(target: GrubTarget): string;
+  /** Makes a core image (host paths for out and earlyConfig). */
+  mkimage(target: GrubTarget, out: string, earlyConfig: string, prefix: string): Promise<void>;
+}
+
+export function hostGrub(run: Runner, tag?: string): GrubSource {
+  return {
+    origin: 'host',
+    blscfg: false,
+    moduleDir: grubModuleDir,
+    mkimage: (target, out, early, prefix) => mkimage(run, target, out, early, prefix, tag),
+  };
+}
+
+/** Where GRUB's `blscfg` command lives: upstream 2.14's blsuki module, or Fedora's blscfg one. */
+export const BLS_MODULES = ['blsuki', 'blscfg'];
+
+/**
+ * The image's GRUB, when the unpacked tree `tree` has grub-mkimage (or grub2-mkimage) and, for
+ * every target, a module directory with a BLS module; run inside `root` (toolroot.ts), with
+ * `at` translating host paths that are bound into it. Undefined otherwise.
+ */
+export function imageGrub(
+  tree: string,
+  targets: GrubTarget[],
+  root: { run: Runner; path(hostPath: string): string },
+  tag?: string,
+): GrubSource | undefined {
+  const tool = ['usr/bin/grub-mkimage', 'usr/bin/grub2-mkimage'].find((t) => existsSync(`${tree}/${t}`));
+  const bls = (t: GrubTarget) => BLS_MODULES.find((m) => existsSync(`${tree}/usr/lib/grub/${t}/${m}.mod`));
+  if (!tool || !targets.every(bls)) return undefined;
+  return {
+    origin: 'image',
+    blscfg: true,
+    moduleDir: (t) => `${tree}/usr/lib/grub/${t}`,
+    mkimage: async (target, out, early, prefix) => {
+      await root.run(
+        `/${tool}`,
+        mkimageArgs(target, root.path(out), root.path(early), prefix, `/usr/lib/grub/${target}`, [
+          bls(target)!,
+        ]),
+        { tag },
+      );
+    },
+  };
 }
 
 export async function mkimage(

@@ -304,7 +304,15 @@ test('plan --artifacts shows every backend with the same command lines', () => {
     r.stdout,
     /^\$ sgdisk --zap-all --disk-guid \S+ --new 1:2048:4095 --change-name 1:BIOS-BOOT /m,
   );
-  assert.match(r.stdout, /^\$ ostree admin deploy .*--karg-append=ignition\.platform\.id=metal/m);
+  // The image's own ostree and GRUB, run from the unpacked image.
+  assert.match(
+    r.stdout,
+    /^\$ chroot \S+\/toolroot\/root ostree admin deploy .*--karg-append=ignition\.platform\.id=metal/m,
+  );
+  assert.match(
+    r.stdout,
+    /^\$ chroot \S+\/toolroot\/root \/usr\/bin\/grub-mkimage -O i386-pc -d \/usr\/lib\/grub\/i386-pc .* blsuki$/m,
+  );
   assert.match(r.stdout, /^## backend bootc$\n# bootc install makes disks only, not PXE files/m);
   assert.match(
     r.stdout,

@@ -13,6 +13,7 @@ import {
   kargsFromToml,
   parseBls,
   platformsOfStream,
+  renderBlsGrubCfg,
   renderGrubCfg,
   rootSizeMiB,
   seededUuid,
@@ -43,7 +44,7 @@ test('diskLayout: FCOS sizes in sectors, 1 MiB aligned, file ends 1 MiB after ro
   assert.equal(l.ranges.boot, { offset: (2 + 127) * 1048576, size: 384 * 1048576 });
   const a = diskLayout('aarch64', 600, 'seed');
   assert.is(a.table.partitions[0]!.label, 'reserved');
-  assert.is(a.table.partitions[3]!.typeGuid, 'B921B045-1DF0-41C3-AF44-4C6F280D3FAE');
+  assert.is(a.table.partitions[3]!.typeGuid, '0FC63DAF-8483-4772-8E79-3D69D8477DE4');
 });
 
 test('diskLayout: ids are UUIDs, stable for a seed, different across seeds and roles', () => {
@@ -52,7 +53,10 @@ test('diskLayout: ids are UUIDs, stable for a seed, different across seeds and r
   const c = diskLayout('x86_64', 512, 'rocknsm-coreos/2/x86_64');
   assert.equal(a, b);
   assert.is.not(a.uuids.root, c.uuids.root);
-  const ids = [a.table.diskGuid, a.uuids.boot, a.uuids.root, ...a.table.partitions.map((p) => p.guid)];
+  // The disk GUID is Fedora CoreOS's sentinel, which the first boot replaces.
+  assert.is(a.table.diskGuid, '00000000-0000-4000-a000-000000000001');
+  assert.is(c.table.diskGuid, a.table.diskGuid);
+  const ids = [a.uuids.boot, a.uuids.root, ...a.table.partitions.map((p) => p.guid)];
   assert.is(new Set(ids).size, ids.length);
   for (const id of ids)
     assert.match(id, /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
@@ -131,6 +135,21 @@ test('grub.cfg from BLS: one entry with the BLS linux/initrd/options; serial onl
   needTool('grub-mkimage');
   const check = sh('sh', ['-c', 'grub-script-check && echo ok'], { input: cfg });
   assert.is(check.trim(), 'ok');
+});
+
+test('grub.cfg for a GRUB with blscfg: static; the first-boot switch is set before blscfg reads the entries', () => {
+  const cfg = renderBlsGrubCfg('x86_64');
+  const lines = cfg.trim().split('\n');
+  // GRUB 2.14's blscfg expands the options' variables when it runs (blsuki.c :819-820), so
+  // $ignition_firstboot must have its value by then; it is the last command.
+  assert.is(lines.at(-1), 'blscfg');
+  assert.ok(lines.indexOf('set ignition_firstboot=""') < lines.length - 1);
+  assert.match(cfg, /^if \[ -f \(\$root\)\/ignition\.firstboot \]; then$/m);
+  assert.not.match(cfg, /menuentry|linux |initrd /, 'no menu written once');
+  assert.match(cfg, /^if serial --unit=0 --speed=115200; then$/m);
+  assert.not.match(renderBlsGrubCfg('aarch64'), /serial/);
+  needTool('grub-mkimage');
+  assert.is(sh('sh', ['-c', 'grub-script-check && echo ok'], { input: cfg }).trim(), 'ok');
 });
 
 test('setPlatformId rewrites only the options line', () => {

@@ -201,8 +201,8 @@ const MiB = 1024 * 1024;
 export const FCOS_PARTITIONS = [
   { number: 1, label: 'BIOS-BOOT', startMiB: 1, sizeMiB: 1, type: '21686148-6449-6E6F-744E-656564454649' },
   { number: 2, label: 'EFI-SYSTEM', startMiB: 2, sizeMiB: 127, type: 'C12A7328-F81F-11D2-BA4B-00A0C93EC93B' },
-  { number: 3, label: 'boot', startMiB: 129, sizeMiB: 384, type: 'BC13C2FF-59E6-4262-A352-B275FD6F7172' },
-  { number: 4, label: 'root', startMiB: 513, sizeMiB: 0, type: '4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709' },
+  { number: 3, label: 'boot', startMiB: 129, sizeMiB: 384, type: '0FC63DAF-8483-4772-8E79-3D69D8477DE4' },
+  { number: 4, label: 'root', startMiB: 513, sizeMiB: 0, type: '0FC63DAF-8483-4772-8E79-3D69D8477DE4' },
 ] as const;
 
 /** Size of the root partition in the pre-laid image (Ignition grows it when a profile says so). */
