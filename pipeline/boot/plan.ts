@@ -117,8 +117,27 @@ export const GRUB_NET_IMAGE = 'grubnetaa64.efi';
 /** Default success marker; `{version}` is replaced by the build version. */
 export const DEFAULT_MARKER = 'ROCKNSM-BOOT-OK VARIANT_ID=rocknsm VERSION={version}';
 
-/** Seconds before a case is killed, by arch (TCG on 2 busy cores; aarch64 emulation is slower). */
-export const DEFAULT_TIMEOUT: Record<BootArch, number> = { x86_64: 240, aarch64: 480 };
+/**
+ * What ends a boot as failed at once: the image's boot report naming failed units, the boot-test
+ * init's failure line, systemd's and dracut's emergency shells, a kernel panic.
+ */
+export const FAIL_MARKERS = [
+  'ROCKNSM-BOOT-FAIL',
+  'You are in emergency mode',
+  'Entering emergency mode',
+  'Kernel panic - not syncing',
+];
+
+/** Seconds before a case is killed, by arch (TCG on 2 busy cores; aarch64 emulation is slower).
+ * A real image's first boot runs Ignition, makes the data filesystems and starts the services. */
+export const DEFAULT_TIMEOUT: Record<BootArch, number> = { x86_64: 600, aarch64: 1200 };
+
+/**
+ * Disk cases boot a copy-on-write overlay of this many GiB over the artifact: the artifact never
+ * changes, and the first boot finds the room the image's base profile lays out (the default
+ * profile's data partitions take about 500 GiB; the overlay stays sparse).
+ */
+export const DEFAULT_DISK_GIB = 1024;
 
 export interface ImageRef {
   path: string;
@@ -131,7 +150,8 @@ export type StageStep =
   | { kind: 'link'; from: string; to: string }
   | { kind: 'write'; to: string; text: string }
   | { kind: 'concat'; from: string[]; to: string }
-  | { kind: 'grub-net'; to: string; earlyConfig: string };
+  | { kind: 'grub-net'; to: string; earlyConfig: string }
+  | { kind: 'overlay'; from: string; format: 'raw' | 'qcow2'; to: string; sizeGiB: number };
 
 export interface BootRun {
   case: BootCase;
@@ -154,6 +174,8 @@ export interface BootPlanInput {
   cases?: string[];
   marker?: string;
   timeoutSec?: number;
+  /** Virtual size of the disk a disk case boots (a qcow2 overlay over the artifact), GiB. */
+  diskGiB?: number;
 }
 
 export interface BootPlan {
@@ -238,10 +260,11 @@ export function planBoot(input: BootPlanInput, texts: (path: string) => string):
     const vm: VmSpec = {
       arch: c.arch,
       firmware: c.firmware,
-      memoryMiB: c.arch === 'x86_64' ? 1024 : 1536,
+      memoryMiB: c.via === 'disk' ? 2048 : c.arch === 'x86_64' ? 1024 : 1536,
       serialLog: join(input.buildDir, 'boot', `${c.id}.log`),
       timeoutSec: input.timeoutSec ?? DEFAULT_TIMEOUT[c.arch],
       marker,
+      failMarkers: FAIL_MARKERS,
     };
     if (c.firmware === 'uefi') vm.pflash = { ...EDK2_PFLASH[c.arch], vars: join(w, `${c.id}.vars.fd`) };
     if (c.via === 'disk') {
@@ -254,7 +277,17 @@ export function planBoot(input: BootPlanInput, texts: (path: string) => string):
         file = join(w, path.slice(0, path.lastIndexOf('.')));
         steps.push({ kind: 'decompress', from: src(key), to: file, compression });
       }
-      vm.drives = [{ file, format, snapshot: true }];
+      const overlay = join(w, `${c.id}.overlay.qcow2`);
+      steps.push({
+        kind: 'overlay',
+        from: file,
+        format,
+        to: overlay,
+        sizeGiB: input.diskGiB ?? DEFAULT_DISK_GIB,
+      });
+      vm.drives = [{ file: overlay, format: 'qcow2' }];
+      // The running system pulls its service images (from the registry the image names).
+      vm.net = {};
     } else {
       if (c.via !== 'direct')
         for (const k of ['live-kernel', 'live-initramfs', 'live-rootfs'])
@@ -291,7 +324,7 @@ export function planBoot(input: BootPlanInput, texts: (path: string) => string):
 /** One case's outcome as recorded in meta.json `rocknsm.boot-tests`. */
 export interface BootResult {
   result: 'pass' | 'fail';
-  outcome: 'marker' | 'poweroff' | 'timeout' | 'crashed';
+  outcome: 'marker' | 'failed' | 'poweroff' | 'timeout' | 'crashed';
   seconds: number;
   /** Console log, relative to the arch's build directory. */
   log: string;

@@ -21,6 +21,7 @@ import { PipelineError } from '../errors.ts';
 import { decompressFile } from '../exec/compress.ts';
 import { mkNetbootImage } from '../exec/grub.ts';
 import { type BootOptions, bootVm, type VmResult } from '../exec/qemu.ts';
+import { createOverlay } from '../exec/qemu-img.ts';
 import { type BootArch, type BootPlan, type BootResult, recordResults, type StageStep } from './plan.ts';
 
 export interface ArchBootPlan {
@@ -92,6 +93,9 @@ async function stage(ctx: Context, step: StageStep, tag: string): Promise<void> 
       return;
     case 'concat':
       await concat(step.from, step.to);
+      return;
+    case 'overlay':
+      await createOverlay(ctx.run, step.from, step.format, step.to, step.sizeGiB, tag);
       return;
     case 'grub-net': {
       const cfg = `${step.to}.early.cfg`;
@@ -175,7 +179,7 @@ export async function runBootTests(
       failed
         .map(
           (f) =>
-            `boot test ${f.arch} ${f.id} failed (${f.vm.outcome} after ${f.result.seconds} s; no '${plans.find((p) => p.arch === f.arch)?.plan.runs.find((r) => r.case.id === f.id)?.vm.marker}' on the console). Console (${f.result.log}), last lines:\n${consoleTail(f.vm.log)}`,
+            `boot test ${f.arch} ${f.id} failed (${f.vm.failure ? `'${f.vm.failure}' on the console` : f.vm.outcome} after ${f.result.seconds} s; no '${plans.find((p) => p.arch === f.arch)?.plan.runs.find((r) => r.case.id === f.id)?.vm.marker}' on the console). Console (${f.result.log}), last lines:\n${consoleTail(f.vm.log)}`,
         )
         .join('\n\n'),
     );

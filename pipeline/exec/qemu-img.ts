@@ -19,3 +19,25 @@ export async function imageInfo(
   requireTool('qemu-img');
   return JSON.parse((await run('qemu-img', ['info', '--output=json', file])).stdout);
 }
+
+/** A qcow2 of `sizeGiB` whose unwritten blocks read from `backing` (which is never written). */
+export function overlayArgs(
+  backing: string,
+  format: 'raw' | 'qcow2',
+  out: string,
+  sizeGiB: number,
+): string[] {
+  return ['create', '-q', '-f', 'qcow2', '-b', backing, '-F', format, out, `${sizeGiB}G`];
+}
+
+export async function createOverlay(
+  run: Runner,
+  backing: string,
+  format: 'raw' | 'qcow2',
+  out: string,
+  sizeGiB: number,
+  tag?: string,
+): Promise<void> {
+  requireTool('qemu-img');
+  await run('qemu-img', overlayArgs(backing, format, out, sizeGiB), { tag });
+}

@@ -37,14 +37,19 @@ export interface VmSpec {
   drives?: VmDrive[];
   /** Firmware config blobs, e.g. { name: 'opt/com.coreos/config', file: 'config.ign' }. */
   fwCfg?: { name: string; file: string }[];
-  /** User-mode network with a virtio NIC; TFTP/PXE boot when tftpDir/bootfile are set. No NIC when unset. */
-  net?: { tftpDir?: string; bootfile?: string };
+  /** User-mode network with a virtio NIC; TFTP/PXE boot when tftpDir/bootfile are set; TCP ports
+   * of 127.0.0.1 forwarded to the guest (e.g. SSH). The guest reaches the host as 10.0.2.2. No
+   * NIC when unset. */
+  net?: { tftpDir?: string; bootfile?: string; forwards?: { hostPort: number; guestPort: number }[] };
   /** The serial console is written here (truncated first). */
   serialLog: string;
   /** The VM is killed after this many seconds (outcome 'timeout'). */
   timeoutSec: number;
   /** When set, the VM is killed as soon as this text appears on the console (outcome 'marker'). */
   marker?: string;
+  /** Texts that mean the boot failed (an emergency shell, a kernel panic): the VM is killed as
+   * soon as one appears (outcome 'failed') instead of idling until the timeout. */
+  failMarkers?: string[];
   /** Default 'tcg'; the environment variable ROCK_IMAGE_QEMU_ACCEL overrides it in bootVm. */
   accel?: 'tcg' | 'kvm';
   /** Machine type; default q35 (x86_64) / virt (aarch64). */
@@ -58,9 +63,11 @@ export interface VmSpec {
 }
 
 export interface VmResult {
-  /** marker: seen and VM killed; poweroff: QEMU exited 0 (guest power off or reboot);
-   * timeout: killed at timeoutSec; crashed: QEMU exited non-zero. */
-  outcome: 'marker' | 'poweroff' | 'timeout' | 'crashed';
+  /** marker: seen and VM killed; failed: a fail marker seen and VM killed; poweroff: QEMU exited
+   * 0 (guest power off or reboot); timeout: killed at timeoutSec; crashed: QEMU exited non-zero. */
+  outcome: 'marker' | 'failed' | 'poweroff' | 'timeout' | 'crashed';
+  /** The fail marker seen (outcome 'failed'). */
+  failure?: string;
   seconds: number;
   /** The console text. */
   log: string;
@@ -142,6 +149,8 @@ export function qemuArgv(spec: VmSpec): { cmd: string; args: string[] } {
     const netdev = ['user', 'id=net0'];
     if (spec.net.tftpDir) netdev.push(`tftp=${optValue(spec.net.tftpDir)}`);
     if (spec.net.bootfile) netdev.push(`bootfile=${optValue(spec.net.bootfile)}`);
+    for (const f of spec.net.forwards ?? [])
+      netdev.push(`hostfwd=tcp:127.0.0.1:${f.hostPort}-:${f.guestPort}`);
     args.push('-netdev', netdev.join(','), '-device', 'virtio-net-pci,netdev=net0');
   } else {
     args.push('-nic', 'none');
@@ -156,6 +165,13 @@ export interface BootOptions {
   env?: NodeJS.ProcessEnv;
   /** How often the console file is read, ms. Default 250. */
   pollMs?: number;
+  /**
+   * Called once when the marker appears; the VM then keeps running until the guest powers off or
+   * reboots (or the timeout), and the outcome is 'marker'. For tests that work on the running
+   * guest (over SSH) and end by shutting it down. When it throws, the VM is killed and bootVm
+   * throws the same error.
+   */
+  onMarker?: (consoleText: () => string) => Promise<void>;
 }
 
 /** Boots a VM and waits until it powers off, shows the marker, crashes or times out. */
@@ -176,7 +192,10 @@ export async function bootVm(spec: VmSpec, opts: BootOptions = {}): Promise<VmRe
 
   const started = Date.now();
   const abort = new AbortController();
-  let stopped: 'marker' | 'timeout' | undefined;
+  let stopped: 'marker' | 'failed' | 'timeout' | undefined;
+  let failMarker: string | undefined;
+  let seen: Promise<void> | undefined;
+  let failure: unknown;
   let log = '';
   let offset = 0;
   const readNew = () => {
@@ -195,8 +214,22 @@ export async function bootVm(spec: VmSpec, opts: BootOptions = {}): Promise<VmRe
   const watch = setInterval(() => {
     if (stopped) return;
     readNew();
-    if (spec.marker && log.includes(spec.marker)) stopped = 'marker';
-    else if (Date.now() - started > spec.timeoutSec * 1000) stopped = 'timeout';
+    if (spec.marker && !seen && log.includes(spec.marker)) {
+      if (!opts.onMarker) stopped = 'marker';
+      else
+        seen = opts
+          .onMarker(() => {
+            readNew();
+            return log;
+          })
+          .catch((err) => {
+            failure = err;
+            abort.abort();
+          });
+    }
+    failMarker ??= (spec.failMarkers ?? []).find((m) => log.includes(m));
+    if (!stopped && failMarker && !seen) stopped = 'failed';
+    if (!stopped && Date.now() - started > spec.timeoutSec * 1000) stopped = 'timeout';
     if (stopped) abort.abort();
   }, opts.pollMs ?? 250);
   // A VM must not outlive the process that started it (e.g. a test run ended early).
@@ -205,11 +238,19 @@ export async function bootVm(spec: VmSpec, opts: BootOptions = {}): Promise<VmRe
   try {
     const result = await run(bin, args, { allowFailure: true, signal: abort.signal, tag: spec.arch });
     readNew();
+    await seen;
+    if (failure) throw failure;
     // The guest may print the marker and power off between two polls.
     if (!stopped && spec.marker && log.includes(spec.marker)) stopped = 'marker';
     const outcome = stopped ?? (result.exitCode === 0 ? 'poweroff' : 'crashed');
     if (outcome === 'crashed') log += `\n[qemu exited ${result.exitCode}] ${result.stderr.trim()}\n`;
-    return { outcome, seconds: (Date.now() - started) / 1000, log, argv: [bin, ...args] };
+    return {
+      outcome,
+      seconds: (Date.now() - started) / 1000,
+      log,
+      argv: [bin, ...args],
+      ...(outcome === 'failed' ? { failure: failMarker } : {}),
+    };
   } finally {
     clearInterval(watch);
     process.removeListener('exit', onExit);

@@ -9,6 +9,7 @@ import {
   bootCases,
   DEFAULT_MARKER,
   directKargs,
+  FAIL_MARKERS,
   grubNetConfig,
   localGrubPxe,
   localIpxe,
@@ -78,10 +79,11 @@ const B = (arch: string) => `/o/builds/${V}/${arch}`;
 const W = (arch: string) => `/o/work/boot/${arch}`;
 const marker = `ROCKNSM-BOOT-OK VARIANT_ID=rocknsm VERSION=${V}`;
 
-/** The part of every command line that only depends on arch and memory. */
-const head = (arch: 'x86_64' | 'aarch64', log: string) =>
+/** The part of every command line that only depends on arch and memory (disk cases get 2 GiB:
+ * a real image starts its services). */
+const head = (arch: 'x86_64' | 'aarch64', log: string, mem?: number) =>
   arch === 'x86_64'
-    ? ['-machine', 'q35', '-cpu', 'max', '-accel', 'tcg', '-m', '1024', '-smp', '1']
+    ? ['-machine', 'q35', '-cpu', 'max', '-accel', 'tcg', '-m', String(mem ?? 1024), '-smp', '1']
         .concat(['-nographic', '-no-reboot', '-monitor', 'none'])
         .concat([
           '-chardev',
@@ -89,7 +91,7 @@ const head = (arch: 'x86_64' | 'aarch64', log: string) =>
           '-serial',
           'chardev:console0',
         ])
-    : ['-machine', 'virt', '-cpu', 'cortex-a57', '-accel', 'tcg', '-m', '1536', '-smp', '1']
+    : ['-machine', 'virt', '-cpu', 'cortex-a57', '-accel', 'tcg', '-m', String(mem ?? 1536), '-smp', '1']
         .concat(['-nographic', '-no-reboot', '-monitor', 'none'])
         .concat([
           '-chardev',
@@ -110,12 +112,24 @@ const aavmf = (vars: string) => [
   '-drive',
   `if=pflash,format=raw,unit=1,file=${vars}`,
 ];
-const disk = (file: string, format: string) => [
+/** A disk case's drive: the qcow2 overlay over the artifact; and the network the services pull over. */
+const disk = (file: string) => [
   '-drive',
-  `if=none,id=disk0,file=${file},format=${format},discard=unmap,snapshot=on`,
+  `if=none,id=disk0,file=${file},format=qcow2,discard=unmap`,
   '-device',
   'virtio-blk-pci,drive=disk0',
+  '-netdev',
+  'user,id=net0',
+  '-device',
+  'virtio-net-pci,netdev=net0',
 ];
+const overlay = (arch: string, id: string, from: string, format: 'raw' | 'qcow2') => ({
+  kind: 'overlay',
+  from,
+  format,
+  to: `${W(arch)}/${id}.overlay.qcow2`,
+  sizeGiB: 1024,
+});
 
 test('matrix: the cases of each arch, unique per arch', () => {
   assert.equal(
@@ -133,7 +147,7 @@ test('matrix: the cases of each arch, unique per arch', () => {
   );
 });
 
-test('x86_64 metal-bios: decompressed raw disk, SeaBIOS, snapshot drive', () => {
+test('x86_64 metal-bios: decompressed raw disk under a 1 TiB overlay, SeaBIOS, network', () => {
   const r = run('x86_64', 'metal-bios');
   const raw = `${W('x86_64')}/${f('x86_64', 'metal')}.raw`;
   assert.equal(r.steps, [
@@ -143,12 +157,18 @@ test('x86_64 metal-bios: decompressed raw disk, SeaBIOS, snapshot drive', () => 
       to: raw,
       compression: 'zstd',
     },
+    overlay('x86_64', 'metal-bios', raw, 'raw'),
   ]);
   const { cmd, args } = qemuArgv(r.vm);
   assert.is(cmd, 'qemu-system-x86_64');
-  assert.equal(args, [...head('x86_64', 'metal-bios'), ...disk(raw, 'raw'), '-nic', 'none']);
+  assert.equal(args, [
+    ...head('x86_64', 'metal-bios', 2048),
+    ...disk(`${W('x86_64')}/metal-bios.overlay.qcow2`),
+  ]);
   assert.is(r.vm.marker, marker);
-  assert.is(r.vm.timeoutSec, 240);
+  assert.equal(r.vm.failMarkers, FAIL_MARKERS);
+  assert.ok(FAIL_MARKERS.includes('You are in emergency mode'));
+  assert.is(r.vm.timeoutSec, 600);
   assert.equal(r.tested, { metal: 'm'.repeat(64) });
 });
 
@@ -160,12 +180,11 @@ test('x86_64 metal-uefi: OVMF code read-only from flash, a variable store of its
     varsTemplate: '/usr/share/OVMF/OVMF_VARS_4M.fd',
     vars: `${W('x86_64')}/metal-uefi.vars.fd`,
   });
+  assert.equal(r.steps[1], overlay('x86_64', 'metal-uefi', raw, 'raw'));
   assert.equal(qemuArgv(r.vm).args, [
-    ...head('x86_64', 'metal-uefi'),
+    ...head('x86_64', 'metal-uefi', 2048),
     ...ovmf(`${W('x86_64')}/metal-uefi.vars.fd`),
-    ...disk(raw, 'raw'),
-    '-nic',
-    'none',
+    ...disk(`${W('x86_64')}/metal-uefi.overlay.qcow2`),
   ]);
 });
 
@@ -174,8 +193,12 @@ test('x86_64 qemu: the qcow2 (xz) decompressed, SeaBIOS', () => {
   const q = `${W('x86_64')}/${f('x86_64', 'qemu')}.qcow2`;
   assert.equal(r.steps, [
     { kind: 'decompress', from: `${B('x86_64')}/${f('x86_64', 'qemu')}.qcow2.xz`, to: q, compression: 'xz' },
+    overlay('x86_64', 'qemu', q, 'qcow2'),
   ]);
-  assert.equal(qemuArgv(r.vm).args, [...head('x86_64', 'qemu'), ...disk(q, 'qcow2'), '-nic', 'none']);
+  assert.equal(qemuArgv(r.vm).args, [
+    ...head('x86_64', 'qemu', 2048),
+    ...disk(`${W('x86_64')}/qemu.overlay.qcow2`),
+  ]);
 });
 
 test('x86_64 pxe: TFTP root with the PXE files and the build iPXE script as boot file', () => {
@@ -240,21 +263,22 @@ test('aarch64 metal-uefi and qemu: virt, cortex-a57, AAVMF from flash', () => {
   const m = run('aarch64', 'metal-uefi');
   const { cmd, args } = qemuArgv(m.vm);
   assert.is(cmd, 'qemu-system-aarch64');
+  assert.equal(m.steps[1], overlay('aarch64', 'metal-uefi', raw, 'raw'));
   assert.equal(args, [
-    ...head('aarch64', 'metal-uefi'),
+    ...head('aarch64', 'metal-uefi', 2048),
     ...aavmf(`${W('aarch64')}/metal-uefi.vars.fd`),
-    ...disk(raw, 'raw'),
-    '-nic',
-    'none',
+    ...disk(`${W('aarch64')}/metal-uefi.overlay.qcow2`),
   ]);
-  assert.is(m.vm.timeoutSec, 480);
+  assert.is(m.vm.timeoutSec, 1200);
   const q = run('aarch64', 'qemu');
+  assert.equal(
+    q.steps[1],
+    overlay('aarch64', 'qemu', `${W('aarch64')}/${f('aarch64', 'qemu')}.qcow2`, 'qcow2'),
+  );
   assert.equal(qemuArgv(q.vm).args, [
-    ...head('aarch64', 'qemu'),
+    ...head('aarch64', 'qemu', 2048),
     ...aavmf(`${W('aarch64')}/qemu.vars.fd`),
-    ...disk(`${W('aarch64')}/${f('aarch64', 'qemu')}.qcow2`, 'qcow2'),
-    '-nic',
-    'none',
+    ...disk(`${W('aarch64')}/qemu.overlay.qcow2`),
   ]);
 });
 
@@ -333,10 +357,10 @@ test('missing artifacts: skipped with the reason, or refused when the case was a
 test('uncompressed disk images are booted where they are', () => {
   const im = { ...images('x86_64'), metal: { path: `${f('x86_64', 'metal')}.raw`, sha256: 'm'.repeat(64) } };
   const r = planBoot(input('x86_64', { images: im, cases: ['metal-bios'] }), texts).runs[0]!;
-  assert.equal(r.steps, []);
-  assert.equal(r.vm.drives, [
-    { file: `${B('x86_64')}/${f('x86_64', 'metal')}.raw`, format: 'raw', snapshot: true },
+  assert.equal(r.steps, [
+    overlay('x86_64', 'metal-bios', `${B('x86_64')}/${f('x86_64', 'metal')}.raw`, 'raw'),
   ]);
+  assert.equal(r.vm.drives, [{ file: `${W('x86_64')}/metal-bios.overlay.qcow2`, format: 'qcow2' }]);
 });
 
 test('PXE scripts: only the server changes; malformed scripts are refused', () => {

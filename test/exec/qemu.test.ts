@@ -77,6 +77,16 @@ test('drives, fw_cfg and net; commas in paths are doubled', () => {
   assert.not.ok(s.includes('-nic none'));
 });
 
+test('forwards of 127.0.0.1 ports into the guest ride on the user network', () => {
+  const { args } = qemuArgv({ ...base, net: { forwards: [{ hostPort: 40022, guestPort: 22 }] } });
+  assert.equal(args.slice(args.indexOf('-netdev'), args.indexOf('-netdev') + 4), [
+    '-netdev',
+    'user,id=net0,hostfwd=tcp:127.0.0.1:40022-:22',
+    '-device',
+    'virtio-net-pci,netdev=net0',
+  ]);
+});
+
 test('aarch64 and uefi; kvm uses the host cpu; bad specs are refused', () => {
   const a = qemuArgv({ arch: 'aarch64', firmware: 'uefi', serialLog: '/l', timeoutSec: 1, accel: 'kvm' });
   assert.is(a.cmd, 'qemu-system-aarch64');
@@ -148,6 +158,47 @@ test('real TCG boots: power off, marker, timeout', async () => {
 
     const r3 = await bootVm(spec(hang, { timeoutSec: 3 }), { env: {} });
     assert.is(r3.outcome, 'timeout');
+
+    // A fail marker ends a hanging boot at once, and says which.
+    const panic = tinyInitramfs(
+      join(dir, 'panic'),
+      'echo "You are in emergency mode"\nwhile :; do /bin/busybox sleep 1; done',
+    );
+    const r4 = await bootVm(
+      spec(panic, { marker: 'never', failMarkers: ['Kernel panic', 'You are in emergency mode'] }),
+      { env: {} },
+    );
+    assert.is(r4.outcome, 'failed', r4.log.slice(-2000));
+    assert.is(r4.failure, 'You are in emergency mode');
+    assert.ok(r4.seconds < 50, `${r4.seconds} s`);
+
+    // onMarker works on the running guest; the VM then runs until the guest powers off.
+    const late = tinyInitramfs(
+      join(dir, 'late'),
+      'echo rock-ready\n/bin/busybox sleep 3\necho rock-later\n/bin/busybox poweroff -f',
+    );
+    let atMarker = '';
+    const r5 = await bootVm(spec(late, { marker: 'rock-ready' }), {
+      env: {},
+      onMarker: async (text) => {
+        atMarker = text();
+      },
+    });
+    assert.is(r5.outcome, 'marker');
+    assert.ok(atMarker.includes('rock-ready') && !atMarker.includes('rock-later'));
+    assert.ok(r5.log.includes('rock-later'), 'the guest ran on after the marker');
+    let thrown: unknown;
+    try {
+      await bootVm(spec(hang, { marker: 'rock-ready' }), {
+        env: {},
+        onMarker: async () => {
+          throw new Error('work on the guest failed');
+        },
+      });
+    } catch (e) {
+      thrown = e;
+    }
+    assert.match(String(thrown), /work on the guest failed/);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
