@@ -4,7 +4,7 @@
 // its path under a sensor root, /boot being the real ext4 boot partition. Purge must empty every
 // data filesystem and change nothing else (every other file on every partition compared before
 // and after, filesystems keep their UUIDs); factory reset must leave the machine set to run
-// Ignition again (flag on the boot partition, machine-id empty, /etc back to /usr/etc, /var
+// Ignition again (flag on the boot partition, machine-id uninitialized, /etc back to /usr/etc, /var
 // reduced to the data paths).
 import { createHash } from 'node:crypto';
 import {
@@ -74,7 +74,7 @@ function makeDisk(disk: string): void {
     '-n',
     `4:${513 * 2048}:+${profile.rootMiB}M`,
     '-t',
-    '4:4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709',
+    '4:0FC63DAF-8483-4772-8E79-3D69D8477DE4',
     '-c',
     '4:root',
   ];
@@ -244,7 +244,11 @@ test('factory reset leaves the machine set to run Ignition again, data paths emp
     const r = shResult(join(bin, 'rocknsm-factory-reset'), ['--yes', '--root', s.mnt]);
     assert.is(r.code, 0, r.stderr);
 
-    assert.is(readFileSync(join(s.mnt, 'etc/machine-id'), 'utf8'), '', 'machine-id empty');
+    assert.is(
+      readFileSync(join(s.mnt, 'etc/machine-id'), 'utf8'),
+      'uninitialized\n',
+      'machine-id uninitialized',
+    );
     assert.is(readFileSync(join(s.mnt, 'etc/hostname'), 'utf8'), 'localhost\n');
     assert.is(readFileSync(join(s.mnt, 'etc/rocknsm/rocknsm.env'), 'utf8'), 'ROCKNSM_MONITOR_INTERFACE=\n');
     assert.not.ok(existsSync(join(s.mnt, 'etc/added-by-admin.conf')));

@@ -235,7 +235,7 @@ test('factory-reset --dry-run prints the actions and changes nothing', () => {
     'restore /etc/ssh/sshd_config.d (deleted)',
     'restore /etc/localtime (modified)',
     'remove /var/lib/containers',
-    'would empty /etc/machine-id',
+    "would reset /etc/machine-id to 'uninitialized'",
     'boot/ignition.firstboot',
     'dry run',
   ])
@@ -252,21 +252,21 @@ test('factory-reset without a terminal and without --yes refuses with exit 2 and
   assert.equal(listing(root), before);
 });
 
-test('factory-reset --yes: data purged, /etc reverted, /var cleared, machine-id emptied, firstboot set', () => {
+test('factory-reset --yes: data purged, /etc reverted, /var cleared, machine-id uninitialized, firstboot set', () => {
   const root = sensorRoot();
   const usrBefore = listing(root, 'usr');
   const bootBefore = listing(root, 'boot');
   const r = run(reset, ['--yes', '--root', root]);
   assert.is(r.code, 0, r.stdout + r.stderr);
 
-  // /etc equals /usr/etc, except machine-id, which exists and is empty.
+  // /etc equals /usr/etc, except machine-id, which says `uninitialized` (systemd's first boot).
   const etc = listing(root, 'etc').map((l) => l.replace(/^etc/, ''));
   const usrEtc = listing(root, 'usr/etc').map((l) => l.replace(/^usr\/etc/, ''));
   assert.equal(
     etc.filter((l) => !l.startsWith('/machine-id ')),
     usrEtc,
   );
-  assert.is(readFileSync(join(root, 'etc/machine-id'), 'utf8'), '');
+  assert.is(readFileSync(join(root, 'etc/machine-id'), 'utf8'), 'uninitialized\n');
   assert.is(readlinkSync(join(root, 'etc/localtime')), '../usr/share/zoneinfo/UTC');
   assert.is(statSync(join(root, 'etc/ssh/sshd_config')).mode & 0o777, 0o600);
   assert.not.ok(existsSync(join(root, 'etc/systemd')));
