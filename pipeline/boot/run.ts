@@ -20,7 +20,7 @@ import type { Context } from '../commands/types.ts';
 import { PipelineError } from '../errors.ts';
 import { decompressFile } from '../exec/compress.ts';
 import { mkNetbootImage } from '../exec/grub.ts';
-import { type BootOptions, bootVm, type VmResult } from '../exec/qemu.ts';
+import { type BootOptions, bootVm, plainConsole, type VmResult } from '../exec/qemu.ts';
 import { createOverlay } from '../exec/qemu-img.ts';
 import { type BootArch, type BootPlan, type BootResult, recordResults, type StageStep } from './plan.ts';
 
@@ -107,11 +107,10 @@ async function stage(ctx: Context, step: StageStep, tag: string): Promise<void> 
 }
 
 /** Terminal control sequences firmware writes to the serial console. */
-const ANSI_ESCAPE = new RegExp(`${String.fromCharCode(27)}\\[[0-9;?]*[A-Za-z]`, 'g');
 
 /** The last `lines` lines of a console log, for error messages. */
 export function consoleTail(log: string, lines = 25): string {
-  return log.replace(/\r/g, '').replace(ANSI_ESCAPE, '').trimEnd().split('\n').slice(-lines).join('\n');
+  return plainConsole(log).trimEnd().split('\n').slice(-lines).join('\n');
 }
 
 /**

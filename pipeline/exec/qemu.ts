@@ -158,6 +158,14 @@ export function qemuArgv(spec: VmSpec): { cmd: string; args: string[] } {
   return { cmd: QEMU_BINARY[spec.arch], args };
 }
 
+const ANSI_ESCAPE = new RegExp(`${String.fromCharCode(27)}\\[[0-9;?]*[A-Za-z]`, 'g');
+
+/** Console text as read: no carriage returns or terminal control sequences (systemd colours unit
+ * names, so `Reached target foo.target` is only found in the plain text). */
+export function plainConsole(log: string): string {
+  return log.replace(/\r/g, '').replace(ANSI_ESCAPE, '');
+}
+
 export interface BootOptions {
   /** Default: a runner that logs nowhere. */
   run?: Runner;
@@ -214,7 +222,8 @@ export async function bootVm(spec: VmSpec, opts: BootOptions = {}): Promise<VmRe
   const watch = setInterval(() => {
     if (stopped) return;
     readNew();
-    if (spec.marker && !seen && log.includes(spec.marker)) {
+    const text = plainConsole(log);
+    if (spec.marker && !seen && text.includes(spec.marker)) {
       if (!opts.onMarker) stopped = 'marker';
       else
         seen = opts
@@ -227,7 +236,7 @@ export async function bootVm(spec: VmSpec, opts: BootOptions = {}): Promise<VmRe
             abort.abort();
           });
     }
-    failMarker ??= (spec.failMarkers ?? []).find((m) => log.includes(m));
+    failMarker ??= (spec.failMarkers ?? []).find((m) => text.includes(m));
     if (!stopped && failMarker && !seen) stopped = 'failed';
     if (!stopped && Date.now() - started > spec.timeoutSec * 1000) stopped = 'timeout';
     if (stopped) abort.abort();
@@ -241,7 +250,7 @@ export async function bootVm(spec: VmSpec, opts: BootOptions = {}): Promise<VmRe
     await seen;
     if (failure) throw failure;
     // The guest may print the marker and power off between two polls.
-    if (!stopped && spec.marker && log.includes(spec.marker)) stopped = 'marker';
+    if (!stopped && spec.marker && plainConsole(log).includes(spec.marker)) stopped = 'marker';
     const outcome = stopped ?? (result.exitCode === 0 ? 'poweroff' : 'crashed');
     if (outcome === 'crashed') log += `\n[qemu exited ${result.exitCode}] ${result.stderr.trim()}\n`;
     return {

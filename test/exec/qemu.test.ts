@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { bootVm, qemuArgv, type VmSpec } from '../../pipeline/exec/qemu.ts';
+import { bootVm, plainConsole, qemuArgv, type VmSpec } from '../../pipeline/exec/qemu.ts';
 import { needTool, sh } from '../world/tools.ts';
 
 const base: VmSpec = {
@@ -129,6 +129,13 @@ function debianKernel(): string {
     throw new Error("no /boot/vmlinuz-*: install 'linux-image-amd64' (npx rock-image doctor --install test)");
   return join('/boot', k);
 }
+
+test('markers are matched on the plain console: systemd colours unit names', () => {
+  const esc = String.fromCharCode(27);
+  const line = `[${esc}[0;32m  OK  ${esc}[0m] Reached target ${esc}[0;1;39minitrd-switch-root.target${esc}[0m - Switch Root.\r\n`;
+  assert.not.ok(line.includes('Reached target initrd-switch-root.target'));
+  assert.is(plainConsole(line), '[  OK  ] Reached target initrd-switch-root.target - Switch Root.\n');
+});
 
 test('real TCG boots: power off, marker, timeout', async () => {
   needTool('qemu-system-x86_64');
