@@ -331,6 +331,14 @@ export const tools: Tool[] = [
     why: 'builds the bootable Debian sensor-OS base of the test world (test/world/sensor-base.ts)',
   },
   {
+    name: 'arch-test',
+    versionArg: '-h',
+    deb: 'arch-test',
+    fedora: 'arch-test',
+    stages: ['test'],
+    why: 'lets mmdebstrap build the aarch64 sensor-OS base under qemu-user (it refuses a foreign arch without it)',
+  },
+  {
     name: 'ssh',
     versionArg: '-V',
     deb: 'openssh-client',

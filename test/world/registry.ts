@@ -45,16 +45,22 @@ async function waitUp(host: string, proc: ChildProcess, log: () => string): Prom
   throw new Error(`docker-registry on ${host} did not come up: ${log()}`);
 }
 
-/** Starts a registry with htpasswd auth under `dir`; call stop() when done. */
+/**
+ * Starts a registry under `dir`; call stop() when done. By default on a free port with htpasswd
+ * auth; `opts.port` fixes the port, `opts.auth: false` serves without credentials (what the
+ * sensor VMs pull service images from).
+ */
 export async function startRegistry(
   dir: string,
   user = 'rock',
   password = 'sensor-pass-1',
+  opts: { port?: number; auth?: boolean } = {},
 ): Promise<TestRegistry> {
   needTool('docker-registry');
   needTool('htpasswd');
   mkdirSync(join(dir, 'data'), { recursive: true });
-  const port = await freePort();
+  const port = opts.port ?? (await freePort());
+  const auth = opts.auth ?? true;
   const host = `127.0.0.1:${port}`;
   writeFileSync(join(dir, 'htpasswd'), sh('htpasswd', ['-Bbn', user, password]));
   writeFileSync(
@@ -64,14 +70,16 @@ export async function startRegistry(
       'log: {level: warn, accesslog: {disabled: true}}',
       `storage: {filesystem: {rootdirectory: ${join(dir, 'data')}}, delete: {enabled: true}}`,
       `http: {addr: "${host}", secret: test-secret}`,
-      `auth: {htpasswd: {realm: rock-test, path: ${join(dir, 'htpasswd')}}}`,
+      ...(auth ? [`auth: {htpasswd: {realm: rock-test, path: ${join(dir, 'htpasswd')}}}`] : []),
       '',
     ].join('\n'),
   );
   const authFile = join(dir, 'auth.json');
   writeFileSync(
     authFile,
-    JSON.stringify({ auths: { [host]: { auth: Buffer.from(`${user}:${password}`).toString('base64') } } }),
+    JSON.stringify({
+      auths: auth ? { [host]: { auth: Buffer.from(`${user}:${password}`).toString('base64') } } : {},
+    }),
   );
   let proc: ChildProcess | undefined;
   let output = '';

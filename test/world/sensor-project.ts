@@ -1,0 +1,130 @@
+// The project the sensor tests build: this repository's manifests, overlays and Containerfile,
+// with what a test site changes and nothing else:
+// - the stable stream's service images point at small local images in the tests' registry (the
+//   stream's own `services` overrides), and so do the agents' (image.yaml);
+// - the stream makes metal and qemu disks, zstd-compressed (quick to make here);
+// - one site overlay, 90sensor-site: the monitor interface set in /etc/rocknsm/rocknsm.env (Zeek
+//   and Suricata do not start without it) and a release file, the "one overlay changed" of the
+//   update test.
+// The service images: busybox with an entrypoint that prints its arguments and sleeps, one OCI
+// index per name with linux/amd64 and linux/arm64, pushed to the registry the guests reach.
+import { cpSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseDocument } from 'yaml';
+import { busybox, repoRoot } from './fcos-base.ts';
+import { GUEST_REGISTRY } from './sensor-base.ts';
+import { needTool, sh } from './tools.ts';
+
+export const SERVICES = [
+  'zeek',
+  'suricata',
+  'stenographer',
+  'fsf',
+  'kafka',
+  'elasticsearch',
+  'docket',
+] as const;
+export const AGENTS = ['qemu-guest-agent', 'open-vm-tools'] as const;
+export const MONITOR_INTERFACE = 'test0';
+
+/** The reference a guest pulls for a service or agent. */
+export const serviceImage = (name: string) => `${GUEST_REGISTRY}/rocknsm-test/${name}:1`;
+
+/** Writes the test project into `dir` (recreated) with the site overlay's release text. */
+export function sensorProject(dir: string, release: string): string {
+  rmSync(dir, { recursive: true, force: true });
+  for (const d of ['manifests', 'overlays', 'containerfiles'])
+    cpSync(join(repoRoot, d), join(dir, d), { recursive: true, verbatimSymlinks: true });
+  writeFileSync(join(dir, 'package.json'), readFileSync(join(repoRoot, 'package.json')));
+
+  const imageFile = join(dir, 'manifests/image.yaml');
+  const image = parseDocument(readFileSync(imageFile, 'utf8'));
+  for (const a of AGENTS) image.setIn(['agents', a, 'image'], serviceImage(a));
+  image.setIn(
+    ['overlays'],
+    [...(image.getIn(['overlays']) as { toJSON(): string[] }).toJSON(), '90sensor-site'],
+  );
+  writeFileSync(imageFile, image.toString());
+
+  const streamFile = join(dir, 'manifests/streams/stable.yaml');
+  const stream = parseDocument(readFileSync(streamFile, 'utf8'));
+  for (const s of SERVICES) stream.setIn(['services', s, 'image'], serviceImage(s));
+  stream.setIn(['artifacts'], ['ostree', 'metal', 'qemu']);
+  stream.setIn(['compression'], 'zstd');
+  writeFileSync(streamFile, stream.toString());
+
+  const site = join(dir, 'overlays/90sensor-site');
+  mkdirSync(join(site, 'etc/rocknsm'), { recursive: true });
+  mkdirSync(join(site, 'usr/share/rocknsm-test'), { recursive: true });
+  const env = readFileSync(join(repoRoot, 'overlays/40services/etc/rocknsm/rocknsm.env'), 'utf8');
+  if (!/^ROCKNSM_MONITOR_INTERFACE=$/m.test(env))
+    throw new Error('rocknsm.env has no empty ROCKNSM_MONITOR_INTERFACE=');
+  writeFileSync(
+    join(site, 'etc/rocknsm/rocknsm.env'),
+    env.replace(/^ROCKNSM_MONITOR_INTERFACE=$/m, `ROCKNSM_MONITOR_INTERFACE=${MONITOR_INTERFACE}`),
+  );
+  writeFileSync(join(site, 'usr/share/rocknsm-test/release'), `${release}\n`);
+  return dir;
+}
+
+const entrypoint = `#!/bin/sh
+# RockNSM test world: stands in for a sensor service. Prints what it was started with and runs
+# until stopped.
+echo "rocknsm-test-service $(hostname) started: $*"
+trap 'echo "rocknsm-test-service stopping"; exit 0' TERM INT
+while :; do sleep 3600 & wait $!; done
+`;
+
+/**
+ * Builds the service image for both arches and pushes it, as an OCI index, under every service
+ * and agent name to the registry at `host` (127.0.0.1:PORT, plain HTTP).
+ */
+export function pushServiceImages(host: string, work: string): void {
+  needTool('buildah');
+  rmSync(work, { recursive: true, force: true });
+  const g = ['--root', join(work, 'storage'), '--runroot', join(work, 'run'), '--storage-driver', 'vfs'];
+  const images: string[] = [];
+  for (const [arch, oci] of [
+    ['x86_64', 'amd64'],
+    ['aarch64', 'arm64'],
+  ] as const) {
+    const root = join(work, `rootfs-${arch}`);
+    mkdirSync(join(root, 'bin'), { recursive: true });
+    mkdirSync(join(root, 'usr/local/bin'), { recursive: true });
+    cpSync(busybox(arch), join(root, 'bin/busybox'));
+    for (const a of ['sh', 'sleep', 'echo', 'hostname', 'cat', 'ls'])
+      sh('ln', ['-s', 'busybox', join(root, 'bin', a)]);
+    writeFileSync(join(root, 'usr/local/bin/rocknsm-test-service'), entrypoint, { mode: 0o755 });
+    const ctr = sh('buildah', [...g, 'from', 'scratch']).trim();
+    sh('buildah', [...g, 'add', ctr, `${root}/`, '/']);
+    sh('buildah', [
+      ...g,
+      'config',
+      '--arch',
+      oci,
+      '--os',
+      'linux',
+      '--env',
+      'PATH=/bin:/usr/local/bin',
+      '--entrypoint',
+      '["/usr/local/bin/rocknsm-test-service"]',
+      ctr,
+    ]);
+    const tag = `localhost/rocknsm-test-service:${oci}`;
+    sh('buildah', [...g, 'commit', '--timestamp', '1764460800', ctr, tag]);
+    images.push(tag);
+  }
+  sh('buildah', [...g, 'manifest', 'create', 'localhost/rocknsm-test-service:index', ...images]);
+  for (const name of [...SERVICES, ...AGENTS])
+    sh('buildah', [
+      ...g,
+      'manifest',
+      'push',
+      '--all',
+      '--format',
+      'oci',
+      '--tls-verify=false',
+      'localhost/rocknsm-test-service:index',
+      `docker://${host}/rocknsm-test/${name}:1`,
+    ]);
+}
