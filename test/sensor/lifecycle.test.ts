@@ -1,0 +1,416 @@
+// The sensor OS for real, x86_64 (issue 13): an image `rock-image build` made on the Fedora
+// CoreOS-shaped Debian base (test/world/sensor-base.ts), with its own dracut, deployed by
+// `rock-image artifacts` with its own ostree and GRUB, boots in QEMU through GRUB (blscfg), the
+// image's kernel and initramfs, Ignition, ostree-prepare-root and systemd:
+// 1. `rock-image test` boots the metal image (SeaBIOS) to the report of the image's own
+//    rocknsm-boot-report.service: composefs root, every service active. The background child
+//    that made the builds runs it (world.ts x86Builds), beside 2-5; the last test reads it.
+// 2. First boot of the qcow2 image with a user config holding only the admin's SSH key: the
+//    base config in the initramfs lays out the default profile; then, over SSH, the data
+//    filesystems, their owners and modes, the services after their mounts, composefs.
+// 3. An update (a second build, one overlay changed) staged on the running system; GRUB boots
+//    it; data and the admin's /etc change survive. 4. A rollback boots the first again.
+// 5. rocknsm-purge-data and rocknsm-factory-reset on the running system; the next boot is a
+//    first boot again, with the data partitions and their UUIDs kept.
+// One disk goes through 2-5; each boot is one QEMU process (a reboot ends it).
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { parse } from 'yaml';
+import { consoleTail } from '../../pipeline/boot/run.ts';
+import { repoRoot } from '../world/fcos-base.ts';
+import { type StaticServer, serveDir } from '../world/http.ts';
+import { MONITOR_INTERFACE, SERVICES, serviceImage } from '../world/sensor-project.ts';
+import { commitForUpdate } from '../world/sensor-update.ts';
+import {
+  bootSensor,
+  type Guest,
+  makeSshKey,
+  overlayDisk,
+  type SshKey,
+  sshKeyConfig,
+} from '../world/sensor-vm.ts';
+import { needTool, sh } from '../world/tools.ts';
+import { type Build, bootResult, OSNAME, sensorWork, serviceRegistry, V1, V2, x86Builds } from './world.ts';
+
+const arch = 'x86_64';
+const lifeDir = join(sensorWork, 'lifecycle');
+const seconds: string[] = [];
+
+interface DataPath {
+  id: string;
+  path: string;
+  mode: string;
+  owner: string;
+  group: string;
+}
+const image = parse(readFileSync(join(repoRoot, 'manifests/image.yaml'), 'utf8'));
+const dataPaths: DataPath[] = Object.entries(
+  image['data-paths'] as Record<string, { path: string; mode?: string; owner?: string; group?: string }>,
+).map(([id, d]) => ({
+  id,
+  path: d.path,
+  mode: d.mode ?? '0750',
+  owner: d.owner ?? 'root',
+  group: d.group ?? 'root',
+}));
+const profile = parse(readFileSync(join(repoRoot, 'manifests/profiles/default.yaml'), 'utf8'));
+
+/** Console text without terminal control sequences. */
+const plain = (log: string) => consoleTail(log, 1_000_000);
+
+let b1: Build;
+let key: SshKey;
+let disk: string;
+let repo: StaticServer;
+const ref2 = `${OSNAME}/${V2}/${arch}`;
+// The base and both builds start now, in a child process, beside the suites that run first.
+void x86Builds();
+
+interface Facts {
+  cmdline: string;
+  root: { fstype: string; source: string };
+  /** partition label -> { uuid (filesystem), partuuid, fstype, mountpoint } */
+  parts: Record<string, { uuid: string; fstype: string; mountpoints: string[] }>;
+  diskGuid: string;
+  states: Record<string, string>;
+  release: string;
+  machineId: string;
+  bootedVersion: string;
+}
+
+/** What the tests read off a running sensor. */
+function facts(g: Guest): Facts {
+  const lsblk = JSON.parse(g.sh('lsblk -J -o NAME,PARTLABEL,FSTYPE,UUID,MOUNTPOINTS /dev/vda').stdout) as {
+    blockdevices: {
+      children?: {
+        partlabel: string;
+        fstype: string | null;
+        uuid: string | null;
+        mountpoints: (string | null)[];
+      }[];
+    }[];
+  };
+  const parts: Facts['parts'] = {};
+  for (const c of lsblk.blockdevices[0]!.children ?? [])
+    parts[c.partlabel] = {
+      uuid: c.uuid ?? '',
+      fstype: c.fstype ?? '',
+      mountpoints: c.mountpoints.filter((m): m is string => !!m),
+    };
+  const [fstype, source] = g.sh('findmnt -n -o FSTYPE,SOURCE /').stdout.trim().split(/\s+/);
+  const units = ['rocknsm.target', ...SERVICES.map((s) => `rocknsm-${s}.service`)];
+  const states = Object.fromEntries(
+    g
+      .sh(`for u in ${units.join(' ')}; do echo "$u $(systemctl is-active $u)"; done`)
+      .stdout.trim()
+      .split('\n')
+      .map((l) => l.split(' ') as [string, string]),
+  );
+  const booted = g.sh('. /usr/lib/os-release; echo "$IMAGE_VERSION"').stdout.trim();
+  return {
+    cmdline: g.sh('cat /proc/cmdline').stdout.trim(),
+    root: { fstype: fstype!, source: source! },
+    parts,
+    diskGuid: g
+      .sh("sgdisk -p /dev/vda | sed -n 's/^Disk identifier (GUID): //p'")
+      .stdout.trim()
+      .toLowerCase(),
+    states,
+    release: g.sh('cat /usr/share/rocknsm-test/release').stdout.trim(),
+    machineId: g.sh('cat /etc/machine-id').stdout.trim(),
+    bootedVersion: booted,
+  };
+}
+
+/** The default profile's partitions that must exist: var and every data path the profile lists. */
+const profileParts = () =>
+  Object.entries(profile.partitions as Record<string, { enabled?: boolean }>)
+    .filter(([, p]) => p.enabled !== false)
+    .map(([id]) => ({
+      id,
+      label: id === 'var' ? 'var' : `rock-${id}`,
+      path: id === 'var' ? '/var' : dataPaths.find((d) => d.id === id)!.path,
+    }));
+
+/** One boot of the sensor's disk (the qcow2 overlay all boots after the first share). */
+const bootDisk = (log: string, timeoutSec: number, work: (g: Guest) => Promise<void>, config?: string) =>
+  bootSensor({
+    arch,
+    disk,
+    key,
+    serialLog: join(lifeDir, log),
+    timeoutSec,
+    work,
+    ...(config ? { config } : {}),
+  });
+
+function checkLayout(f: Facts, when: string): void {
+  for (const p of profileParts()) {
+    const got = f.parts[p.label];
+    assert.ok(got, `${when}: partition ${p.label} exists`);
+    assert.is(got!.fstype, 'xfs', `${when}: ${p.label} is XFS`);
+    assert.ok(
+      got!.mountpoints.includes(p.path),
+      `${when}: ${p.label} mounted at ${p.path} (${got!.mountpoints})`,
+    );
+  }
+  assert.equal(f.root, { fstype: 'overlay', source: 'composefs' }, `${when}: / is composefs`);
+  for (const [u, s] of Object.entries(f.states)) assert.is(s, 'active', `${when}: ${u}`);
+}
+
+test.before(async () => {
+  for (const t of ['qemu-system-x86_64', 'qemu-img', 'zstd', 'ssh', 'ssh-keygen', 'sgdisk']) needTool(t);
+  const t0 = Date.now();
+  await serviceRegistry();
+  b1 = await x86Builds()[0]!;
+  const b2 = await x86Builds()[1]!;
+  const t1 = Date.now();
+  await commitForUpdate(
+    join(b2.dir, b2.meta.images.ostree!.path),
+    join(lifeDir, 'update/repo'),
+    ref2,
+    { version: V2, timestamp: new Date().toISOString(), subject: `${OSNAME} ${V2} (${arch})` },
+    join(lifeDir, 'update/work'),
+  );
+  repo = await serveDir(join(lifeDir, 'update'));
+  key = makeSshKey(join(lifeDir, 'key'));
+  const qcow2 = join(lifeDir, 'qemu.qcow2');
+  sh('zstd', ['-q', '-d', '-f', '-o', qcow2, join(b1.dir, b1.meta.images.qemu!.path)]);
+  disk = overlayDisk(qcow2, 'qcow2', join(lifeDir, 'sensor.qcow2'));
+  seconds.push(
+    `base ${b1.baseSeconds} s, builds ${b1.seconds} s + ${b2.seconds} s (in the background), update commit ${(Date.now() - t1) / 1000} s, set-up ${(Date.now() - t0) / 1000} s`,
+  );
+});
+test.after(async () => {
+  console.log(`sensor lifecycle: ${seconds.join('; ')}`);
+  await repo?.close();
+});
+
+let first: Facts;
+
+test('first boot: the base config in the initramfs lays out the default profile; services start after their mounts', async () => {
+  const config = sshKeyConfig(key);
+  assert.equal(
+    Object.keys(JSON.parse(config)).sort(),
+    ['ignition', 'passwd'],
+    'the user config has no storage',
+  );
+  const t = Date.now();
+  let ordering = '';
+  let owners = '';
+  let containers = '';
+  let prepareRoot = '';
+  let zeekLog = '';
+  let flag = '';
+  const r = await bootSensor({
+    arch,
+    disk,
+    key,
+    config,
+    serialLog: join(lifeDir, 'boot1.log'),
+    timeoutSec: 1200,
+    work: async (g) => {
+      first = facts(g);
+      owners = g.sh(`stat -c '%n %u %g %a' ${dataPaths.map((d) => d.path).join(' ')}`).stdout;
+      // Each service began starting only after each of its data mounts was active.
+      // For each path a service requires mounted: the filesystem that holds it now, and when its
+      // mount unit became active (paths on the root filesystem are left out).
+      ordering = g.sh(
+        `for s in ${SERVICES.map((s) => `rocknsm-${s}.service`).join(' ')}; do
+           start=$(systemctl show -p InactiveExitTimestampMonotonic --value $s)
+           for p in $(systemctl show -p RequiresMountsFor --value $s); do
+             t=$(findmnt -n -o TARGET -T $p)
+             [ "$t" = / ] && continue
+             u=$(systemd-escape --path --suffix=mount $t)
+             mounted=$(systemctl show -p ActiveEnterTimestampMonotonic --value $u)
+             echo "$s $u $mounted $start"
+           done
+         done`,
+      ).stdout;
+      containers = g.sh("podman ps --format '{{.Names}} {{.Image}}'").stdout;
+      prepareRoot = g.sh('journalctl -b -o cat -u ostree-prepare-root.service').stdout;
+      zeekLog = g.sh('journalctl -b -o cat -u rocknsm-zeek.service').stdout;
+      flag = g.sh('test -e /boot/ignition.firstboot && echo present || echo absent').stdout.trim();
+      // For the next boots: a marker on every data filesystem, a change of the admin's in /etc.
+      g.sh(
+        `for d in ${dataPaths.map((d) => d.path).join(' ')}; do echo boot1 > "$d/rocknsm-test-marker"; done`,
+      );
+      g.sh('echo "site-note=kept across updates" > /etc/rocknsm/site-note.conf');
+      // The update, staged as bootc and rpm-ostree stage one (ostree admin deploy --stage).
+      g.sh(`ostree remote add --if-not-exists --no-gpg-verify rocktest http://10.0.2.2:${repo.port}/repo`);
+      g.sh(`ostree pull rocktest:${ref2}`, { timeoutSec: 600 });
+      g.sh(`ostree admin deploy --stage --os=${OSNAME} rocktest:${ref2}`, { timeoutSec: 600 });
+      g.sh('systemctl reboot', { allowFailure: true });
+    },
+  });
+  seconds.push(`first boot ${(Date.now() - t) / 1000} s`);
+  const log = plain(r.log);
+  assert.is(r.outcome, 'marker', log.slice(-3000));
+  assert.match(log, /ROCKNSM-BOOT-OK VARIANT_ID=rocknsm/);
+  // Ignition ran from the image's initramfs, with the base config baked into it.
+  assert.ok(first.cmdline.includes('ignition.firstboot'), first.cmdline);
+  assert.match(log, /Finished .*ignition-files\.service/);
+  checkLayout(first, 'first boot');
+  // The pristine disk's sentinel GUID was replaced (the GPT moved to the end of the real disk).
+  assert.is.not(first.diskGuid, '00000000-0000-4000-a000-000000000001');
+  assert.match(prepareRoot, /composefs/i, prepareRoot);
+  // tmpfiles made every data directory with its owner and mode, on its own filesystem.
+  const id = (name: string) => (name === 'root' ? 0 : Number(name));
+  for (const d of dataPaths)
+    assert.ok(
+      owners.includes(`${d.path} ${id(d.owner)} ${id(d.group)} ${Number.parseInt(d.mode, 8).toString(8)}\n`),
+      `${d.path} ${d.owner}:${d.group} ${d.mode} in:\n${owners}`,
+    );
+  const orderedMounts = new Set<string>();
+  for (const line of ordering.trim().split('\n')) {
+    const [svc, mount, mounted, start] = line.split(' ');
+    orderedMounts.add(mount!);
+    assert.ok(
+      Number(mounted) > 0 && Number(mounted) <= Number(start),
+      `${svc} started after ${mount}: ${line}`,
+    );
+  }
+  // Every data partition of the profile is one that some service waits for.
+  for (const p of profileParts().filter((p) => p.id !== 'var'))
+    assert.ok(
+      [...orderedMounts].some(
+        (m) => m === `${p.path.slice(1).replace(/-/g, '\\x2d').replace(/\//g, '-')}.mount`,
+      ),
+      `a service requires ${p.path}: ${[...orderedMounts].join(' ')}`,
+    );
+  // The services are the quadlets of the image, running the stream's images.
+  for (const s of SERVICES)
+    assert.match(containers, new RegExp(`^rocknsm-${s} ${serviceImage(s).replace(/[./]/g, '\\$&')}$`, 'm'));
+  assert.match(
+    zeekLog,
+    new RegExp(`rocknsm-test-service .* started: zeek -i ${MONITOR_INTERFACE} local rocknsm`),
+  );
+  assert.is(flag, 'absent', 'the first-boot flag is gone after the first boot');
+  writeFileSync(join(lifeDir, 'first.json'), JSON.stringify(first, null, 2));
+});
+
+let second: Facts;
+
+test('update: the staged second build boots through GRUB; data, UUIDs and the /etc change kept', async () => {
+  let note = '';
+  let markers = '';
+  const t = Date.now();
+  const r = await bootDisk('boot2-update.log', 900, async (g) => {
+    second = facts(g);
+    note = g.sh('cat /etc/rocknsm/site-note.conf').stdout;
+    markers = g.sh(`cat ${dataPaths.map((d) => `${d.path}/rocknsm-test-marker`).join(' ')}`).stdout;
+    // Roll back: the first deployment becomes the default again.
+    g.sh('ostree admin set-default 1');
+    g.sh('systemctl reboot', { allowFailure: true });
+  });
+  seconds.push(`update boot ${(Date.now() - t) / 1000} s`);
+  assert.is(r.outcome, 'marker', plain(r.log).slice(-3000));
+  assert.is(second.bootedVersion, V2);
+  assert.is(second.release, 'release-2', 'the changed overlay');
+  assert.not.ok(second.cmdline.includes('ignition.firstboot'));
+  assert.match(second.cmdline, new RegExp(`ostree=/ostree/boot\\.0/${OSNAME}/`));
+  checkLayout(second, 'after the update');
+  for (const p of profileParts())
+    assert.is(second.parts[p.label]!.uuid, first.parts[p.label]!.uuid, `${p.label} UUID`);
+  assert.is(note, 'site-note=kept across updates\n');
+  assert.is(markers, 'boot1\n'.repeat(dataPaths.length));
+  assert.is(second.machineId, first.machineId);
+});
+
+test('rollback, then purge and factory reset on the running system', async () => {
+  let third: Facts | undefined;
+  let purged = '';
+  let mountsAfterPurge = '';
+  let reset = { code: -1, stdout: '', stderr: '' };
+  const t = Date.now();
+  const r = await bootDisk('boot3-rollback.log', 900, async (g) => {
+    third = facts(g);
+    g.sh('rocknsm-purge-data --yes', { timeoutSec: 600 });
+    purged = g.sh(
+      `for d in ${dataPaths.map((d) => d.path).join(' ')}; do echo "$d $(ls -A $d | wc -l)"; done`,
+    ).stdout;
+    mountsAfterPurge = g
+      .sh(
+        `for p in ${profileParts()
+          .map((p) => p.path)
+          .join(' ')}; do findmnt -n --mountpoint $p; done | wc -l`,
+      )
+      .stdout.trim();
+    // Its own reboot is `systemctl reboot`; here the test reboots, to see the reset's output.
+    reset = g.sh('rocknsm-factory-reset --yes --no-reboot 2>&1', { allowFailure: true, timeoutSec: 600 });
+    g.sh('systemctl reboot', { allowFailure: true });
+  });
+  seconds.push(`rollback boot ${(Date.now() - t) / 1000} s`);
+  assert.is(r.outcome, 'marker', plain(r.log).slice(-3000));
+  assert.ok(third);
+  assert.is(third!.bootedVersion, V1);
+  assert.is(third!.release, 'release-1');
+  checkLayout(third!, 'after the rollback');
+  for (const line of purged.trim().split('\n')) assert.match(line, / 0$/, `purged: ${line}`);
+  assert.is(mountsAfterPurge, String(profileParts().length), 'every data filesystem still mounted');
+  assert.is(reset.code, 0, `rocknsm-factory-reset:\n${reset.stdout}${reset.stderr}`);
+  assert.match(reset.stdout, /Ignition: +\/boot\/ignition\.firstboot set/);
+});
+
+test('after the factory reset: a first boot again, Ignition keeps the data partitions and their UUIDs', async () => {
+  let fourth: Facts | undefined;
+  let note = '';
+  let markers = '';
+  const t = Date.now();
+  const r = await bootDisk(
+    'boot4-reset.log',
+    1200,
+    async (g) => {
+      fourth = facts(g);
+      note = g.sh('test -e /etc/rocknsm/site-note.conf && echo present || echo absent').stdout.trim();
+      markers = g
+        .sh(`ls ${dataPaths.map((d) => `${d.path}/rocknsm-test-marker`).join(' ')} 2>/dev/null | wc -l`)
+        .stdout.trim();
+      g.sh('systemctl poweroff', { allowFailure: true });
+    },
+    sshKeyConfig(key),
+  );
+  seconds.push(`boot after reset ${(Date.now() - t) / 1000} s`);
+  const log = plain(r.log);
+  assert.is(r.outcome, 'marker', log.slice(-3000));
+  assert.ok(fourth!.cmdline.includes('ignition.firstboot'), fourth!.cmdline);
+  assert.match(log, /Finished .*ignition-files\.service/);
+  checkLayout(fourth!, 'after the reset');
+  for (const p of profileParts())
+    assert.is(fourth!.parts[p.label]!.uuid, first.parts[p.label]!.uuid, `${p.label} UUID`);
+  assert.is(note, 'absent', '/etc back to the image');
+  assert.is(markers, '0', 'the data was purged');
+  assert.is.not(fourth!.machineId, first.machineId, 'a new machine identity');
+});
+
+test('rock-image test: the metal image boots through GRUB, its own initramfs and ostree to the boot report', async () => {
+  // The background child ran it once V2 was built, beside this suite's boots.
+  await x86Builds()[2];
+  const r = bootResult(b1, 'metal-bios');
+  seconds.push(`rock-image test metal-bios ${r.seconds} s (in the background)`);
+  const log = plain(readFileSync(join(b1.dir, 'boot/metal-bios.log'), 'utf8'));
+  assert.is(r.code, 0, `${r.stderr}\n${log.slice(-3000)}`);
+  // The image's GRUB (2.14, blscfg) booted ostree's BLS entry.
+  assert.match(log, /GNU GRUB +version 2\.14/);
+  assert.match(
+    log,
+    new RegExp(
+      `Command line: BOOT_IMAGE=/ostree/${OSNAME}-[0-9a-f]{64}/vmlinuz-\\S+ .*ignition\\.platform\\.id=metal ignition\\.firstboot .*ostree=/ostree/boot\\.1/${OSNAME}/[0-9a-f]{64}/0`,
+    ),
+  );
+  // The image's initramfs: Ignition, ostree-prepare-root, switch-root.
+  for (const unit of ['ignition-disks', 'ignition-mount', 'ignition-files', 'ostree-prepare-root'])
+    assert.match(log, new RegExp(`Finished .*${unit}\\.service`), unit);
+  assert.match(log, /Reached target .*initrd-switch-root\.target/);
+  // The running system's report: composefs, every service active, the marker.
+  assert.match(log, /rocknsm-boot-report: \/ is overlay from composefs/);
+  for (const s of SERVICES)
+    assert.match(log, new RegExp(`rocknsm-boot-report: rocknsm-${s}\\.service active`));
+  assert.match(log, new RegExp(`ROCKNSM-BOOT-OK VARIANT_ID=rocknsm VERSION=${V1.replace(/\./g, '\\.')}`));
+  const bt = JSON.parse(readFileSync(join(b1.dir, 'meta.json'), 'utf8'))['rocknsm.boot-tests'];
+  assert.is(bt['metal-bios'].result, 'pass');
+});
+
+test.run();
