@@ -122,8 +122,9 @@ test('an image with the base config only in the root filesystem makes no data pa
   );
   const log = consoleTail(r.log, 1_000_000);
   assert.is(r.outcome, 'marker', log.slice(-3000));
-  // Ignition ran every stage, with the user config, and laid out nothing: only the image's four.
-  for (const unit of ['ignition-fetch', 'ignition-disks', 'ignition-mount', 'ignition-files'])
+  // Ignition ran every stage (the user config is local: fetch-offline) and laid out nothing: only
+  // the image's four partitions.
+  for (const unit of ['ignition-fetch-offline', 'ignition-disks', 'ignition-mount', 'ignition-files'])
     assert.match(log, new RegExp(`Finished .*${unit}\\.service`), unit);
   assert.equal(gptLabels(disk), ['BIOS-BOOT', 'EFI-SYSTEM', 'boot', 'root']);
 });
