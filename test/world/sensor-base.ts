@@ -33,15 +33,22 @@ import {
   symlinkSync,
   writeFileSync,
 } from 'node:fs';
+import { homedir } from 'node:os';
 import { join, relative } from 'node:path';
 import { mountsUnder } from '../../pipeline/exec/losetup.ts';
-import { repoRoot } from './fcos-base.ts';
 import { needTool, sh } from './tools.ts';
 
 export type SensorArch = 'x86_64' | 'aarch64';
 const debArch = { x86_64: 'amd64', aarch64: 'arm64' } as const;
 
-export const sensorBaseCache = join(repoRoot, '.cache', 'sensor-base');
+/**
+ * Where built bases are kept: outside the checkout by default, like a package manager's cache, so
+ * that a new checkout on the same machine reuses them (the aarch64 base costs half an hour of
+ * qemu-user); ROCK_TEST_SENSOR_BASE_CACHE overrides it (GitHub's CI caches it in the workspace).
+ * The file names carry the hash of every input, so a changed recipe never reuses an old base.
+ */
+export const sensorBaseCache =
+  process.env.ROCK_TEST_SENSOR_BASE_CACHE ?? join(homedir(), '.cache', 'rocknsm-test', 'sensor-base');
 const standinTree = new URL('./sensor-base/rootfs', import.meta.url).pathname;
 /** apt pins: trixie, but ostree and GRUB (and what they need) from forky. */
 const aptPreferences = new URL('./sensor-base/apt-preferences', import.meta.url).pathname;
