@@ -10,9 +10,9 @@
 //    filesystems, their owners and modes, the services after their mounts, composefs.
 // 3. An update (a second build, one overlay changed) staged on the running system; GRUB boots
 //    it; data and the admin's /etc change survive. 4. A rollback boots the first again.
-// 5. rocknsm-purge-data and rocknsm-factory-reset on the running system; the next boot is a
-//    first boot again, with the data partitions and their UUIDs kept.
-// One disk goes through 2-5; each boot is one QEMU process (a reboot ends it).
+// 5. (Not yet: rocknsm-purge-data and rocknsm-factory-reset on the running system, then a
+//    first boot again: the live reset did not finish on this sensor yet.)
+// One disk goes through 2-4; each boot is one QEMU process (a reboot ends it).
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'uvu';
