@@ -67,6 +67,22 @@ process.stdout.write = (chunk, ...rest) => {
 globalThis.UVU_DEFER = 1;
 globalThis.UVU_QUEUE = [];
 const uvu = await import('uvu');
+// uvu drops an error thrown by a before/after hook (its runner returns from a finally block), so a
+// suite whose fixture failed printed only "(0 / N)". Print the error before passing it on.
+for (const kind of ['before', 'after']) {
+  const add = uvu.test[kind];
+  const wrapped = (fn) =>
+    add(async (state) => {
+      try {
+        await fn(state);
+      } catch (err) {
+        console.log(`\n  ${kind} hook failed: ${err?.stack ?? err}`);
+        throw err;
+      }
+    });
+  wrapped.each = add.each;
+  uvu.test[kind] = wrapped;
+}
 let idx = 0;
 for (const file of files) {
   globalThis.UVU_INDEX = idx++;
