@@ -31,6 +31,16 @@ if (files.length === 0) {
   process.exit(1);
 }
 
+// The aarch64 sensor OS (base, build and boot under qemu-user and TCG: about 40 minutes of one
+// core) does not fit beside the rest in CI's hour on two cores; it runs when asked for, as
+// GitHub's CI does in its own job (.github/workflows/ci.yml).
+const AARCH64_SENSOR = 'sensor/on-aarch64.test.ts';
+if (process.env.ROCK_TEST_SENSOR_AARCH64 !== '1' && files.some((f) => relative(root, f) === AARCH64_SENSOR)) {
+  files = files.filter((f) => relative(root, f) !== AARCH64_SENSOR);
+  console.log(`${AARCH64_SENSOR}: not in this run (ROCK_TEST_SENSOR_AARCH64=1 runs it; about 40 minutes)`);
+  if (files.length === 0) process.exit(1);
+}
+
 const sensorFiles = files.filter((f) => relative(root, f).startsWith('sensor/'));
 let beside;
 if (!only && sensorFiles.length > 0 && sensorFiles.length < files.length) {
@@ -40,20 +50,41 @@ if (!only && sensorFiles.length > 0 && sensorFiles.length < files.length) {
   const logFile = join(logDir, 'suites.log');
   console.log(`sensor-OS suites run beside the others; their output: ${logFile}`);
   const log = createWriteStream(logFile);
+  // Its own process group, so that a shard over its budget goes with its QEMUs and builds.
   const child = spawn(
     process.execPath,
     [fileURLToPath(import.meta.url), '--files', ...sensorFiles.map((f) => relative(root, f))],
-    {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    },
+    { stdio: ['ignore', 'pipe', 'pipe'], detached: true },
   );
   child.stdout.pipe(log);
   child.stderr.pipe(log);
-  process.once('exit', () => child.kill());
+  const group = (signal) => {
+    try {
+      process.kill(-child.pid, signal);
+    } catch {
+      // gone
+    }
+  };
+  process.once('exit', () => group('SIGKILL'));
+  // A wall-clock budget (minutes; ROCK_TEST_SENSOR_BUDGET): past it the shard is stopped and
+  // counts as failed, so that a hung boot fails the run with its log instead of outlasting CI.
+  const budget = Number(process.env.ROCK_TEST_SENSOR_BUDGET ?? 50);
+  let overBudget = false;
+  const timer = setTimeout(() => {
+    overBudget = true;
+    log.write(`\nsensor-OS suites stopped: over their budget of ${budget} minutes\n`);
+    group('SIGTERM');
+    setTimeout(() => group('SIGKILL'), 15_000).unref();
+  }, budget * 60_000);
   beside = new Promise((resolve) =>
-    child.on('close', (code) => log.end(() => resolve({ code, text: readFileSync(logFile, 'utf8') }))),
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      log.end(() => resolve({ code, overBudget, text: readFileSync(logFile, 'utf8') }));
+    }),
   );
 }
+// In the sensor shard: a stop runs the exit handlers (they kill background builds and servers).
+if (only) process.once('SIGTERM', () => process.exit(143));
 
 // uvu prints its totals to stdout; keep a copy to turn them into the closing line.
 let captured = '';
@@ -101,7 +132,7 @@ let failed = total - passed - skipped;
 let allPassed = passed;
 process.stdout.write = write;
 if (beside) {
-  const { code, text } = await beside;
+  const { code, overBudget, text } = await beside;
   console.log(`\n--- sensor-OS suites (run beside the others) ---\n${text}`);
   const last = /^(\d+) passed, (\d+) failed/m.exec(text.trim().split('\n').pop() ?? '');
   if (last) {
@@ -109,7 +140,7 @@ if (beside) {
     failed += Number(last[2]);
   }
   // A shard that died without its totals counts as a failure.
-  if (!last || (code !== 0 && Number(last[2]) === 0)) failed += 1;
+  if (!last || overBudget || (code !== 0 && Number(last[2]) === 0)) failed += 1;
 }
 console.log(`${allPassed} passed, ${failed} failed${skipped ? `, ${skipped} skipped` : ''}`);
 if (failed > 0 || allPassed + failed === 0) process.exitCode = 1;

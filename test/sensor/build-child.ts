@@ -30,7 +30,7 @@ for (const [i, spec] of specs.entries()) {
     await registryUp();
     const t = Date.now();
     // Generous: it boots beside the other suites' VMs on two cores.
-    const r = cli(['test', '--build', b.out, '--case', bootCase, '--timeout', '2400']);
+    const r = cli(['test', '--build', b.out, '--case', bootCase, '--timeout', '1500']);
     const seconds = (Date.now() - t) / 1000;
     writeFileSync(bootResultFile(b, bootCase), JSON.stringify({ code: r.code, stderr: r.stderr, seconds }));
     console.log(`rock-image test --case ${bootCase}: exit ${r.code} in ${seconds} s`);

@@ -19,6 +19,7 @@ export interface Step {
 
 export interface Job {
   'runs-on'?: string;
+  'timeout-minutes'?: number;
   uses?: string;
   with?: Record<string, unknown>;
   secrets?: unknown;

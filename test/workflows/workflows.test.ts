@@ -224,6 +224,16 @@ test('ci.yml runs the README test command as root on ubuntu-24.04 with Node 24',
   assert.match(String(cache?.with?.key), /hashFiles\('test\/world\/\*\*'/);
 });
 
+test('ci.yml runs the aarch64 sensor OS (left out of the default run) in a job of its own', () => {
+  const runner = readFileSync(join(repoRoot, 'test/run.js'), 'utf8');
+  assert.match(runner, /ROCK_TEST_SENSOR_AARCH64 !== '1'/);
+  const job = loadWorkflow('ci.yml').jobs['sensor-aarch64']!;
+  const step = job.steps!.find((s) => s.run?.includes('npm test'))!;
+  assert.ok(step.run!.endsWith("npm test -- sensor/on-aarch64'"), step.run);
+  assert.is(step.env?.ROCK_TEST_SENSOR_AARCH64, '1');
+  assert.ok(Number(job['timeout-minutes']) >= 60);
+});
+
 const pinned = /^[\w.-]+\/[\w.-]+(\/[\w./-]+)?@[0-9a-f]{40}$/;
 
 test('every third-party action is pinned by a full commit SHA with its version in a comment', () => {
