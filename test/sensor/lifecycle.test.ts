@@ -10,9 +10,10 @@
 //    filesystems, their owners and modes, the services after their mounts, composefs.
 // 3. An update (a second build, one overlay changed) staged on the running system; GRUB boots
 //    it; data and the admin's /etc change survive. 4. A rollback boots the first again.
-// 5. (Not yet: rocknsm-purge-data and rocknsm-factory-reset on the running system, then a
-//    first boot again: the live reset did not finish on this sensor yet.)
-// One disk goes through 2-4; each boot is one QEMU process (a reboot ends it).
+// 5. rocknsm-purge-data on the running system (data gone, partitions kept, services back), then
+//    rocknsm-factory-reset from a unit, which reboots: the next boot is a first boot again
+//    (Ignition with the flag, a new machine-id), same partitions and UUIDs, /etc reverted.
+// One disk goes through 2-5; each boot is one QEMU process (a reboot ends it).
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'uvu';
@@ -319,24 +320,84 @@ test('update: the staged second build boots through GRUB; data, UUIDs and the /e
   assert.is(second.machineId, first.machineId);
 });
 
-test('rollback: the first deployment boots again', async () => {
-  let third: Facts | undefined;
+let third: Facts | undefined;
+
+test('rollback: the first deployment boots again; then a live purge, and a factory reset that reboots', async () => {
+  let markersAfterPurge = '';
+  let afterPurge: Facts | undefined;
+  let purgeOut = '';
   const t = Date.now();
-  const r = await bootDisk('boot3-rollback.log', 900, async (g) => {
+  const r = await bootDisk('boot3-rollback.log', 1500, async (g) => {
     third = facts(g);
-    g.sh('systemctl poweroff', { allowFailure: true });
+    // rocknsm-purge-data on the running system: it stops rocknsm.target, empties every data
+    // path (a filesystem of its own each), lets tmpfiles make the directories, starts it again.
+    purgeOut = g.sh('rocknsm-purge-data --yes 2>&1', { timeoutSec: 900 }).stdout;
+    markersAfterPurge = g.sh(
+      `for d in ${dataPaths.map((d) => d.path).join(' ')}; do test -e "$d/rocknsm-test-marker" && echo "$d"; done; true`,
+    ).stdout;
+    afterPurge = facts(g);
+    // rocknsm-factory-reset from a unit, as a site would start it (its output on the console);
+    // it ends by rebooting, which ends this VM.
+    g.sh(
+      'systemd-run --unit=rocknsm-test-factory-reset --property=StandardOutput=tty --property=StandardError=tty --property=TTYPath=/dev/ttyS0 rocknsm-factory-reset --yes',
+    );
   });
-  seconds.push(`rollback boot ${(Date.now() - t) / 1000} s`);
-  assert.is(r.outcome, 'marker', plain(r.log).slice(-3000));
+  seconds.push(`rollback boot, purge and factory reset ${(Date.now() - t) / 1000} s`);
+  const log = plain(r.log);
+  assert.is(r.outcome, 'marker', log.slice(-3000));
   assert.ok(third);
   assert.is(third!.bootedVersion, V1);
   assert.is(third!.release, 'release-1');
   checkLayout(third!, 'after the rollback');
+  // The purge: every marker gone, the partitions (same filesystems) mounted, services back.
+  assert.match(purgeOut, /rocknsm\.target/, purgeOut);
+  assert.is(markersAfterPurge, '', `markers left after the purge:\n${markersAfterPurge}`);
+  checkLayout(afterPurge!, 'after the live purge');
+  for (const p of profileParts())
+    assert.is(
+      afterPurge!.parts[p.label]!.uuid,
+      first.parts[p.label]!.uuid,
+      `${p.label} UUID after the purge`,
+    );
+  // The reset ran to its end and rebooted (the VM ended without the timeout).
+  assert.match(log, /Factory reset summary:/);
+  assert.match(log, /Rebooting now\./);
 });
 
-// rocknsm-purge-data and rocknsm-factory-reset on the running system are not run here yet: on
-// this sensor the live reset did not finish (issue 13's closing note); their --root forms are
-// tested in test/firstboot/purge-reset.test.ts and test/boot/boot.test.ts.
+test('factory reset: the next boot is a first boot again; data paths empty, partitions and UUIDs kept, /etc reverted', async () => {
+  let fourth: Facts | undefined;
+  let note = '';
+  let flag = '';
+  const t = Date.now();
+  // Ignition provisions the sensor again: the user config (the admin's key) is given again.
+  const r = await bootDisk(
+    'boot4-reset.log',
+    1200,
+    async (g) => {
+      fourth = facts(g);
+      note = g.sh('cat /etc/rocknsm/site-note.conf 2>&1 || true').stdout;
+      flag = g.sh('test -e /boot/ignition.firstboot && echo present || echo absent').stdout.trim();
+      g.sh('systemctl poweroff', { allowFailure: true });
+    },
+    sshKeyConfig(key),
+  );
+  seconds.push(`boot after the factory reset ${(Date.now() - t) / 1000} s`);
+  const log = plain(r.log);
+  assert.is(r.outcome, 'marker', log.slice(-3000));
+  assert.ok(fourth);
+  // A first boot for Ignition (GRUB saw the flag) and for systemd (a new machine-id).
+  assert.ok(fourth!.cmdline.includes('ignition.firstboot'), fourth!.cmdline);
+  assert.match(log, /Finished .*ignition-disks\.service/);
+  assert.match(log, /Detected first boot/);
+  assert.is.not(fourth!.machineId, first.machineId);
+  assert.is(flag, 'absent');
+  // The same deployment, partitions and filesystems; the admin's /etc change is gone.
+  assert.is(fourth!.bootedVersion, V1);
+  checkLayout(fourth!, 'after the factory reset');
+  for (const p of profileParts())
+    assert.is(fourth!.parts[p.label]!.uuid, first.parts[p.label]!.uuid, `${p.label} UUID after the reset`);
+  assert.match(note, /No such file/, note);
+});
 
 test('rock-image test: the metal image boots through GRUB, its own initramfs and ostree to the boot report', async () => {
   // The background child ran it once V2 was built, beside this suite's boots.
