@@ -68,7 +68,7 @@ if (!only && sensorFiles.length > 0 && sensorFiles.length < files.length) {
   process.once('exit', () => group('SIGKILL'));
   // A wall-clock budget (minutes; ROCK_TEST_SENSOR_BUDGET): past it the shard is stopped and
   // counts as failed, so that a hung boot fails the run with its log instead of outlasting CI.
-  const budget = Number(process.env.ROCK_TEST_SENSOR_BUDGET ?? 50);
+  const budget = Number(process.env.ROCK_TEST_SENSOR_BUDGET ?? 70);
   let overBudget = false;
   const timer = setTimeout(() => {
     overBudget = true;
@@ -76,6 +76,9 @@ if (!only && sensorFiles.length > 0 && sensorFiles.length < files.length) {
     group('SIGTERM');
     setTimeout(() => group('SIGKILL'), 15_000).unref();
   }, budget * 60_000);
+  // Whatever the shard left in its process group (a registry, a QEMU) goes when it ends, so
+  // that its output pipe closes.
+  child.on('exit', () => group('SIGKILL'));
   beside = new Promise((resolve) =>
     child.on('close', (code) => {
       clearTimeout(timer);
@@ -143,4 +146,6 @@ if (beside) {
   if (!last || overBudget || (code !== 0 && Number(last[2]) === 0)) failed += 1;
 }
 console.log(`${allPassed} passed, ${failed} failed${skipped ? `, ${skipped} skipped` : ''}`);
-if (failed > 0 || allPassed + failed === 0) process.exitCode = 1;
+// Exit now: servers the suites share until the end (the sensor world's registry) keep the event
+// loop alive, and their exit handlers stop them.
+process.exit(failed > 0 || allPassed + failed === 0 ? 1 : 0);
