@@ -249,18 +249,6 @@ function shapeRootfs(arch: SensorArch, rootfs: string): string {
     '--remove',
     '/usr/bin/dracut',
   ]);
-  // What Fedora CoreOS removes from systemd (fedora-coreos-config manifests/ignition-and-ostree.yaml
-  // :26-33, commit 2d0fce6d5cfd5198c27e131757ecb934e1b092e7): systemd-firstboot (Ignition does
-  // first-boot set-up) and systemd-gpt-auto-generator ("We don't want auto-generated mount
-  // units"; on this base /boot showed up as an autofs beside the boot.mount of the stand-in
-  // generator).
-  for (const f of [
-    'usr/bin/systemd-firstboot',
-    'usr/lib/systemd/system/systemd-firstboot.service',
-    'usr/lib/systemd/system/sysinit.target.wants/systemd-firstboot.service',
-    'usr/lib/systemd/system-generators/systemd-gpt-auto-generator',
-  ])
-    rmSync(p(f), { force: true });
   // Fedora's ostree adds no dracut.conf.d asking for its module; Debian's does.
   rmSync(p('etc/dracut.conf.d/ostree.conf'), { force: true });
   writeFileSync(p('usr/lib/ostree/prepare-root.conf'), prepareRoot);
