@@ -161,6 +161,12 @@ function checkLayout(f: Facts, when: string): void {
   for (const [u, s] of Object.entries(f.states)) assert.is(s, 'active', `${when}: ${u}`);
 }
 
+/** Every partition of the profile keeps the filesystem UUID of the first boot. */
+function sameUuids(f: Facts, when: string): void {
+  for (const p of profileParts())
+    assert.is(f.parts[p.label]!.uuid, first.parts[p.label]!.uuid, `${p.label} UUID ${when}`);
+}
+
 test.before(async () => {
   for (const t of ['qemu-system-x86_64', 'qemu-img', 'zstd', 'ssh', 'ssh-keygen', 'sgdisk']) needTool(t);
   const t0 = Date.now();
@@ -313,8 +319,7 @@ test('update: the staged second build boots through GRUB; data, UUIDs and the /e
   assert.not.ok(second.cmdline.includes('ignition.firstboot'));
   assert.match(second.cmdline, new RegExp(`ostree=/ostree/boot\\.0/${OSNAME}/`));
   checkLayout(second, 'after the update');
-  for (const p of profileParts())
-    assert.is(second.parts[p.label]!.uuid, first.parts[p.label]!.uuid, `${p.label} UUID`);
+  sameUuids(second, 'after the update');
   assert.is(note, 'site-note=kept across updates\n');
   assert.is(markers, 'boot1\n'.repeat(dataPaths.length));
   assert.is(second.machineId, first.machineId);
@@ -353,18 +358,13 @@ test('rollback: the first deployment boots again; then a live purge, and a facto
   assert.match(purgeOut, /rocknsm\.target/, purgeOut);
   assert.is(markersAfterPurge, '', `markers left after the purge:\n${markersAfterPurge}`);
   checkLayout(afterPurge!, 'after the live purge');
-  for (const p of profileParts())
-    assert.is(
-      afterPurge!.parts[p.label]!.uuid,
-      first.parts[p.label]!.uuid,
-      `${p.label} UUID after the purge`,
-    );
+  sameUuids(afterPurge!, 'after the purge');
   // The reset ran to its end and rebooted (the VM ended without the timeout).
   assert.match(log, /Factory reset summary:/);
   assert.match(log, /Rebooting now\./);
 });
 
-test('factory reset: the next boot is a first boot again; data paths empty, partitions and UUIDs kept, /etc reverted', async () => {
+test('factory reset: the next boot is a first boot again; partitions and UUIDs kept, /etc reverted', async () => {
   let fourth: Facts | undefined;
   let note = '';
   let flag = '';
@@ -394,8 +394,7 @@ test('factory reset: the next boot is a first boot again; data paths empty, part
   // The same deployment, partitions and filesystems; the admin's /etc change is gone.
   assert.is(fourth!.bootedVersion, V1);
   checkLayout(fourth!, 'after the factory reset');
-  for (const p of profileParts())
-    assert.is(fourth!.parts[p.label]!.uuid, first.parts[p.label]!.uuid, `${p.label} UUID after the reset`);
+  sameUuids(fourth!, 'after the reset');
   assert.match(note, /No such file/, note);
 });
 
