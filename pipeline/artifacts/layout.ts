@@ -87,6 +87,19 @@ export const TYPE_GUID = {
  */
 export const PRISTINE_DISK_GUID = '00000000-0000-4000-a000-000000000001';
 
+/**
+ * The filesystem UUIDs of every disk image, as on Fedora CoreOS's: the first boot finds them,
+ * gives boot and root random UUIDs (`tune2fs -U random`, `xfs_admin -U generate`), and only then
+ * are `root=UUID=` and `boot=UUID=` written into the BLS entry, so no two sensors share an id.
+ * coreos-assembler src/osbuild-manifests/coreos.osbuild.x86_64.mpp.yaml:20-26 @05db482e sets
+ * them; fedora-coreos-config overlay.d/05core/usr/lib/dracut/modules.d/40ignition-ostree/
+ * ignition-ostree-firstboot-uuid:12-35 @2d0fce6d replaces them (and nothing else).
+ */
+export const SENTINEL_FS_UUID = {
+  boot: '96d15588-3596-4b3c-adca-a2ff7279ea63',
+  root: '910678ff-f77e-4a7d-8d53-86f2ac47a823',
+} as const;
+
 export const SECTOR = 512;
 const MiB = 1024 * 1024;
 const SECTORS_PER_MiB = MiB / SECTOR;
@@ -141,8 +154,8 @@ export function diskLayout(arch: Arch, rootMiB: number, seed: string): DiskLayou
     size: (start + SECTORS_PER_MiB) * SECTOR,
     ranges: { first: range(0), esp: range(1), boot: range(2), root: range(3) },
     uuids: {
-      boot: seededUuid(`${seed}/fs/boot`),
-      root: seededUuid(`${seed}/fs/root`),
+      boot: SENTINEL_FS_UUID.boot,
+      root: SENTINEL_FS_UUID.root,
       espVolumeId: createHash('sha256').update(`${seed}/fs/esp`).digest('hex').slice(0, 8),
     },
   };
@@ -151,24 +164,32 @@ export function diskLayout(arch: Arch, rootMiB: number, seed: string): DiskLayou
 export const serialConsole: Record<Arch, string> = { x86_64: 'ttyS0,115200n8', aarch64: 'ttyAMA0,115200n8' };
 
 /**
- * Kernel arguments of an installed disk (metal or qemu): root and boot by filesystem UUID, the
- * Ignition platform, the first-boot switch grub.cfg fills in, the serial console, then the
- * image's own kargs.d arguments. ostree adds `ostree=` itself.
+ * Fedora CoreOS's extra kernel arguments (fedora-coreos-config image.yaml:9-11 @2d0fce6d,
+ * `extra-kargs`; coreos-assembler passes them to the deploy stage, build.common.ipp.yaml:128-144).
+ */
+export const FCOS_EXTRA_KARGS = ['mitigations=auto,nosmt'];
+
+/**
+ * Kernel arguments of an installed disk (metal or qemu), as coreos-assembler deploys Fedora
+ * CoreOS (build.common.ipp.yaml:128-144 @05db482e: `rw`, `$ignition_firstboot`, the extra kargs;
+ * then org.osbuild.coreos.platform adds `ignition.platform.id=`): no `root=`, `boot=` or
+ * `rootflags=`. The first boot mounts the filesystems labelled root and boot, gives them new
+ * UUIDs and then appends `root=UUID=<new> rw rootflags=prjquota` and `boot=UUID=<new>` to the
+ * BLS entry (fedora-coreos-config 35coreos-ignition/coreos-boot-edit.sh:31-45 @2d0fce6d, `rdcore
+ * rootmap` and `rdcore bind-boot`: coreos-installer src/bin/rdcore/rootmap.rs:33-100,249-316
+ * @bee45001). Then the console (ours on every platform: the boot tests read the serial console)
+ * and the image's kargs.d arguments. ostree adds `ostree=` itself.
  */
 export function diskKargs(opts: {
   arch: Arch;
   platformId: 'metal' | 'qemu';
-  rootUuid: string;
-  bootUuid: string;
   imageKargs: string[];
 }): string[] {
   return [
-    `root=UUID=${opts.rootUuid}`,
     'rw',
-    'rootflags=prjquota',
-    `boot=UUID=${opts.bootUuid}`,
-    `ignition.platform.id=${opts.platformId}`,
     '$ignition_firstboot',
+    ...FCOS_EXTRA_KARGS,
+    `ignition.platform.id=${opts.platformId}`,
     'console=tty0',
     `console=${serialConsole[opts.arch]}`,
     ...opts.imageKargs,

@@ -52,7 +52,7 @@ import {
   writeFileSync,
   writeSync,
 } from 'node:fs';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { PipelineError, ToolMissingError } from '../errors.ts';
 import {
   type GrubSource,
@@ -63,7 +63,17 @@ import {
   mkimageArgs,
 } from '../exec/grub.ts';
 import { attachRange, type LoopDevice, type Mounted, mount, mountsUnder } from '../exec/losetup.ts';
-import { cpioNewc, fatCopy, fatMkdirs, mkfsExt4, mkfsVfat, mkfsXfs, mksquashfs } from '../exec/mkfs.ts';
+import {
+  cpioNewc,
+  fatCopy,
+  fatMkdirs,
+  mkfsExt4,
+  mkfsExt4Args,
+  mkfsVfat,
+  mkfsXfs,
+  mkfsXfsArgs,
+  mksquashfs,
+} from '../exec/mkfs.ts';
 import { Ostree } from '../exec/ostree.ts';
 import { qcow2Args, toQcow2 } from '../exec/qemu-img.ts';
 import { kernelVersions } from '../exec/rootfs.ts';
@@ -111,6 +121,29 @@ export function ostreeShape(rootfs: string): void {
   mkdirSync(join(rootfs, 'sysroot'), { recursive: true });
   rmSync(join(rootfs, 'ostree'), { recursive: true, force: true });
   symlinkSync('sysroot/ostree', join(rootfs, 'ostree'));
+}
+
+/**
+ * The aleph file: what the disk was made from, at the top of the root filesystem. As osbuild's
+ * org.osbuild.ostree.aleph stage writes it for a commit deployment (osbuild stages/
+ * org.osbuild.ostree.aleph:9,23-28,127-133 @f6b23dbc: `.aleph-version.json`, indent 4, sorted
+ * keys, `.coreos-aleph-version.json` a symlink to it, as coreos-assembler asks with
+ * coreos_compat), plus `build` and `imgid` of coreos-assembler's older create_disk.sh
+ * (src/create_disk.sh:381-403 @57d158fa). osbuild-version is left out: osbuild made nothing here.
+ */
+export function writeAleph(
+  sysroot: string,
+  a: { version: string; ref: string; commit: string; imgid: string },
+): void {
+  const fields: Record<string, string> = {
+    build: a.version,
+    imgid: a.imgid,
+    'ostree-commit': a.commit,
+    ref: a.ref,
+    version: a.version,
+  };
+  writeFileSync(join(sysroot, '.aleph-version.json'), `${JSON.stringify(fields, null, 4)}\n`);
+  symlinkSync('.aleph-version.json', join(sysroot, '.coreos-aleph-version.json'));
 }
 
 /** Copies `src` into `dest` at byte `offset`, skipping all-zero blocks (dest stays sparse). */
@@ -251,7 +284,9 @@ async function mountDisk(
       await mkfsExt4(ctx.run, boot.dev, 'boot', layout.uuids.boot, tag);
     }
     mkdirSync(dir, { recursive: true });
-    held.push(await mount(ctx.run, root.dev, dir, tag));
+    // nouuid: every image's root has Fedora CoreOS's sentinel UUID, and XFS refuses a second
+    // mount of a UUID already mounted (xfs(5)), e.g. the other arch's image built beside it.
+    held.push(await mount(ctx.run, root.dev, dir, tag, ['nouuid']));
     mkdirSync(join(dir, 'boot'), { recursive: true });
     held.push(await mount(ctx.run, boot.dev, join(dir, 'boot'), tag));
     return { release };
@@ -320,8 +355,10 @@ export const native: ArtifactBackend = {
         String(layout.ranges.root.size),
         raw,
       ],
-      ['mkfs.xfs', '-q', '-f', '-L', 'root', '-m', `uuid=${layout.uuids.root}`, '/dev/loopR'],
-      ['mkfs.ext4', '-q', '-F', '-L', 'boot', '-U', layout.uuids.boot, '/dev/loopB'],
+      ['mkfs.xfs', ...mkfsXfsArgs('/dev/loopR', 'root', layout.uuids.root)],
+      ['mkfs.ext4', ...mkfsExt4Args('/dev/loopB', 'boot', layout.uuids.boot)],
+      ['mount', '-o', 'nouuid', '/dev/loopR', `${w}/sysroot`],
+      ['mount', '/dev/loopB', `${w}/sysroot/boot`],
       ['mount', '--rbind', `${w}/sysroot`, `${root}${sysroot}`],
       ['mount', '--rbind', `${w}/rootfs`, `${root}/run/rock-image/tree`],
       inImage('ostree', 'admin', 'init-fs', '--modern', sysroot),
@@ -344,8 +381,6 @@ export const native: ArtifactBackend = {
         ...diskKargs({
           arch: job.arch,
           platformId: 'metal',
-          rootUuid: layout.uuids.root,
-          bootUuid: layout.uuids.boot,
           imageKargs: ['<kargs.d>'],
         }).map((k) => `--karg-append=${k}`),
         `${job.osname}/${job.version}/${job.arch}`,
@@ -451,7 +486,7 @@ export const native: ArtifactBackend = {
           const repo = join(sysroot, 'ostree/repo');
           await ostree.configSet(repo, 'sysroot.bootloader', 'none');
           await ostree.configSet(repo, 'sysroot.readonly', 'true');
-          await ostree.commit(repo, ref, rootfs, {
+          const commit = await ostree.commit(repo, ref, rootfs, {
             version: job.version,
             timestamp: job.created,
             subject: `${job.name} ${job.version} (${arch})`,
@@ -464,11 +499,10 @@ export const native: ArtifactBackend = {
             diskKargs({
               arch,
               platformId: 'metal',
-              rootUuid: layout.uuids.root,
-              bootUuid: layout.uuids.boot,
               imageKargs,
             }),
           );
+          writeAleph(sysroot, { version: job.version, ref, commit, imgid: basename(raw) });
         });
         const entries = await step('bootloader config', async () => {
           const e = writeGrubFiles(join(sysroot, 'boot'), arch, grub);

@@ -42,8 +42,14 @@ export interface Mounted {
   unmount(): Promise<void>;
 }
 
-export async function mount(run: Runner, dev: string, dir: string, tag?: string): Promise<Mounted> {
-  await run('mount', [dev, dir], { tag });
+export async function mount(
+  run: Runner,
+  dev: string,
+  dir: string,
+  tag?: string,
+  options: string[] = [],
+): Promise<Mounted> {
+  await run('mount', [...(options.length ? ['-o', options.join(',')] : []), dev, dir], { tag });
   let mounted = true;
   return {
     dir,

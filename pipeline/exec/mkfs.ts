@@ -9,29 +9,41 @@ export async function mkfsVfat(run: Runner, file: string, label: string, volumeI
   await run('mkfs.vfat', ['-F', '32', '-n', label, '-i', volumeId, file], { tag });
 }
 
+/**
+ * mkfs.ext4 for the boot filesystem. `metadata_csum_seed` as Fedora CoreOS's (coreos-assembler
+ * src/osbuild-manifests/build.raw-image.ipp.yaml:38-58 @05db482e): the first boot can then give
+ * the filesystem a new UUID (tune2fs -U random) without rewriting every checksum. A
+ * deterministic hash seed and no lazy init: the filesystem is complete when mkfs returns.
+ */
+export function mkfsExt4Args(dev: string, label: string, uuid: string): string[] {
+  return [
+    '-q',
+    '-F',
+    '-L',
+    label,
+    '-U',
+    uuid,
+    '-O',
+    'metadata_csum_seed',
+    '-E',
+    `hash_seed=${uuid},lazy_itable_init=0,lazy_journal_init=0`,
+    dev,
+  ];
+}
+
 export async function mkfsExt4(run: Runner, dev: string, label: string, uuid: string, tag?: string) {
   requireTool('mkfs.ext4');
-  // Deterministic hash seed and no lazy init: the filesystem is complete when mkfs returns.
-  await run(
-    'mkfs.ext4',
-    [
-      '-q',
-      '-F',
-      '-L',
-      label,
-      '-U',
-      uuid,
-      '-E',
-      `hash_seed=${uuid},lazy_itable_init=0,lazy_journal_init=0`,
-      dev,
-    ],
-    { tag },
-  );
+  await run('mkfs.ext4', mkfsExt4Args(dev, label, uuid), { tag });
+}
+
+/** mkfs.xfs for the root filesystem, with its label and UUID. */
+export function mkfsXfsArgs(dev: string, label: string, uuid: string): string[] {
+  return ['-q', '-f', '-L', label, '-m', `uuid=${uuid}`, dev];
 }
 
 export async function mkfsXfs(run: Runner, dev: string, label: string, uuid: string, tag?: string) {
   requireTool('mkfs.xfs');
-  await run('mkfs.xfs', ['-q', '-f', '-L', label, '-m', `uuid=${uuid}`, dev], { tag });
+  await run('mkfs.xfs', mkfsXfsArgs(dev, label, uuid), { tag });
 }
 
 /** Creates directories in a FAT image (mtools `mmd`), parents first. */

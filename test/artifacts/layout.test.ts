@@ -47,17 +47,22 @@ test('diskLayout: FCOS sizes in sectors, 1 MiB aligned, file ends 1 MiB after ro
   assert.is(a.table.partitions[3]!.typeGuid, '0FC63DAF-8483-4772-8E79-3D69D8477DE4');
 });
 
-test('diskLayout: ids are UUIDs, stable for a seed, different across seeds and roles', () => {
+test("diskLayout: Fedora CoreOS's sentinel disk GUID and filesystem UUIDs, seeded partition GUIDs", () => {
   const a = diskLayout('x86_64', 512, 'rocknsm-coreos/1/x86_64');
   const b = diskLayout('x86_64', 512, 'rocknsm-coreos/1/x86_64');
   const c = diskLayout('x86_64', 512, 'rocknsm-coreos/2/x86_64');
   assert.equal(a, b);
-  assert.is.not(a.uuids.root, c.uuids.root);
-  // The disk GUID is Fedora CoreOS's sentinel, which the first boot replaces.
-  assert.is(a.table.diskGuid, '00000000-0000-4000-a000-000000000001');
-  assert.is(c.table.diskGuid, a.table.diskGuid);
-  const ids = [a.uuids.boot, a.uuids.root, ...a.table.partitions.map((p) => p.guid)];
+  // The values the first boot looks for: fedora-coreos-config 35coreos-ignition/coreos-gpt-setup.sh:7
+  // and 40ignition-ostree/ignition-ostree-firstboot-uuid:12-13 @2d0fce6d (the same as coreos-assembler
+  // coreos.osbuild.x86_64.mpp.yaml:20-26,62 @05db482e).
+  for (const l of [a, c]) {
+    assert.is(l.table.diskGuid, '00000000-0000-4000-a000-000000000001');
+    assert.is(l.uuids.boot, '96d15588-3596-4b3c-adca-a2ff7279ea63');
+    assert.is(l.uuids.root, '910678ff-f77e-4a7d-8d53-86f2ac47a823');
+  }
+  const ids = a.table.partitions.map((p) => p.guid);
   assert.is(new Set(ids).size, ids.length);
+  assert.is.not(a.table.partitions[3]!.guid, c.table.partitions[3]!.guid);
   for (const id of ids)
     assert.match(id, /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
   assert.match(a.uuids.espVolumeId, /^[0-9a-f]{8}$/);
@@ -92,21 +97,21 @@ test('rootSizeMiB: 1.5x content + 256 MiB, never under 512', () => {
   assert.is(rootSizeMiB(1024 * 1048576), 1536 + 256);
 });
 
-test('diskKargs: root/boot by UUID, platform, first-boot switch, console per arch, image kargs last', () => {
-  assert.equal(
-    diskKargs({ arch: 'aarch64', platformId: 'qemu', rootUuid: 'R', bootUuid: 'B', imageKargs: ['audit=0'] }),
-    [
-      'root=UUID=R',
-      'rw',
-      'rootflags=prjquota',
-      'boot=UUID=B',
-      'ignition.platform.id=qemu',
-      '$ignition_firstboot',
-      'console=tty0',
-      'console=ttyAMA0,115200n8',
-      'audit=0',
-    ],
-  );
+test('diskKargs: what Fedora CoreOS deploys, with no root=, boot= or rootflags= before the first boot', () => {
+  const k = diskKargs({ arch: 'aarch64', platformId: 'qemu', imageKargs: ['audit=0'] });
+  // coreos-assembler build.common.ipp.yaml:128-144 @05db482e: the deploy stage gets `rw`,
+  // `$ignition_firstboot` and the extra kargs, and no `rootfs` option, so org.osbuild.ostree.deploy.
+  // container (:57-59 @f6b23dbc) adds no root=; rdcore rootmap / bind-boot add root=, rootflags=
+  // and boot= on the first boot, with the new UUIDs (rootmap.rs:66,75-81,258-269 @bee45001).
+  for (const k0 of k) assert.not.match(k0, /^(root|boot|rootflags)=/, k0);
+  assert.ok(k.includes('rw'));
+  assert.ok(k.includes('$ignition_firstboot'));
+  // fedora-coreos-config image.yaml:9-11 @2d0fce6d.
+  assert.ok(k.includes('mitigations=auto,nosmt'));
+  // org.osbuild.coreos.platform:50,60-61 @f6b23dbc.
+  assert.ok(k.includes('ignition.platform.id=qemu'));
+  assert.ok(k.includes('console=ttyAMA0,115200n8'));
+  assert.is(k.at(-1), 'audit=0', "the image's kargs.d arguments come last");
 });
 
 test('kargsFromToml: file order, match-architectures, multi-line arrays', () => {
