@@ -19,6 +19,7 @@ import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { parse } from 'yaml';
+import { SENTINEL_FS_UUID } from '../../pipeline/artifacts/layout.ts';
 import { consoleTail } from '../../pipeline/boot/run.ts';
 import { repoRoot } from '../world/fcos-base.ts';
 import { type StaticServer, serveDir } from '../world/http.ts';
@@ -262,6 +263,16 @@ test('first boot: the base config in the initramfs lays out the default profile;
   checkLayout(first, 'first boot');
   // The pristine disk's sentinel GUID was replaced (the GPT moved to the end of the real disk).
   assert.is.not(first.diskGuid, '00000000-0000-4000-a000-000000000001');
+  // So were the sentinel filesystem UUIDs of boot and root (FCOS ignition-ostree-firstboot-uuid),
+  // and the disk came with no root= or boot=: the first boot names the new UUIDs in the BLS entry
+  // (FCOS coreos-boot-edit.sh), checked on the next boot's command line.
+  assert.is.not(first.parts.boot!.uuid, SENTINEL_FS_UUID.boot);
+  assert.is.not(first.parts.root!.uuid, SENTINEL_FS_UUID.root);
+  assert.match(first.parts.boot!.uuid, /^[0-9a-f-]{36}$/);
+  assert.match(first.parts.root!.uuid, /^[0-9a-f-]{36}$/);
+  assert.not.match(first.cmdline, /(^| )(root|boot)=/, first.cmdline);
+  assert.match(log, /fcos-standin-firstboot-uuid: boot had the sentinel UUID/);
+  assert.match(log, /fcos-standin-firstboot-uuid: root had the sentinel UUID/);
   assert.match(prepareRoot, /composefs/i, prepareRoot);
   // tmpfiles made every data directory with its owner and mode, on its own filesystem.
   const id = (name: string) => (name === 'root' ? 0 : Number(name));
@@ -320,6 +331,10 @@ test('update: the staged second build boots through GRUB; data, UUIDs and the /e
   assert.match(second.cmdline, new RegExp(`ostree=/ostree/boot\\.0/${OSNAME}/`));
   checkLayout(second, 'after the update');
   sameUuids(second, 'after the update');
+  // The first boot's BLS edit, carried by ostree into the staged deployment's entry.
+  assert.match(second.cmdline, new RegExp(` root=UUID=${first.parts.root!.uuid} rw rootflags=prjquota( |$)`));
+  assert.match(second.cmdline, new RegExp(` boot=UUID=${first.parts.boot!.uuid}( |$)`));
+  for (const l of ['boot', 'root']) assert.is(second.parts[l]!.uuid, first.parts[l]!.uuid, `${l} UUID kept`);
   assert.is(note, 'site-note=kept across updates\n');
   assert.is(markers, 'boot1\n'.repeat(dataPaths.length));
   assert.is(second.machineId, first.machineId);
