@@ -23,6 +23,16 @@ export interface ArchJob {
   pxe: { baseUrl: string; ignitionUrl: string };
   /** Registry reference a bootc-installed system follows for updates (bootc backend). */
   targetImgref?: string;
+  /**
+   * The image carries our containers policy (stream publish.trust: default reject, plan/trust.ts),
+   * so a bootc install may enforce signatures on its updates. Default false.
+   */
+  signed?: boolean;
+  /**
+   * Kernel arguments of the image's /usr/lib/bootc/kargs.d for this arch, for backends whose
+   * deploy does not read kargs.d (coreos). Default: none.
+   */
+  imageKargs?: string[];
   /** Root partition size; default: from the image's size (native) or the backend's default. */
   rootSizeMiB?: number;
 }

@@ -16,10 +16,12 @@ import { freemem } from 'node:os';
 import { basename, join } from 'node:path';
 import PQueue from 'p-queue';
 import { writeAtomic } from '../commands/build-glue.ts';
+import type { KargsEntry } from '../config/index.ts';
 import { PipelineError, UsageError } from '../errors.ts';
 import { type Compression, compressFile } from '../exec/compress.ts';
 import { mountsUnder } from '../exec/losetup.ts';
 import type { Runner } from '../exec/run.ts';
+import { renderKargs } from '../plan/render.ts';
 import type { ArchJob, ArtifactBackend, BackendContext, Produced } from './backend.ts';
 import { bootc } from './bootc.ts';
 import { coreos } from './coreos.ts';
@@ -28,6 +30,7 @@ import {
   type ArtifactKind,
   type Backend,
   compressedKinds,
+  kargsFromToml,
   type Platform,
   pxeSnippets,
 } from './layout.ts';
@@ -48,6 +51,10 @@ export interface ArtifactRequest {
   osname: string;
   pxe: { baseUrl: string; ignitionUrl: string };
   targetImgref?: string;
+  /** The image carries our signature policy (stream publish.trust); default false. */
+  signed?: boolean;
+  /** The stream's kernel arguments (what the build rendered into kargs.d); default none. */
+  kargs?: KargsEntry[];
   rootSizeMiB?: number;
   /** Arches worked on at once; default: cores and free memory (2 GiB per arch) allow. */
   jobs?: number;
@@ -143,8 +150,20 @@ function archJob(req: ArtifactRequest, arch: Arch): ArchJob {
       ignitionUrl: req.pxe.ignitionUrl.replaceAll('{arch}', arch),
     },
     targetImgref: req.targetImgref,
+    signed: req.signed ?? false,
+    imageKargs: streamKargs(req.kargs ?? [], arch),
     rootSizeMiB: req.rootSizeMiB,
   };
+}
+
+/**
+ * The kernel arguments of the kargs.d file the build bakes into the image for `arch`
+ * (plan/build-plan.ts: renderKargs into /usr/lib/bootc/kargs.d/10-rocknsm.toml), read back as
+ * bootc reads it, without unpacking the image.
+ */
+export function streamKargs(entries: KargsEntry[], arch: Arch): string[] {
+  const text = renderKargs(entries, arch);
+  return text ? kargsFromToml([{ name: '10-rocknsm.toml', text }], arch) : [];
 }
 
 /** The jobs of a request, for `plan --artifacts` (reads only meta.json). */

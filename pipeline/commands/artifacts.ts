@@ -116,6 +116,8 @@ export function artifactRequest(ctx: Context, values: Record<string, unknown>): 
     targetImgref: config.stream.publish.registry
       ? `${config.stream.publish.registry}:${config.stream.stream}`
       : undefined,
+    signed: config.stream.publish.trust !== undefined,
+    kargs: config.stream.kargs,
     rootSizeMiB: rootSize,
     jobs,
   };
