@@ -57,6 +57,37 @@ function ccdiPlatforms(job: ArchJob): string[] {
   return out;
 }
 
+/**
+ * Fedora CoreOS's default of `--extra-kargs` (custom-coreos-disk-images.sh:175-181 @5613490, the
+ * value of fedora-coreos-config image-base.yaml:9-11 @2d0fce6d). Passing the option replaces it.
+ */
+export const CCDI_FCOS_DEFAULT_KARGS = ['mitigations=auto,nosmt'];
+
+/**
+ * The one kernel-argument string custom-coreos-disk-images takes. Its getopt spelling is
+ * `extra-kargs:` (custom-coreos-disk-images.sh:86, value at :98-100); it is the only way kargs get
+ * in: the script writes it as `extra-kargs-string` into a JSON heredoc (:206-219), runvm-osbuild
+ * hands it to osbuild-mpp (coreos-assembler src/runvm-osbuild:73,121 @60d468e7) and the manifest
+ * puts it, as one element, into the deploy stage's `kernel_opts` after `rw` and
+ * `$ignition_firstboot` (src/osbuild-manifests/coreos.osbuild.x86_64.mpp.yaml:229-232 @60d468e7),
+ * which osbuild turns into `ostree container image deploy --karg=` (stages/
+ * org.osbuild.ostree.deploy.container:39-42 @f6b23dbc). That deploy uses only the kargs it is
+ * given (bootc crates/ostree-ext/src/container/deploy.rs:26,105-107 @534c76ea): kargs.d is
+ * read by bootc's install and upgrade alone (crates/lib/src/bootc_kargs.rs:21), so the image's
+ * kargs.d arguments must be passed here, after FCOS's default that the option replaces. Space-
+ * separated, as coreos-assembler joins image.yaml's list (src/cmd-osbuild:190 @60d468e7); a `"`
+ * or `\` would break the JSON and the -D expression, so such a karg is refused.
+ */
+export function ccdiExtraKargs(job: ArchJob): string {
+  const kargs = [...CCDI_FCOS_DEFAULT_KARGS, ...(job.imageKargs ?? [])];
+  const bad = kargs.filter((k) => /["\\\s]/.test(k) || k === '');
+  if (bad.length)
+    throw new PipelineError(
+      `kernel arguments custom-coreos-disk-images cannot carry (no quotes, backslashes or spaces): ${bad.join(', ')}`,
+    );
+  return kargs.join(' ');
+}
+
 export function coreosArgs(job: ArchJob): string[] {
   return [
     'run',
@@ -69,6 +100,19 @@ export function coreosArgs(job: ArchJob): string[] {
     `linux/${ociArch[job.arch]}`,
     '-v',
     '/dev:/dev',
+    // runvm-osbuild runs `podman images` under `set -e` (coreos-assembler src/runvm-osbuild:2,
+    // 102-106 @60d468e7) in this container, whose /var/lib/containers would be on the overlayfs
+    // of the container's root: containers-storage refuses overlay on overlayfs without a mount
+    // program (containers/storage drivers/overlay/overlay.go:349,366-369 @83cf5746) and
+    // Fedora's storage.conf names the driver (storage.conf:17), so there is no fallback
+    // (drivers/driver.go:425-429). An anonymous volume is a plain filesystem and goes with
+    // --rm (podman docs/source/markdown/options/volume.md:16-19 @c6580b4a). osbuild's own
+    // containers-storage, where org.osbuild.container-deploy copies the OCI archive
+    // (osbuild/util/containers.py:239-248 @f6b23dbc), is in its sandbox's /var, a directory of
+    // the osbuild store (osbuild/buildroot.py:134-139,226; objectstore.py:339), which
+    // runvm-osbuild keeps under the working directory /srv (src/runvm-osbuild:89): not here.
+    '-v',
+    '/var/lib/containers',
     '-v',
     `${job.archive}:/in/${basename(job.archive)}:ro`,
     '-v',
@@ -87,6 +131,8 @@ export function coreosArgs(job: ArchJob): string[] {
     'fedora-coreos',
     '--platforms',
     ccdiPlatforms(job).join(','),
+    '--extra-kargs',
+    ccdiExtraKargs(job),
     ...(job.targetImgref ? ['--imgref', `ostree-image-signed:docker://${job.targetImgref}`] : []),
   ];
 }

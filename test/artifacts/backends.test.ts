@@ -7,6 +7,7 @@ import {
   copyFileSync,
   existsSync,
   mkdirSync,
+  readdirSync,
   readFileSync,
   rmSync,
   statSync,
@@ -15,7 +16,9 @@ import {
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { parseSgdiskPrint, stampCommands } from '../../pipeline/artifacts/bootc.ts';
 import { BUILDER_SCRIPT, CCDI_COMMIT } from '../../pipeline/artifacts/coreos.ts';
+import { mountsUnder } from '../../pipeline/exec/losetup.ts';
 import { cacheDir, fcosBase, repoRoot } from '../world/fcos-base.ts';
 import { needTool, sh, shResult } from '../world/tools.ts';
 
@@ -56,10 +59,17 @@ for a in "$@"; do
 done
 last=\${!#}
 if [ -n "$vol_output" ]; then
-  # bootc install to-disk fills the loopback file it was given; here: 4 MiB with a marker.
+  # bootc install to-disk fills the loopback file it was given with its baseline layout: GPT
+  # partitions BIOS-BOOT, EFI-SYSTEM, boot (the root's filesystem type, labelled boot) and root
+  # (bootc crates/lib/src/install/baseline.rs); here smaller, with a marker before the table.
   f="$vol_output/\${last#/output/}"
   [ -f "$f" ] || { echo "bootc stand-in: $f was not created first" >&2; exit 3; }
-  truncate -s 4M "$f"; printf 'bootc-installed' | dd of="$f" conv=notrunc status=none
+  rm -f "$f"; truncate -s 360M "$f"
+  sgdisk --zap-all -n 1:2048:+1M -c 1:BIOS-BOOT -n 2:0:+8M -c 2:EFI-SYSTEM -n 3:0:+300M -c 3:boot \
+    -n 4:0:0 -c 4:root "$f" > /dev/null
+  mkfs.xfs -q -L boot -d file,name="$f.boot",size=300m
+  dd if="$f.boot" of="$f" bs=1M seek=10 conv=sparse,notrunc status=none; rm -f "$f.boot"
+  printf 'bootc-installed' | dd of="$f" conv=notrunc status=none
 elif [ -n "$vol_srv" ]; then
   IFS=, read -ra ps <<< "$platforms"
   for p in "\${ps[@]}"; do case "$p" in
@@ -73,6 +83,51 @@ else
 fi
 `;
 
+/** Files at the root of the filesystem labelled boot in a disk image (name, size), mounted read-only. */
+function bootFiles(file: string): [string, number][] {
+  const table = sh('sgdisk', ['--print', file]);
+  for (const m of table.matchAll(/^\s*\d+\s+(\d+)\s+(\d+)\s/gm)) {
+    const offset = Number(m[1]) * 512;
+    const size = (Number(m[2]) - Number(m[1]) + 1) * 512;
+    const r = shResult('blkid', [
+      '--probe',
+      '--offset',
+      String(offset),
+      '--size',
+      String(size),
+      '-s',
+      'LABEL',
+      '-o',
+      'value',
+      file,
+    ]);
+    if (r.stdout.trim() !== 'boot') continue;
+    const mnt = join(work, 'check-boot');
+    mkdirSync(mnt, { recursive: true });
+    const loop = sh('losetup', [
+      '--find',
+      '--show',
+      '--read-only',
+      '--offset',
+      String(offset),
+      '--sizelimit',
+      String(size),
+      file,
+    ]).trim();
+    try {
+      sh('mount', ['-o', 'ro', loop, mnt]);
+      try {
+        return readdirSync(mnt).map((n) => [n, statSync(join(mnt, n)).size]);
+      } finally {
+        sh('umount', [mnt]);
+      }
+    } finally {
+      sh('losetup', ['--detach', loop]);
+    }
+  }
+  throw new Error(`${file}: no filesystem labelled boot`);
+}
+
 function podmanCalls(): string[][] {
   if (!existsSync(podmanLog)) return [];
   return readFileSync(podmanLog, 'utf8')
@@ -85,6 +140,7 @@ test.before(() => {
   needTool('skopeo');
   needTool('qemu-img');
   needTool('zstd');
+  for (const t of ['sgdisk', 'mkfs.xfs', 'blkid', 'losetup', 'mount']) needTool(t);
   rmSync(work, { recursive: true, force: true });
   mkdirSync(bin, { recursive: true });
   writeFileSync(join(bin, 'podman'), fakePodman);
@@ -165,6 +221,10 @@ test('bootc: image into containers-storage, then bootc install to-disk --via-loo
     '--target-imgref',
     'ghcr.io/rocknsm/rocknsm-coreos:stable',
     '--karg',
+    '$ignition_firstboot',
+    '--karg',
+    'mitigations=auto,nosmt',
+    '--karg',
     `ignition.platform.id=${platform}`,
     '--karg',
     'console=ttyS0,115200n8',
@@ -173,16 +233,45 @@ test('bootc: image into containers-storage, then bootc install to-disk --via-loo
   assert.equal(podmanCalls(), [expected('metal'), expected('qemu')]);
   const m = meta('x86_64');
   assert.is(m.images.metal.path, `rocknsm-coreos-${VERSION}-metal.x86_64.raw.zst`);
-  assert.is(m.images.metal['uncompressed-size'], 4 * 1024 * 1024);
+  assert.is(m.images.metal['uncompressed-size'], 360 * 1024 * 1024);
   const plain = join(work, 'metal.raw');
   sh('zstd', ['-d', '-q', '-f', join(out, 'builds', VERSION, 'x86_64', m.images.metal.path), '-o', plain]);
   assert.is(readFileSync(plain).subarray(0, 15).toString(), 'bootc-installed');
-  // qemu-img converted the qemu install's raw disk.
+  // The first-boot stamp: an empty ignition.firstboot at the root of the filesystem labelled boot.
+  assert.equal(bootFiles(plain), [['ignition.firstboot', 0]]);
+  // qemu-img converted the qemu install's raw disk, after the stamp went in.
   const q = join(work, 'qemu.qcow2');
   sh('zstd', ['-d', '-q', '-f', join(out, 'builds', VERSION, 'x86_64', m.images.qemu.path), '-o', q]);
   const info = JSON.parse(sh('qemu-img', ['info', '--output=json', q]));
   assert.is(info.format, 'qcow2');
-  assert.is(info['virtual-size'], 4 * 1024 * 1024);
+  assert.is(info['virtual-size'], 360 * 1024 * 1024);
+  const qraw = join(work, 'qemu.raw');
+  sh('qemu-img', ['convert', '-O', 'raw', q, qraw]);
+  assert.equal(bootFiles(qraw), [['ignition.firstboot', 0]]);
+  // What ran is what `plan --artifacts` prints, with the values only the disk tells filled in.
+  const logDir = join(out, 'logs');
+  const log = readdirSync(logDir)
+    .filter((f) => f.startsWith(`artifacts-${VERSION}-`))
+    .sort()
+    .pop()!;
+  const ran = readFileSync(join(logDir, log), 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l))
+    .filter((e) => e.event === 'command')
+    .map((e) => e.argv as string[]);
+  const metalRaw = join(w, 'metal-bootc.raw');
+  const from = ran.findIndex((a) => a[0] === 'sgdisk' && a[2] === metalRaw);
+  const partitions = parseSgdiskPrint(sh('sgdisk', ['--print', plain]));
+  const dev = ran[from + partitions.length + 2]![1]!; // the mount after losetup printed it
+  assert.match(dev, /^\/dev\/loop\d+$/);
+  assert.equal(
+    ran.slice(from, from + partitions.length + 6),
+    stampCommands(metalRaw, join(w, 'boot-mnt'), { partitions, boot: partitions[2]!, dev }),
+  );
+  // Nothing stays attached or mounted.
+  assert.not.match(sh('losetup', ['--list', '--noheadings', '--output', 'BACK-FILE']), w);
+  assert.equal(mountsUnder(w), []);
   assert.equal(m['rocknsm.artifacts'], {
     backend: 'bootc',
     compression: 'zstd',
@@ -230,6 +319,8 @@ test('coreos: custom-coreos-disk-images in a Fedora builder, outputs renamed, PX
       '-v',
       '/dev:/dev',
       '-v',
+      '/var/lib/containers',
+      '-v',
       `${archive('x86_64')}:/in/${file}:ro`,
       '-v',
       `${w}:/srv`,
@@ -247,6 +338,8 @@ test('coreos: custom-coreos-disk-images in a Fedora builder, outputs renamed, PX
       'fedora-coreos',
       '--platforms',
       'metal,qemu,live',
+      '--extra-kargs',
+      'mitigations=auto,nosmt',
       '--imgref',
       'ostree-image-signed:docker://ghcr.io/rocknsm/rocknsm-coreos:stable',
     ],
@@ -319,6 +412,24 @@ test('plan --artifacts shows every backend with the same command lines', () => {
     /^\$ podman run --rm --privileged --pid=host .* bootc install to-disk --generic-image --via-loopback /m,
   );
   assert.match(r.stdout, /^\$ podman run .* quay\.io\/fedora\/fedora:41 -euc '/m);
+  // The first-boot stamp of each bootc disk, between its install and the qcow2 conversion.
+  const bootcPart = r.stdout.slice(
+    r.stdout.indexOf('## backend bootc'),
+    r.stdout.indexOf('## backend coreos'),
+  );
+  const lines = bootcPart.split('\n').filter((l) => l.startsWith('$ '));
+  const w = join(out, 'work/artifacts/x86_64');
+  const at = lines.findIndex((l) => l.includes(`/output/qemu-bootc.raw`));
+  assert.equal(lines.slice(at + 1), [
+    `$ sgdisk --print ${w}/qemu-bootc.raw`,
+    `$ blkid --probe --offset '<partition start>' --size '<partition size>' --output export ${w}/qemu-bootc.raw`,
+    `$ losetup --find --show --offset '<boot start>' --sizelimit '<boot size>' ${w}/qemu-bootc.raw`,
+    `$ mount /dev/loopB ${w}/boot-mnt`,
+    `$ touch ${w}/boot-mnt/ignition.firstboot`,
+    `$ umount ${w}/boot-mnt`,
+    '$ losetup --detach /dev/loopB',
+    `$ qemu-img convert -f raw -O qcow2 ${w}/qemu-bootc.raw ${w}/rocknsm-coreos-${VERSION}-qemu.x86_64.qcow2`,
+  ]);
 });
 
 test.run();
