@@ -12,18 +12,22 @@
 // - GPT as formats.md §3 and coreos-assembler's create_disk.sh: 1 BIOS-BOOT (x86_64) / reserved
 //   (aarch64) 1 MiB, 2 EFI-SYSTEM 127 MiB vfat, 3 boot 384 MiB ext4, 4 root xfs (1.5x the image +
 //   256 MiB, at least 512 MiB; Ignition grows it); boot and root typed Linux filesystem data. The
-//   disk GUID is Fedora CoreOS's sentinel (the first boot replaces it and moves the backup GPT to
-//   the end of the real disk); partition and filesystem UUIDs are derived from name/version/arch.
+//   disk GUID and the boot and root filesystem UUIDs are Fedora CoreOS's sentinels (layout.ts:
+//   the first boot replaces them and moves the backup GPT to the end of the real disk); boot is
+//   ext4 with metadata_csum_seed; partition GUIDs are derived from name/version/arch. The aleph
+//   file /.aleph-version.json (and the /.coreos-aleph-version.json link) says what was deployed.
 // - The image tree is committed as is, except /etc moved to /usr/etc (ostree's convention) and
 //   /var emptied (tmpfiles.d recreates it); stateroot = image.yaml `osname` (rocknsm-coreos,
 //   the com.coreos.osname label; written <os> below), deployed with
 //   `ostree admin deploy`, sysroot.bootloader=none, so ostree writes BLS entries only:
 //   /boot/loader/entries/ostree-<N>[-<os>].conf, kernel and initramfs copied from
 //   /usr/lib/modules/<kver>/{vmlinuz,initramfs.img} to /boot/ostree/<os>-<bootcsum>/.
-// - Kernel arguments (BLS `options`): root=UUID=<root> rw rootflags=prjquota boot=UUID=<boot>
-//   ignition.platform.id=metal|qemu $ignition_firstboot console=tty0 console=ttyS0,115200n8
-//   (aarch64: ttyAMA0), then the image's /usr/lib/bootc/kargs.d arguments, then ostree's own
-//   ostree=/ostree/boot.1/<os>/<bootcsum>/0.
+// - Kernel arguments (BLS `options`): rw $ignition_firstboot mitigations=auto,nosmt
+//   ignition.platform.id=metal|qemu console=tty0 console=ttyS0,115200n8 (aarch64: ttyAMA0), then
+//   the image's /usr/lib/bootc/kargs.d arguments, then ostree's own
+//   ostree=/ostree/boot.1/<os>/<bootcsum>/0. No root= or boot=: as on Fedora CoreOS, the first
+//   boot mounts the filesystems labelled root and boot, gives them new UUIDs, and appends
+//   root=UUID= rw rootflags=prjquota boot=UUID= to the entry (layout.ts diskKargs).
 // - GRUB: core images from grub-mkimage with an embedded config that searches the filesystem
 //   labelled `boot`: BIOS core.img in BIOS-BOOT + boot.img in the MBR (x86_64); EFI/BOOT/BOOTX64.EFI
 //   (x86_64) or EFI/BOOT/BOOTAA64.EFI (aarch64) on the ESP; module directories in
@@ -31,11 +35,17 @@
 //   while /boot/ignition.firstboot exists, then either runs `blscfg` (the image's GRUB: updates and
 //   rollbacks boot without touching it) or lists the BLS entries as menu entries (the host's).
 // - qemu qcow2: the metal disk with ignition.platform.id=qemu in the BLS entry.
-// - PXE: live-kernel and live-initramfs are the deployed kernel and initramfs; live-rootfs is a
-//   newc cpio holding root.squashfs, a squashfs (zstd) of the root filesystem (/ostree: repo and
-//   deployment). Snippets carry formats.md §7's arguments plus console, the image's kargs and
-//   ostree=/ostree/boot.1/<os>/<bootcsum>/0.
-// - Live ISO: not made by this backend (use the coreos backend).
+// - PXE: live-kernel is the deployed kernel; live-initramfs the deployed initramfs followed by a
+//   cpio with /etc/coreos-live-initramfs; live-rootfs a newc cpio holding root.squashfs, a
+//   squashfs (zstd) of the root filesystem (/ostree: repo and deployment), and
+//   /etc/coreos-live-rootfs; both stamps hold the version. Snippets carry formats.md §7's
+//   arguments plus console and the image's kargs, and no ostree= (FCOS's live initramfs finds
+//   the deployment itself).
+// - What this backend cannot give, and why publishing refuses its disks unless a stream allows
+//   them: no SELinux labels (nothing here labels the tree; the system boots with whatever the
+//   policy makes of unlabelled files), no container origin (the deployment comes from a local
+//   ostree commit, so Zincati, rpm-ostree and bootc have no image to update from), and with an
+//   image whose GRUB lacks blscfg a menu rendered once. No live ISO, no metal4k.
 import {
   closeSync,
   cpSync,
@@ -62,6 +72,7 @@ import {
   installBios,
   mkimageArgs,
 } from '../exec/grub.ts';
+import { concatInitrds } from '../exec/initramfs.ts';
 import { attachRange, type LoopDevice, type Mounted, mount, mountsUnder } from '../exec/losetup.ts';
 import {
   cpioNewc,
@@ -448,7 +459,6 @@ export const native: ArtifactBackend = {
     const tools = await imageTools(ctx, rootfs, work, arch, tag);
     const produced: Produced[] = [];
     const pxe = job.platforms.includes('pxe');
-    let bootcsum = '';
     try {
       const grub = tools.grub;
       await step('partition disk', async () => {
@@ -513,17 +523,28 @@ export const native: ArtifactBackend = {
           return e;
         });
         const entry = entries[0]!;
-        bootcsum = /\bostree=(\/ostree\/boot\.\d\/[^\s]+)/.exec(entry.options)?.[1] ?? '';
         if (pxe)
           await step('PXE kernel, initramfs, rootfs', async () => {
-            mkdirSync(live, { recursive: true });
+            // Fedora CoreOS's live boot: the live initramfs carries /etc/coreos-live-initramfs
+            // (fedora-coreos-config 35coreos-live/is-live-image.sh:6 @2d0fce6d tests only that it
+            // exists), the rootfs /etc/coreos-live-rootfs with the same text, which
+            // coreos-livepxe-rootfs.sh:12-21 requires of a rootfs appended to the initramfs; both
+            // hold the build version (osbuild stages/org.osbuild.coreos.live-artifacts.mono:809-822
+            // @f6b23dbc).
+            const stamp = `${job.version}\n`;
+            mkdirSync(join(live, 'etc'), { recursive: true });
+            writeFileSync(join(live, 'etc/coreos-live-rootfs'), stamp);
+            const marker = join(work, 'live-initramfs');
+            mkdirSync(join(marker, 'etc'), { recursive: true });
+            writeFileSync(join(marker, 'etc/coreos-live-initramfs'), stamp);
+            await cpioNewc(ctx.run, marker, ['etc', 'etc/coreos-live-initramfs'], `${marker}.cpio`, tag);
             const kernel = join(work, artifactFile(job.name, job.version, arch, 'live-kernel'));
             const initramfs = join(work, artifactFile(job.name, job.version, arch, 'live-initramfs'));
             cpSync(join(sysroot, 'boot', entry.linux), kernel);
-            cpSync(join(sysroot, 'boot', entry.initrd), initramfs);
+            await concatInitrds([join(sysroot, 'boot', entry.initrd), `${marker}.cpio`], initramfs);
             await mksquashfs(ctx.run, sysroot, join(live, 'root.squashfs'), ['boot'], tag);
             const rootfsImg = join(work, artifactFile(job.name, job.version, arch, 'live-rootfs'));
-            await cpioNewc(ctx.run, live, ['root.squashfs'], rootfsImg, tag);
+            await cpioNewc(ctx.run, live, ['root.squashfs', 'etc', 'etc/coreos-live-rootfs'], rootfsImg, tag);
             produced.push(
               { kind: 'live-kernel', path: kernel },
               { kind: 'live-initramfs', path: initramfs },
@@ -576,7 +597,10 @@ export const native: ArtifactBackend = {
         arch,
         baseUrl: job.pxe.baseUrl,
         ignitionUrl: job.pxe.ignitionUrl,
-        extra: [...imageKargs, ...(bootcsum ? [`ostree=${bootcsum}`] : [])],
+        // No ostree=: the live initramfs finds the one deployment itself (osbuild
+        // coreos.live-artifacts.mono:37-42 LIVE_EXCLUDE_KARGS drops it; fedora-coreos-config
+        // 35coreos-live/live-generator:37-54 makes ostree=/ostree/boot.1/*/*/0).
+        extra: imageKargs,
       })) {
         writeFileSync(join(work, sn.file), sn.text);
         produced.push({ kind: sn.kind, path: join(work, sn.file) });

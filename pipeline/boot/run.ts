@@ -1,25 +1,14 @@
 // Boot tests, execution: stages each arch's artifacts as the plan says, boots every case in QEMU
 // (bounded by cores: each TCG guest keeps one core busy), keeps the console logs next to the
 // build and records the results in meta.json atomically.
-import {
-  closeSync,
-  createReadStream,
-  mkdirSync,
-  openSync,
-  readFileSync,
-  renameSync,
-  rmdirSync,
-  rmSync,
-  symlinkSync,
-  writeFileSync,
-  writeSync,
-} from 'node:fs';
+import { mkdirSync, readFileSync, renameSync, rmdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import PQueue from 'p-queue';
 import type { Context } from '../commands/types.ts';
 import { PipelineError } from '../errors.ts';
 import { decompressFile } from '../exec/compress.ts';
 import { mkNetbootImage } from '../exec/grub.ts';
+import { concatInitrds } from '../exec/initramfs.ts';
 import { type BootOptions, bootVm, plainConsole, type VmResult } from '../exec/qemu.ts';
 import { createOverlay } from '../exec/qemu-img.ts';
 import { type BootArch, type BootPlan, type BootResult, recordResults, type StageStep } from './plan.ts';
@@ -44,33 +33,6 @@ function writeAtomic(path: string, text: string): void {
   renameSync(tmp, path);
 }
 
-/**
- * Concatenates initrd segments. Each one after the first must start on a 4-byte boundary: the
- * kernel's initramfs unpacker skips zero padding between segments but reads a cpio header only at
- * an aligned offset, so an unaligned compressed initramfs would hide the appended rootfs.
- */
-async function concat(from: string[], to: string): Promise<void> {
-  const tmp = `${to}.tmp`;
-  const fd = openSync(tmp, 'w');
-  let written = 0;
-  try {
-    for (const f of from) {
-      if (written % 4) {
-        const pad = Buffer.alloc(4 - (written % 4));
-        writeSync(fd, pad);
-        written += pad.length;
-      }
-      for await (const chunk of createReadStream(f, { highWaterMark: 1 << 20 }) as AsyncIterable<Buffer>) {
-        writeSync(fd, chunk);
-        written += chunk.length;
-      }
-    }
-  } finally {
-    closeSync(fd);
-  }
-  renameSync(tmp, to);
-}
-
 async function stage(ctx: Context, step: StageStep, tag: string): Promise<void> {
   mkdirSync(dirname(step.to), { recursive: true });
   rmSync(step.to, { force: true });
@@ -92,7 +54,7 @@ async function stage(ctx: Context, step: StageStep, tag: string): Promise<void> 
       writeAtomic(step.to, step.text);
       return;
     case 'concat':
-      await concat(step.from, step.to);
+      await concatInitrds(step.from, step.to);
       return;
     case 'overlay':
       await createOverlay(ctx.run, step.from, step.format, step.to, step.sizeGiB, tag);

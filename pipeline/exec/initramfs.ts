@@ -2,7 +2,16 @@
 // ones (dracut's early microcode archive) and the compressed main one, decompressed with the
 // matching command-line tool. The build checks the initramfs the image boots with, because dracut
 // leaves a module out with only a log line when the module's dependencies are missing.
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import {
+  closeSync,
+  createReadStream,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Runner } from './run.ts';
@@ -64,4 +73,31 @@ export async function initramfsNames(run: Runner, file: string, tag?: string): P
     }
   }
   return names;
+}
+
+/**
+ * Concatenates initrd segments. Each one after the first must start on a 4-byte boundary: the
+ * kernel's initramfs unpacker skips zero padding between segments but reads a cpio header only at
+ * an aligned offset, so an unaligned compressed initramfs would hide the appended rootfs.
+ */
+export async function concatInitrds(from: string[], to: string): Promise<void> {
+  const tmp = `${to}.tmp`;
+  const fd = openSync(tmp, 'w');
+  let written = 0;
+  try {
+    for (const f of from) {
+      if (written % 4) {
+        const pad = Buffer.alloc(4 - (written % 4));
+        writeSync(fd, pad);
+        written += pad.length;
+      }
+      for await (const chunk of createReadStream(f, { highWaterMark: 1 << 20 }) as AsyncIterable<Buffer>) {
+        writeSync(fd, chunk);
+        written += chunk.length;
+      }
+    }
+  } finally {
+    closeSync(fd);
+  }
+  renameSync(tmp, to);
 }

@@ -19,7 +19,10 @@ import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { TYPE_GUID } from '../../pipeline/artifacts/layout.ts';
+import { initramfsNames } from '../../pipeline/exec/initramfs.ts';
 import { bootVm, UEFI_FIRMWARE } from '../../pipeline/exec/qemu.ts';
+import { createRunner } from '../../pipeline/exec/run.ts';
+import { createLogger } from '../../pipeline/log.ts';
 import { cacheDir, fcosBase, KVER, repoRoot } from '../world/fcos-base.ts';
 import { cpioFile, needTool, sh, shResult } from '../world/tools.ts';
 
@@ -419,17 +422,29 @@ test('qemu: qcow2 of the metal disk with ignition.platform.id=qemu', () => {
   }
 });
 
-test('pxe: kernel, initramfs, rootfs (cpio with root.squashfs of the sysroot) and boot snippets', () => {
+test('pxe: kernel, live initramfs, rootfs (cpio with root.squashfs of the sysroot and the stamp) and boot snippets', async () => {
   for (const arch of arches) {
     const m = meta(arch);
     const f = (k: string) => join(dir(arch), m.images[k].path);
     assert.is(readFileSync(f('live-kernel'), 'utf8'), `fixture kernel ${KVER[arch]}\n`);
     assert.match(cpioFile(f('live-initramfs'), 'dracut.record'), /^dracut .*--reproducible/);
+    // Fedora CoreOS's live stamps (fedora-coreos-config 35coreos-live/is-live-image.sh:6 and
+    // coreos-livepxe-rootfs.sh:12-21 @2d0fce6d): the initramfs is a live one, the rootfs's stamp
+    // equals it (both the version: osbuild coreos.live-artifacts.mono:809-822 @f6b23dbc).
+    const names = await initramfsNames(
+      createRunner(createLogger({ mode: 'plain', out: { write: () => true } })),
+      f('live-initramfs'),
+    );
+    assert.ok(names.has('etc/coreos-live-initramfs'), [...names].join(' '));
+    assert.ok(names.has('dracut.record'));
     const listing = shResult('sh', ['-c', 'cpio -it --quiet < "$1"', 'sh', f('live-rootfs')]);
-    assert.equal(listing.stdout.trim().split('\n'), ['root.squashfs']);
+    assert.equal(listing.stdout.trim().split('\n'), ['root.squashfs', 'etc', 'etc/coreos-live-rootfs']);
     const x = join(work, `live-${arch}`);
     mkdirSync(x, { recursive: true });
     shResult('sh', ['-c', 'cd "$1" && cpio -id --quiet < "$2"', 'sh', x, f('live-rootfs')]);
+    assert.is(readFileSync(join(x, 'etc/coreos-live-rootfs'), 'utf8'), `${VERSION}\n`);
+    // No ostree= on a live boot: FCOS's live initramfs makes its own (live-generator:37-54).
+    for (const sn of ['pxe-ipxe', 'pxe-grub']) assert.not.match(readFileSync(f(sn), 'utf8'), /ostree=/, sn);
     const files = sh('unsquashfs', ['-l', join(x, 'root.squashfs')]);
     assert.match(
       files,

@@ -128,10 +128,20 @@ test('consoles: each case found the root its own way and reached the same deploy
         // fedora-coreos-config 35coreos-ignition/coreos-diskful-generator:87-100 @2d0fce6d).
         assert.match(from, /^disk \/dev\/vda4 \(LABEL=root\)$/);
         assert.match(log, id === 'qemu' ? /ignition\.platform\.id=qemu/ : /ignition\.platform\.id=metal/);
-      } else if (id === 'pxe') {
-        assert.is(from, `network tftp://10.0.2.2/${meta(arch).images['live-rootfs'].path}`);
-        assert.match(log, /lease of 10\.0\.2\.15 obtained from 10\.0\.2\.2/);
-      } else assert.is(from, 'rootfs appended to the initramfs');
+      } else {
+        // The live stamps (FCOS 35coreos-live) matched, and with no ostree= the one deployment.
+        assert.match(
+          log,
+          new RegExp(
+            `rocknsm-boot: live image ${VERSION.replace(/\./g, '\\.')}, found ostree=/ostree/boot\\.1/`,
+          ),
+        );
+        assert.not.match(log, /Kernel command line:.* ostree=/);
+        if (id === 'pxe') {
+          assert.is(from, `network tftp://10.0.2.2/${meta(arch).images['live-rootfs'].path}`);
+          assert.match(log, /lease of 10\.0\.2\.15 obtained from 10\.0\.2\.2/);
+        } else assert.is(from, 'rootfs appended to the initramfs');
+      }
     }
     assert.is(deployments.size, 1, `${arch}: ${[...deployments].join(' ')}`);
   }

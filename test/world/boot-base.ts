@@ -8,7 +8,8 @@
 // The init finds the root filesystem the way the artifact says it is found (disk: the `root=`
 // kernel argument, else LABEL=root; PXE: `coreos.live.rootfs_url` fetched over the network with
 // DHCP + TFTP/HTTP, or a rootfs cpio appended to the initramfs), follows the `ostree=` kernel
-// argument to the deployment, reads the deployed /usr/lib/os-release and prints
+// argument to the deployment (a live boot: checks Fedora CoreOS's live stamps and finds the one
+// deployment itself, as there is no ostree=), reads the deployed /usr/lib/os-release and prints
 // `ROCKNSM-BOOT-OK VARIANT_ID=<variant> VERSION=<image version>` on the console, then powers
 // off. Any failure prints `ROCKNSM-BOOT-FAIL: <why>` and powers off. So a boot proves the
 // partition layout, the bootloader and its config, the kernel arguments and the deployment.
@@ -85,7 +86,6 @@ echo "rocknsm-boot: init started"
 while read -r m; do insmod "/lib/modules/$m" 2>/dev/null; done < /etc/modules.order
 arg() { for a in $(cat /proc/cmdline); do case "$a" in "$1="*) echo "\${a#*=}"; return;; esac; done; }
 ostree=$(arg ostree)
-[ -n "$ostree" ] || fail "no ostree= kernel argument"
 url=$(arg coreos.live.rootfs_url)
 mkdir -p /sysroot
 src=""
@@ -120,6 +120,20 @@ else
   mount -t xfs -o ro "$dev" /sysroot || fail "cannot mount $dev ($spec) as xfs"
   src="disk $dev ($spec)"
 fi
+if [ -f /root.squashfs ]; then
+  # A live boot, as Fedora CoreOS's live initramfs takes it (fedora-coreos-config 35coreos-live
+  # @2d0fce6d): a live initramfs (is-live-image.sh:6), a rootfs stamp equal to the initramfs's
+  # (coreos-livepxe-rootfs.sh:12-21), no ostree= but the one deployment (live-generator:37-54).
+  [ -f /etc/coreos-live-initramfs ] || fail "a live rootfs, but the initramfs has no /etc/coreos-live-initramfs"
+  [ -f /etc/coreos-live-rootfs ] || fail "the live rootfs has no /etc/coreos-live-rootfs"
+  [ "$(cat /etc/coreos-live-rootfs)" = "$(cat /etc/coreos-live-initramfs)" ] || fail "rootfs stamp $(cat /etc/coreos-live-rootfs) is not the initramfs's $(cat /etc/coreos-live-initramfs)"
+  [ -z "$ostree" ] || fail "ostree=$ostree on a live boot (FCOS's live initramfs finds the deployment)"
+  set -- /sysroot/ostree/boot.1/*/*/0
+  [ $# -eq 1 ] && [ -e "$1" ] || fail "not exactly one deployment under /ostree/boot.1: $*"
+  ostree=\${1#/sysroot}
+  echo "rocknsm-boot: live image $(cat /etc/coreos-live-initramfs), found ostree=$ostree"
+fi
+[ -n "$ostree" ] || fail "no ostree= kernel argument"
 osr=/sysroot$ostree/usr/lib/os-release
 [ -f "$osr" ] || fail "ostree=$ostree does not lead to a deployment with /usr/lib/os-release"
 field() { sed -n "s/^$1=//p" "$osr" | tr -d '"'; }
