@@ -164,7 +164,7 @@ export function diskLayout(arch: Arch, rootMiB: number, seed: string): DiskLayou
 export const serialConsole: Record<Arch, string> = { x86_64: 'ttyS0,115200n8', aarch64: 'ttyAMA0,115200n8' };
 
 /**
- * Fedora CoreOS's extra kernel arguments (fedora-coreos-config image.yaml:9-11 @2d0fce6d,
+ * Fedora CoreOS's extra kernel arguments (fedora-coreos-config image-base.yaml:9-11 @2d0fce6d,
  * `extra-kargs`; coreos-assembler passes them to the deploy stage, build.common.ipp.yaml:128-144).
  */
 export const FCOS_EXTRA_KARGS = ['mitigations=auto,nosmt'];

@@ -106,7 +106,7 @@ test('diskKargs: what Fedora CoreOS deploys, with no root=, boot= or rootflags= 
   for (const k0 of k) assert.not.match(k0, /^(root|boot|rootflags)=/, k0);
   assert.ok(k.includes('rw'));
   assert.ok(k.includes('$ignition_firstboot'));
-  // fedora-coreos-config image.yaml:9-11 @2d0fce6d.
+  // fedora-coreos-config image-base.yaml:9-11 @2d0fce6d.
   assert.ok(k.includes('mitigations=auto,nosmt'));
   // org.osbuild.coreos.platform:50,60-61 @f6b23dbc.
   assert.ok(k.includes('ignition.platform.id=qemu'));
