@@ -52,6 +52,7 @@ export const BUILDER_SCRIPT = [
 function ccdiPlatforms(job: ArchJob): string[] {
   const out: string[] = [];
   if (job.platforms.includes('metal')) out.push('metal');
+  if (job.platforms.includes('metal4k')) out.push('metal4k');
   if (job.platforms.includes('qemu')) out.push('qemu');
   if (job.platforms.includes('pxe') || job.platforms.includes('iso')) out.push('live');
   return out;
@@ -143,6 +144,9 @@ export function coreosOutputs(job: ArchJob): { from: string; kind: ArtifactKind 
   const a = job.arch;
   const out: { from: string; kind: ArtifactKind }[] = [];
   if (job.platforms.includes('metal')) out.push({ from: `${prefix}-metal.${a}.raw`, kind: 'metal' });
+  // custom-coreos-disk-images.sh:42,229-230,247 @5613490: ['metal4k']='raw', moved out as
+  // <prefix>-<platform>.<arch>.<suffix> (the manifest comes with metal's, :69-71).
+  if (job.platforms.includes('metal4k')) out.push({ from: `${prefix}-metal4k.${a}.raw`, kind: 'metal4k' });
   if (job.platforms.includes('qemu')) out.push({ from: `${prefix}-qemu.${a}.qcow2`, kind: 'qemu' });
   if (job.platforms.includes('iso')) out.push({ from: `${prefix}-live-iso.${a}.iso`, kind: 'live-iso' });
   if (job.platforms.includes('pxe'))
