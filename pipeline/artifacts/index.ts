@@ -45,7 +45,14 @@ export interface ArtifactRequest {
   arches: Arch[];
   platforms: Platform[];
   backend: Backend;
-  compression: Compression;
+  /**
+   * Compressor of the disk images (metal, metal4k, qemu). Default xz, the only one publishable:
+   * coreos-installer asks stream metadata for `metal` `raw.xz` or `4k.raw.xz` and nothing else
+   * (coreos-installer src/install.rs:165-180, src/source.rs:267-300 @bee45001), and Fedora CoreOS
+   * publishes qemu as `qcow2.xz`. zstd (seconds instead of minutes) is for local previews and
+   * tests; `rock-image publish` refuses such disks (publish/site.ts checkBuilds).
+   */
+  compression?: Compression;
   /** Image name and ostree stateroot (image.yaml `name`, `osname`). */
   name: string;
   osname: string;
@@ -72,6 +79,7 @@ export interface ImageEntry {
 /** meta.json keys (formats.md §4); PXE snippets get keys of their own. */
 const metaKey: Record<ArtifactKind, string> = {
   metal: 'metal',
+  metal4k: 'metal4k',
   qemu: 'qemu',
   'live-iso': 'live-iso',
   'live-kernel': 'live-kernel',
@@ -84,6 +92,7 @@ const metaKey: Record<ArtifactKind, string> = {
 
 const kindsOf: Record<Platform, ArtifactKind[]> = {
   metal: ['metal'],
+  metal4k: ['metal4k'],
   qemu: ['qemu'],
   pxe: ['live-kernel', 'live-initramfs', 'live-rootfs', 'pxe-ipxe', 'pxe-pxelinux', 'pxe-grub'],
   iso: ['live-iso'],
@@ -112,6 +121,25 @@ export interface ArchResult {
   images: Record<string, ImageEntry>;
   /** Step name -> milliseconds, for the benchmark. */
   stages: Record<string, number>;
+}
+
+/** meta.json key: images key -> the backend that made that file (`native`, `bootc`, `coreos`). */
+export const ARTIFACT_BACKENDS = 'rocknsm.artifact-backends';
+
+/**
+ * The backends record after a run: `made` (keys of this run) by `backend`, earlier entries kept
+ * while their images entry exists; sorted keys.
+ */
+export function recordBackends(
+  old: Record<string, string> | undefined,
+  made: string[],
+  backend: Backend,
+  images: Record<string, unknown>,
+): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, b] of Object.entries(old ?? {})) if (images[k] !== undefined) out[k] = b;
+  for (const k of made) out[k] = backend;
+  return Object.fromEntries(Object.entries(out).sort(([a], [b]) => a.localeCompare(b)));
 }
 
 /** Checks the request against the backend before any work; lists every problem. */
@@ -197,6 +225,7 @@ async function makeArchIn(ctx: BackendContext, req: ArtifactRequest, job: ArchJo
       stages[name] = Date.now() - t;
     }
   };
+  const compression = req.compression ?? 'xz';
   const produced: Produced[] = await timed(`${req.backend} backend`, () => backend.make(ctx, job));
   if (req.platforms.includes('pxe') && !produced.some((p) => p.kind === 'pxe-ipxe')) {
     for (const s of pxeSnippets({ name: req.name, version: req.version, arch, ...job.pxe, extra: [] })) {
@@ -211,10 +240,10 @@ async function makeArchIn(ctx: BackendContext, req: ArtifactRequest, job: ArchJo
     const sha256 = await sha256File(p.path);
     const size = statSync(p.path).size;
     if (compressedKinds.includes(p.kind)) {
-      const packed = await timed(`compress ${p.kind} (${req.compression})`, () =>
+      const packed = await timed(`compress ${p.kind} (${compression})`, () =>
         ctx.log.step(
           `compress ${basename(p.path)}`,
-          () => compressFile(ctx.run, req.compression, p.path, { tag: arch }),
+          () => compressFile(ctx.run, compression, p.path, { tag: arch }),
           arch,
         ),
       );
@@ -247,9 +276,17 @@ async function makeArchIn(ctx: BackendContext, req: ArtifactRequest, job: ArchJo
   Object.assign(meta.images, images);
   meta['rocknsm.artifacts'] = {
     backend: req.backend,
-    compression: req.compression,
+    compression,
     platforms: req.platforms,
   };
+  // Which backend made each images entry, kept across runs of different platforms: publish
+  // refuses what the native backend made unless the stream allows it (publish/site.ts).
+  meta[ARTIFACT_BACKENDS] = recordBackends(
+    meta[ARTIFACT_BACKENDS],
+    Object.keys(images),
+    req.backend,
+    meta.images,
+  );
   writeAtomic(metaFile, `${JSON.stringify(meta, null, 2)}\n`);
   rmSync(job.work, { recursive: true, force: true });
   return { arch, images, stages };
@@ -265,7 +302,7 @@ export async function makeArtifacts(
   const jobs = req.jobs ?? Math.max(1, Math.min(req.arches.length, ctx.cores, byMemory));
   const queue = new PQueue({ concurrency: jobs });
   ctx.log.info(
-    `${req.backend} backend: ${req.platforms.join(', ')} for ${req.arches.join(', ')} of ${req.version}, ${jobs} at a time, ${req.compression}`,
+    `${req.backend} backend: ${req.platforms.join(', ')} for ${req.arches.join(', ')} of ${req.version}, ${jobs} at a time, ${req.compression ?? 'xz'}`,
   );
   // Every arch runs to its end (and releases its loop devices and mounts) before a failure is raised.
   const settled = await Promise.allSettled(req.arches.map((a) => queue.add(() => makeArch(ctx, req, a))));

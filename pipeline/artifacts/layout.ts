@@ -5,9 +5,12 @@ import { createHash } from 'node:crypto';
 import type { GptPartition, GptTable } from '../exec/sgdisk.ts';
 
 export type Arch = 'x86_64' | 'aarch64';
-/** Command-line platform names; `iso` is the live ISO (meta.json key `live-iso`). */
-export type Platform = 'metal' | 'qemu' | 'pxe' | 'iso';
-export const platforms: Platform[] = ['metal', 'qemu', 'pxe', 'iso'];
+/**
+ * Command-line platform names; `iso` is the live ISO (meta.json key `live-iso`), `metal4k` the
+ * metal disk with 4096-byte sectors (published as `metal` -> `4k.raw.xz`, site.ts mediaOf).
+ */
+export type Platform = 'metal' | 'metal4k' | 'qemu' | 'pxe' | 'iso';
+export const platforms: Platform[] = ['metal', 'metal4k', 'qemu', 'pxe', 'iso'];
 export type Backend = 'native' | 'bootc' | 'coreos';
 export const backends: Backend[] = ['native', 'bootc', 'coreos'];
 
@@ -15,6 +18,7 @@ export const backends: Backend[] = ['native', 'bootc', 'coreos'];
 export function platformsOfStream(artifacts: string[]): Platform[] {
   const map: Record<string, Platform | undefined> = {
     metal: 'metal',
+    metal4k: 'metal4k',
     qemu: 'qemu',
     pxe: 'pxe',
     'live-iso': 'iso',
@@ -28,6 +32,8 @@ export function artifactFile(name: string, version: string, arch: Arch, kind: Ar
   switch (kind) {
     case 'metal':
       return `${base}-metal.${arch}.raw`;
+    case 'metal4k':
+      return `${base}-metal4k.${arch}.raw`;
     case 'qemu':
       return `${base}-qemu.${arch}.qcow2`;
     case 'live-iso':
@@ -49,6 +55,7 @@ export function artifactFile(name: string, version: string, arch: Arch, kind: Ar
 
 export type ArtifactKind =
   | 'metal'
+  | 'metal4k'
   | 'qemu'
   | 'live-iso'
   | 'live-kernel'
@@ -59,7 +66,7 @@ export type ArtifactKind =
   | 'pxe-grub';
 
 /** Disk images are compressed; PXE files are served as they are (coreos-assembler does the same). */
-export const compressedKinds: ArtifactKind[] = ['metal', 'qemu'];
+export const compressedKinds: ArtifactKind[] = ['metal', 'metal4k', 'qemu'];
 
 /** A UUID derived from a seed: the same build gives the same filesystem and partition ids. */
 export function seededUuid(seed: string): string {

@@ -310,9 +310,11 @@ async function mountDisk(
 export const native: ArtifactBackend = {
   name: 'native',
   supports(platform: Platform) {
-    return platform === 'iso'
-      ? 'the native backend cannot make a live ISO (it has no live initramfs and no ISO tooling); use --backend coreos'
-      : true;
+    if (platform === 'iso')
+      return 'the native backend cannot make a live ISO (it has no live initramfs and no ISO tooling); use --backend coreos';
+    if (platform === 'metal4k')
+      return 'the native backend cannot make a 4K-sector disk (its GPT layout and loop devices use 512-byte sectors, layout.ts SECTOR); use --backend coreos';
+    return true;
   },
   commands(job) {
     // The path of an image that carries its own ostree and a GRUB with blscfg (Fedora CoreOS and

@@ -27,10 +27,11 @@ export const artifactOptionSpec = {
 export const artifactOptionHelp = `
   -b, --build DIR        build directory of 'rock-image build --output' (required)
   --version V            build to use (default: the newest in DIR/builds/builds.json)
-  -p, --platform P[,P]   metal, qemu, pxe, iso (default: the stream's artifact list)
+  -p, --platform P[,P]   metal, metal4k, qemu, pxe, iso (default: the stream's artifact list)
   -a, --arch A[,A]       x86_64 and/or aarch64 (default: every arch of the build)
   --backend B            native, bootc or coreos (default: the stream's artifact-backend, native)
-  --compression C        xz or zstd for disk images (default: the stream's compression)
+  --compression C        disk images: xz (default; coreos-installer reads only raw.xz and
+                         4k.raw.xz) or zstd (local previews and tests; publish refuses it)
   --pxe-base-url URL     where PXE clients fetch kernel, initramfs and rootfs ({arch} is replaced;
                          default: <publish.site-url>/prod/streams/<stream>/builds/<version>/{arch})
   --ignition-url URL     Ignition config of PXE boots (default: the build's default profile
@@ -77,7 +78,7 @@ export function artifactRequest(ctx: Context, values: Record<string, unknown>): 
   const backend = (values.backend ?? config.stream.artifactBackend) as Backend;
   if (!backends.includes(backend))
     throw new UsageError(`unknown backend '${backend}' (${backends.join(', ')})`);
-  const compression = (values.compression ?? config.stream.compression) as Compression;
+  const compression = (values.compression ?? 'xz') as Compression;
   if (compression !== 'xz' && compression !== 'zstd')
     throw new UsageError(`--compression must be xz or zstd, not '${compression}'`);
   const site = config.stream.publish.siteUrl;
@@ -126,7 +127,7 @@ export function artifactRequest(ctx: Context, values: Record<string, unknown>): 
 /** Every backend's command lines for a build (`rock-image plan --artifacts`). */
 export function artifactsPlanText(req: ArtifactRequest): string {
   const out: string[] = [
-    `# artifacts of ${req.version}: ${req.platforms.join(', ')}; compression ${req.compression}`,
+    `# artifacts of ${req.version}: ${req.platforms.join(', ')}; compression ${req.compression ?? 'xz'}`,
   ];
   for (const b of backends) {
     const backend = backendModules[b];

@@ -52,14 +52,17 @@ build's, nothing is built and the command exits 0.
 Options:${buildOptionHelp}
   --force               build even when the inputs are unchanged
   --jobs N              arches built at once (default: number of arches, at most cores)
-  --artifacts           then make the stream's disk and PXE artifacts (its artifact list,
-                        backend and compression), as 'rock-image artifacts --build DIR' does
+  --artifacts           then make the stream's disk and PXE artifacts (its artifact list and
+                        backend), as 'rock-image artifacts --build DIR' does
+  --compression C       with --artifacts: xz (default, the only one publish accepts) or zstd
+                        (local previews and tests)
 `,
   options: {
     ...buildOptionSpec,
     force: { type: 'boolean' },
     jobs: { type: 'string' },
     artifacts: { type: 'boolean' },
+    compression: { type: 'string' },
   },
   async run(ctx, values) {
     const opts = parseBuildOptions(ctx, values);
@@ -82,7 +85,11 @@ Options:${buildOptionHelp}
       );
       // An earlier run that built the image but not its artifacts is finished now (re-runs converge).
       if (values.artifacts) {
-        const req = artifactRequest(ctx, { build: opts.output, version: last });
+        const req = artifactRequest(ctx, {
+          build: opts.output,
+          version: last,
+          compression: values.compression,
+        });
         if (!artifactsPresent(opts.output, last, req.arches, req.platforms)) await makeArtifacts(ctx, req);
       }
       writeOutputs(ctx, { version: last, skipped: 'true', 'build-dir': join(opts.output, 'builds', last) });
@@ -117,7 +124,10 @@ Options:${buildOptionHelp}
     for (const r of results)
       ctx.log.info(`${r.arch}: ${r.digest} (${(r.size / 1048576).toFixed(1)} MiB) -> ${r.archive}`);
     if (values.artifacts)
-      await makeArtifacts(ctx, artifactRequest(ctx, { build: opts.output, version: plan.version }));
+      await makeArtifacts(
+        ctx,
+        artifactRequest(ctx, { build: opts.output, version: plan.version, compression: values.compression }),
+      );
     writeOutputs(ctx, {
       version: plan.version,
       skipped: 'false',
@@ -129,6 +139,7 @@ Options:${buildOptionHelp}
 
 const platformImage: Record<Platform, string> = {
   metal: 'metal',
+  metal4k: 'metal4k',
   qemu: 'qemu',
   pxe: 'live-kernel',
   iso: 'live-iso',

@@ -170,7 +170,13 @@ test('file names follow formats.md §4; stream artifacts map to platforms', () =
   assert.is(artifactFile('n', '1', 'x86_64', 'live-initramfs'), 'n-1-live-initramfs.x86_64.img');
   assert.is(artifactFile('n', '1', 'x86_64', 'live-rootfs'), 'n-1-live-rootfs.x86_64.img');
   assert.is(artifactFile('n', '1', 'x86_64', 'live-iso'), 'n-1-live-iso.x86_64.iso');
-  assert.equal(platformsOfStream(['ostree', 'pxe', 'metal', 'live-iso', 'metal4k']), ['metal', 'pxe', 'iso']);
+  assert.is(artifactFile('n', '1', 'x86_64', 'metal4k'), 'n-1-metal4k.x86_64.raw');
+  assert.equal(platformsOfStream(['ostree', 'pxe', 'metal', 'live-iso', 'metal4k']), [
+    'metal',
+    'metal4k',
+    'pxe',
+    'iso',
+  ]);
 });
 
 test.run();

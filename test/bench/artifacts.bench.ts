@@ -49,7 +49,7 @@ export async function bench(): Promise<void> {
     cores: 2,
   };
   try {
-    const req = artifactRequest(ctx, { build: out, compression: 'zstd' });
+    const req = artifactRequest(ctx, { build: out, backend: 'native', compression: 'zstd' });
     const started = process.hrtime.bigint();
     const results = await makeArtifacts(ctx, req);
     const wall = Number(process.hrtime.bigint() - started) / 1e9;
