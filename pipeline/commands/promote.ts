@@ -22,6 +22,7 @@ import {
   controlOptions,
   controlsOf,
   imageJob,
+  nativeDisksOf,
   resolveTarget,
   str,
   targetOptions,
@@ -90,6 +91,7 @@ Options:
       controls,
       existing: await readExisting(t.siteDir, to, dests),
       now: ctx.now(),
+      nativeDisks: nativeDisksOf(ctx, to),
     });
     attachLog(ctx, t, 'promote');
     await applyPlan({

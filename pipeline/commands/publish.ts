@@ -54,11 +54,15 @@ function streamDefaults(ctx: Context, stream: string) {
       registry: cfg.publish.registry,
       github: cfg.publish.github,
       siteUrl: cfg.publish.siteUrl,
+      nativeDisks: cfg.nativeDisks,
     };
   } catch {
     return undefined;
   }
 }
+
+/** The stream's allow-native-disks and its place in the stream file (publish/site.ts checkNativeDisks). */
+export const nativeDisksOf = (ctx: Context, stream: string) => streamDefaults(ctx, stream)?.nativeDisks;
 
 export interface Target {
   stream: string;
@@ -151,7 +155,9 @@ copies every artifact of DIR/builds/V into SITE/prod/streams/S/builds/V/<arch>/,
 (S and V), then writes release.json, releases.json (appended), streams/S.json, updates/S.json and
 v1/graph/S/<arch>.json (each checked against pipeline/publish/schema/), and publishes the GitHub
 release last. Every step checks what is already there: a re-run after a failure converges.
-Refuses a version lacking an arch of the stream or with a failed boot test.
+Refuses a version lacking an arch of the stream or with a failed boot test, disk images that are
+not xz (coreos-installer reads only raw.xz and 4k.raw.xz), and artifacts the native backend made
+unless the stream file says allow-native-disks: true (exit 65); all before anything is written.
 
 Options:
   --stream S            stream (required)
@@ -203,6 +209,7 @@ Options:
       controls,
       existing,
       now: ctx.now(),
+      nativeDisks: nativeDisksOf(ctx, stream),
     });
     for (const b of builds)
       if (!b.meta.images.ostree)

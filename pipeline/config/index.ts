@@ -4,7 +4,7 @@
 import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { basename, join, relative } from 'node:path';
-import { ConfigError, type ConfigIssue } from '../errors.ts';
+import { ConfigError, type ConfigIssue, type Location } from '../errors.ts';
 import type { TrustConfig } from '../plan/trust.ts';
 import imageSchema from './schema/image.schema.json' with { type: 'json' };
 import streamSchema from './schema/stream.schema.json' with { type: 'json' };
@@ -69,9 +69,13 @@ export interface StreamConfig {
   packages: string[];
   kargs: KargsEntry[];
   artifacts: string[];
-  compression: 'xz' | 'zstd';
   /** Backend of `rock-image artifacts`. */
   artifactBackend: 'native' | 'bootc' | 'coreos';
+  /**
+   * `allow-native-disks`: publish may ship artifacts the native backend made; `at` is where a
+   * refusal points: the key itself, else `artifact-backend`, else `stream` (file:line:col).
+   */
+  nativeDisks: { allowed: boolean; at: Location };
   publish: { registry?: string; github?: string; siteUrl?: string; trust?: TrustConfig };
 }
 
@@ -133,8 +137,8 @@ interface RawStream {
   kargs?: { kargs: string[]; 'match-architectures'?: Arch[] }[];
   services?: Record<string, { image?: string; enabled?: boolean }>;
   artifacts?: string[];
-  compression?: 'xz' | 'zstd';
   'artifact-backend'?: 'native' | 'bootc' | 'coreos';
+  'allow-native-disks'?: boolean;
   publish?: {
     registry?: string;
     github?: string;
@@ -430,8 +434,17 @@ export function resolveStream(project: LoadedProject, name: string, root: string
     packages: raw.packages ?? [],
     kargs: (raw.kargs ?? []).map((k) => ({ kargs: k.kargs, matchArchitectures: k['match-architectures'] })),
     artifacts: raw.artifacts ?? ['ostree'],
-    compression: raw.compression ?? 'xz',
     artifactBackend: raw['artifact-backend'] ?? 'native',
+    nativeDisks: {
+      allowed: raw['allow-native-disks'] === true,
+      at: {
+        file: source.file,
+        ...source.locate(
+          [(['allow-native-disks', 'artifact-backend'] as const).find((k) => k in raw) ?? 'stream'],
+          true,
+        ),
+      },
+    },
     publish: {
       registry: raw.publish?.registry,
       github: raw.publish?.github,

@@ -3,7 +3,7 @@
 // rendered from the build metadata and what the site already holds. No I/O and no clock: the
 // caller passes the time and the current documents; apply.ts writes the result.
 import type { Arch } from '../config/index.ts';
-import { PipelineError } from '../errors.ts';
+import { ExitCode, formatLocation, type Location, PipelineError } from '../errors.ts';
 import { compareVersions } from '../plan/version.ts';
 import { graphPath, renderGraph } from './graph.ts';
 
@@ -27,6 +27,10 @@ export interface PublishMeta {
   images: Record<string, MetaImage>;
   'rocknsm.image-digest'?: string;
   'rocknsm.boot-tests'?: Record<string, { result: 'pass' | 'fail'; seconds?: number }>;
+  /** images key -> the artifact backend that made it (artifacts/index.ts). */
+  'rocknsm.artifact-backends'?: Record<string, string>;
+  /** The last `rock-image artifacts` run; its backend stands for builds made before the above. */
+  'rocknsm.artifacts'?: { backend?: string };
 }
 
 export interface ArchBuild {
@@ -116,6 +120,11 @@ export interface SiteInput {
   existing: Existing;
   /** Epoch milliseconds: the only time the documents carry. */
   now: number;
+  /**
+   * The stream's `allow-native-disks` and where a refusal points (file:line:col); absent when
+   * the project does not define the stream, and then native artifacts are refused.
+   */
+  nativeDisks?: { allowed: boolean; at: Location };
 }
 
 export interface SitePlan {
@@ -168,6 +177,52 @@ export function mediaOf(key: string, path: string, arch: string): Media | undefi
   }
 }
 
+/** meta.json images keys a backend makes (the OCI archive and Ignition configs come from the build). */
+const backendKeys = /^(metal|metal4k|qemu|live-.*|pxe-.*)$/;
+
+/**
+ * Images keys of coreos-installer's and Fedora CoreOS's disk formats: `metal` as `raw.xz`,
+ * `metal4k` as `metal` `4k.raw.xz` (coreos-installer src/install.rs:165-180, src/source.rs:267-300
+ * @bee45001: the stream path asks for nothing else), `qemu` as `qcow2.xz`.
+ */
+const xzKeys = ['metal', 'metal4k', 'qemu'];
+
+/**
+ * Artifacts of each arch that the native backend made, or whose backend is not recorded: disks
+ * with no SELinux labels and no container origin (artifacts/native.ts, top comment).
+ */
+export function nativeArtifacts(builds: ArchBuild[]): { arch: Arch; keys: string[] }[] {
+  return builds
+    .map((b) => {
+      const made = b.meta['rocknsm.artifact-backends'] ?? {};
+      const fallback = b.meta['rocknsm.artifacts']?.backend;
+      const keys = Object.keys(b.meta.images ?? {})
+        .filter((k) => backendKeys.test(k) && (made[k] ?? fallback ?? 'native') === 'native')
+        .sort();
+      return { arch: b.arch, keys };
+    })
+    .filter((n) => n.keys.length > 0);
+}
+
+/**
+ * Publishing native artifacts needs the stream's `allow-native-disks: true`: one line naming
+ * the stream file (file:line:col) and the setting; exit 65 (the fix is in an input file).
+ */
+export function checkNativeDisks(
+  input: Pick<SiteInput, 'stream' | 'version' | 'builds' | 'nativeDisks'>,
+): void {
+  const found = nativeArtifacts(input.builds);
+  if (found.length === 0 || input.nativeDisks?.allowed) return;
+  const what = found.map((n) => `${n.arch} ${n.keys.join(', ')}`).join('; ');
+  const where = input.nativeDisks
+    ? `${formatLocation(input.nativeDisks.at)}: `
+    : `manifests/streams/${input.stream}.yaml (not in this project): `;
+  throw new PipelineError(
+    `${where}refusing to publish ${input.version} to ${input.stream}: the native backend (or an unrecorded one) made ${what}; such disks have no SELinux labels and no container origin to update from. Make them with artifact-backend: coreos (or bootc, disks only), or set allow-native-disks: true in ${input.nativeDisks?.at.file ?? `manifests/streams/${input.stream}.yaml`} for a test or preview stream`,
+    ExitCode.config,
+  );
+}
+
 /** Refusals that apply to publish and promote alike: missing arches, failed boot tests, bad names. */
 export function checkBuilds(version: string, requireArches: Arch[], builds: ArchBuild[]): string[] {
   const errs: string[] = [];
@@ -188,6 +243,10 @@ export function checkBuilds(version: string, requireArches: Arch[], builds: Arch
         errs.push(`${b.dir}/meta.json: images.${k}.path '${img.path}' is not a plain file name`);
       if (!/^[0-9a-f]{64}$/.test(img.sha256 ?? ''))
         errs.push(`${b.dir}/meta.json: images.${k}.sha256 is not a sha256`);
+      if (xzKeys.includes(k) && !img.path?.endsWith('.xz'))
+        errs.push(
+          `${b.dir}/meta.json: images.${k} is ${img.path}, not xz: coreos-installer reads only raw.xz and 4k.raw.xz; make it again with 'rock-image artifacts' (xz is the default)`,
+        );
     }
   }
   return errs;
@@ -201,6 +260,7 @@ export function planSite(input: SiteInput): SitePlan {
     throw new PipelineError(`'${version}' is not a version`, 64);
   const errs = checkBuilds(version, input.requireArches, input.builds);
   if (errs.length) throw new PipelineError(`refusing to publish ${version}:\n  ${errs.join('\n  ')}`);
+  checkNativeDisks(input);
   const builds = [...input.builds].sort((a, b) => archOrder.indexOf(a.arch) - archOrder.indexOf(b.arch));
   const base = baseUrl.replace(/\/+$/, '');
   const dir = buildDir(stream, version);

@@ -150,7 +150,7 @@ test.before(() => {
 test.after(() => rmSync(work, { recursive: true, force: true }));
 
 test('artifacts: native backend makes metal, qemu and PXE for both arches (zstd)', () => {
-  const r = cli(['artifacts', '--build', out, '--compression', 'zstd']);
+  const r = cli(['artifacts', '--build', out, '--backend', 'native', '--compression', 'zstd']);
   assert.is(r.code, 0, r.stderr);
   for (const arch of arches) {
     const m = meta(arch);
@@ -531,6 +531,8 @@ test('artifacts: xz (-T0) replaces the zstd files of the platforms made again', 
     'qemu',
     '--arch',
     'aarch64',
+    '--backend',
+    'native',
     '--compression',
     'xz',
   ]);
@@ -563,9 +565,12 @@ test('artifacts: xz (-T0) replaces the zstd files of the platforms made again', 
 
 test('artifacts: refused requests exit 64 before any work, naming the reason', () => {
   const before = readFileSync(join(dir('x86_64'), 'meta.json'), 'utf8');
-  const iso = cli(['artifacts', '--build', out, '--platform', 'iso']);
+  const iso = cli(['artifacts', '--build', out, '--backend', 'native', '--platform', 'iso']);
   assert.is(iso.code, 64, iso.stderr);
   assert.match(iso.stderr, /native backend cannot make a live ISO/);
+  const k4 = cli(['artifacts', '--build', out, '--backend', 'native', '--platform', 'metal4k']);
+  assert.is(k4.code, 64, k4.stderr);
+  assert.match(k4.stderr, /native backend cannot make a 4K-sector disk/);
   const bad = cli(['artifacts', '--build', out, '--platform', 'floppy']);
   assert.is(bad.code, 64);
   assert.match(bad.stderr, /unknown platform 'floppy'/);
@@ -596,7 +601,17 @@ test('artifacts: a failure after the disk is mounted releases mounts and loops, 
     join(bad, 'out', 'builds', 'builds.json'),
     JSON.stringify({ 'schema-version': '1.0.0', builds: [{ id: VERSION, arches: ['x86_64'] }] }),
   );
-  const r = cli(['artifacts', '--build', join(bad, 'out'), '--platform', 'metal', '--compression', 'zstd']);
+  const r = cli([
+    'artifacts',
+    '--build',
+    join(bad, 'out'),
+    '--platform',
+    'metal',
+    '--backend',
+    'native',
+    '--compression',
+    'zstd',
+  ]);
   assert.is(r.code, 1, r.stderr);
   assert.match(r.stderr, /command failed \(exit \d+\): ostree admin deploy/);
   assert.is(readFileSync(join(dirOut, 'meta.json'), 'utf8'), metaText);

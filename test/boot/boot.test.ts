@@ -62,7 +62,7 @@ test.before(() => {
   ]);
   if (b.code !== 0) throw new Error(`fixture build failed:\n${b.stderr}`);
   const t2 = Date.now();
-  const a = cli(['artifacts', '--build', out, '--compression', 'zstd']);
+  const a = cli(['artifacts', '--build', out, '--backend', 'native', '--compression', 'zstd']);
   if (a.code !== 0) throw new Error(`artifacts failed:\n${a.stderr}`);
   seconds.push(
     `bootable bases ${(t1 - t0) / 1000} s, build ${(t2 - t1) / 1000} s, artifacts ${(Date.now() - t2) / 1000} s`,

@@ -23,6 +23,8 @@ const plan = planSite({
   imageRepo: 'ghcr.io/rocknsm/rocknsm-coreos',
   existing: await readExisting(site!, 'stable', dests),
   now: Date.UTC(2026, 10, 22, 12),
+  // The fake builds are the native backend's (site.test.ts fakeBuild); a test stream allows them.
+  nativeDisks: { allowed: true, at: { file: 'manifests/streams/stable.yaml', line: 1, col: 1 } },
 });
 await applyPlan({
   plan,

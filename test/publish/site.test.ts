@@ -55,6 +55,10 @@ function fakeBuild(version: string, arch: 'x86_64' | 'aarch64', boot: 'pass' | '
       buildid: version,
       'coreos-assembler.basearch': arch,
       images,
+      // Made as the test world makes disks: by the native backend (input() opts in).
+      'rocknsm.artifact-backends': Object.fromEntries(
+        ['metal', 'qemu', 'live-kernel', 'live-initramfs', 'live-rootfs'].map((k) => [k, 'native']),
+      ),
       'rocknsm.image-digest': `sha256:${sha(`manifest ${version} ${arch}`)}`,
       'rocknsm.boot-tests': { 'metal-bios': { result: boot, seconds: 9 } },
     },
@@ -70,6 +74,7 @@ const input = (version: string, over: Partial<SiteInput> = {}): SiteInput => ({
   imageRepo: 'ghcr.io/rocknsm/rocknsm-coreos',
   existing: { files: {} },
   now: NOW,
+  nativeDisks: { allowed: true, at: { file: 'manifests/streams/stable.yaml', line: 1, col: 1 } },
   ...over,
 });
 

@@ -67,7 +67,17 @@ function brokenBuild(
     join(out, 'builds', 'builds.json'),
     JSON.stringify({ 'schema-version': '1.0.0', builds: [{ id: b.version, arches: [arch] }] }),
   );
-  const r = cli(['artifacts', '--build', out, '--platform', platform, '--compression', 'zstd']);
+  const r = cli([
+    'artifacts',
+    '--build',
+    out,
+    '--platform',
+    platform,
+    '--backend',
+    'native',
+    '--compression',
+    'zstd',
+  ]);
   if (r.code !== 0) throw new Error(`artifacts of ${name} failed:\n${r.stderr}`);
   return { out, dir };
 }

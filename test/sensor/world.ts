@@ -93,7 +93,7 @@ export function build(arch: SensorArch, version: string, release: string, artifa
       join(sensorWork, `storage-${arch}`),
       '--version',
       version,
-      ...(artifacts ? ['--artifacts'] : []),
+      ...(artifacts ? ['--artifacts', '--compression', 'zstd'] : []),
     ]);
     if (r.code !== 0) throw new Error(`build ${arch} ${version} failed:\n${r.stderr}`);
     const times = { seconds: (Date.now() - t) / 1000, baseSeconds: base(arch).seconds };
