@@ -392,7 +392,9 @@ test('coreos: a foreign arch is refused (osbuild runs a VM of the builder arch),
 test('plan --artifacts shows every backend with the same command lines', () => {
   const r = cli(['plan', '--artifacts', '--build', out, '--arch', 'x86_64', '--platform', 'metal,qemu,pxe']);
   assert.is(r.code, 0, r.stderr);
-  assert.match(r.stdout, /^## backend native \(selected\)$/m);
+  // The shipped stable stream makes its artifacts with the coreos backend.
+  assert.match(r.stdout, /^## backend coreos \(selected\)$/m);
+  assert.match(r.stdout, /^## backend native$/m);
   assert.match(
     r.stdout,
     /^\$ sgdisk --zap-all --disk-guid \S+ --new 1:2048:4095 --change-name 1:BIOS-BOOT /m,
