@@ -425,9 +425,11 @@ test('rock-image test: the metal image boots through GRUB, its own initramfs and
   assert.match(
     log,
     new RegExp(
-      `Command line: BOOT_IMAGE=/ostree/${OSNAME}-[0-9a-f]{64}/vmlinuz-\\S+ .*ignition\\.platform\\.id=metal ignition\\.firstboot .*ostree=/ostree/boot\\.1/${OSNAME}/[0-9a-f]{64}/0`,
+      `Command line: BOOT_IMAGE=/ostree/${OSNAME}-[0-9a-f]{64}/vmlinuz-\\S+ rw ignition\\.firstboot .*ignition\\.platform\\.id=metal .*ostree=/ostree/boot\\.1/${OSNAME}/[0-9a-f]{64}/0`,
     ),
   );
+  // A pristine disk: no root= or boot= yet (the first boot names the new UUIDs).
+  assert.not.match(/Command line: (.*)/.exec(log)?.[1] ?? '', /(^| )(root|boot)=/);
   // The image's initramfs: Ignition, ostree-prepare-root, switch-root.
   for (const unit of ['ignition-disks', 'ignition-mount', 'ignition-files', 'ostree-prepare-root'])
     assert.match(log, new RegExp(`Finished .*${unit}\\.service`), unit);

@@ -2,7 +2,8 @@
 // with what a test site changes and nothing else:
 // - the stable stream's service images point at small local images in the tests' registry (the
 //   stream's own `services` overrides), and so do the agents' (image.yaml);
-// - the stream makes metal and qemu disks, zstd-compressed (quick to make here);
+// - the stream makes metal and qemu disks, zstd-compressed (quick to make here), with one karg of
+//   its own (see below: a length that Debian GRUB 2.14's blscfg reads right);
 // - one site overlay, 90sensor-site: the monitor interface set in /etc/rocknsm/rocknsm.env (Zeek
 //   and Suricata do not start without it) and a release file, the "one overlay changed" of the
 //   update test.
@@ -53,6 +54,15 @@ export function sensorProject(dir: string, release: string): string {
   // The test world makes its disks with the native backend (Debian; publish would need
   // allow-native-disks: true). Its builds pass --compression zstd (test/sensor/world.ts).
   stream.setIn(['artifact-backend'], 'native');
+  // One karg of the test world's own, for the length of the BLS options line only. Debian's GRUB
+  // 2.14 (the test base's; Fedora CoreOS's GRUB has its own blscfg) writes one byte past the
+  // command it builds from a BLS entry: bls_get_linux allocates "linux " + path + options + 1 and
+  // writes a space, a newline and a NUL besides (grub-core/commands/blsuki.c:811-857 @grub-2.14).
+  // On i386-pc, when that size is a multiple of 16, the NUL lands on the next heap block's header
+  // and the initrd command comes out as garbage ("can't find command `@??'", then a kernel panic
+  // with no initramfs). The sensor's entries, once the first boot has appended root= and boot=,
+  // were exactly 432 bytes; this makes them 452.
+  stream.setIn(['kargs'], [{ kargs: ['rocknsm.testworld=1'] }]);
   writeFileSync(streamFile, stream.toString());
 
   const site = join(dir, 'overlays/90sensor-site');
