@@ -212,9 +212,10 @@ const stampMount = (job: ArchJob) => join(job.work, 'boot-mnt');
 export const bootc: ArtifactBackend = {
   name: 'bootc',
   supports(platform) {
-    return platform === 'metal' || platform === 'qemu'
-      ? true
-      : `bootc install makes disks only, not ${platform === 'pxe' ? 'PXE files' : 'a live ISO'}; use --backend coreos or native`;
+    if (platform === 'metal' || platform === 'qemu') return true;
+    if (platform === 'metal4k')
+      return 'this backend makes no 4K-sector disk (metal4k); use --backend coreos';
+    return `bootc install makes disks only, not ${platform === 'pxe' ? 'PXE files' : 'a live ISO'}; use --backend coreos or native`;
   },
   commands: (job) =>
     steps(job).flatMap((s) =>
