@@ -76,6 +76,7 @@ import { concatInitrds } from '../exec/initramfs.ts';
 import { attachRange, type LoopDevice, type Mounted, mount, mountsUnder } from '../exec/losetup.ts';
 import {
   cpioNewc,
+  cpioNewcArgs,
   fatCopy,
   fatMkdirs,
   mkfsExt4,
@@ -401,17 +402,23 @@ export const native: ArtifactBackend = {
       ['umount', '--recursive', root],
     ];
     if (job.platforms.includes('pxe'))
-      cmds.push([
-        'mksquashfs',
-        `${w}/sysroot`,
-        `${w}/live/root.squashfs`,
-        '-noappend',
-        '-comp',
-        'zstd',
-        '-no-progress',
-        '-e',
-        'boot',
-      ]);
+      cmds.push(
+        [
+          'mksquashfs',
+          `${w}/sysroot`,
+          `${w}/live/root.squashfs`,
+          '-noappend',
+          '-comp',
+          'zstd',
+          '-no-progress',
+          '-e',
+          'boot',
+        ],
+        // In ${w}/live-initramfs and ${w}/live, names on standard input; the deployed initramfs and
+        // the first archive are then joined (4-byte aligned) into live-initramfs.
+        ['cpio', ...cpioNewcArgs(`${w}/live-initramfs.cpio`)],
+        ['cpio', ...cpioNewcArgs(join(w, artifactFile(job.name, job.version, job.arch, 'live-rootfs')))],
+      );
     if (job.platforms.includes('qemu'))
       cmds.push([
         'qemu-img',

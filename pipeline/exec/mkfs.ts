@@ -68,10 +68,15 @@ export async function mksquashfs(run: Runner, dir: string, out: string, exclude:
   );
 }
 
+/** cpio's arguments for a newc archive (the file names come on its standard input). */
+export function cpioNewcArgs(out: string): string[] {
+  return ['--create', '--format=newc', '--owner=0:0', '--reproducible', '--quiet', '-O', out];
+}
+
 /** A newc cpio archive of files named relative to `dir` (what the kernel unpacks as an initrd). */
 export async function cpioNewc(run: Runner, dir: string, names: string[], out: string, tag?: string) {
   requireTool('cpio');
-  await run('cpio', ['--create', '--format=newc', '--owner=0:0', '--reproducible', '--quiet', '-O', out], {
+  await run('cpio', cpioNewcArgs(out), {
     cwd: dir,
     input: `${names.join('\n')}\n`,
     tag,
