@@ -62,7 +62,18 @@ test.before(() => {
   ]);
   if (b.code !== 0) throw new Error(`fixture build failed:\n${b.stderr}`);
   const t2 = Date.now();
-  const a = cli(['artifacts', '--build', out, '--backend', 'native', '--compression', 'zstd']);
+  const a = cli([
+    'artifacts',
+    '--build',
+    out,
+    '--backend',
+    'native',
+    // What the native backend makes of the shipped stream's list (no metal4k, no live ISO).
+    '--platform',
+    'metal,qemu,pxe',
+    '--compression',
+    'zstd',
+  ]);
   if (a.code !== 0) throw new Error(`artifacts failed:\n${a.stderr}`);
   seconds.push(
     `bootable bases ${(t1 - t0) / 1000} s, build ${(t2 - t1) / 1000} s, artifacts ${(Date.now() - t2) / 1000} s`,

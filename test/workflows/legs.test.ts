@@ -162,7 +162,7 @@ test('ci-plan on the cached metadata: same bases are unchanged, a new base is a 
       { arch: 'aarch64', runner: 'ubuntu-24.04-arm' },
     ],
   });
-  assert.is(same.outputs.platforms, 'metal,qemu,pxe');
+  assert.is(same.outputs.platforms, 'metal,metal4k,qemu,pxe,iso');
   assert.is(same.outputs.registry, 'ghcr.io/rocknsm/rocknsm-coreos');
   assert.is(same.outputs['site-url'], 'https://rocknsm.github.io/rocknsm-coreos');
   assert.match(same.summary, new RegExp(`^### ${STREAM}: unchanged since ${VERSION.replace(/\./g, '\\.')}`));
