@@ -213,8 +213,7 @@ export const bootc: ArtifactBackend = {
   name: 'bootc',
   supports(platform) {
     if (platform === 'metal' || platform === 'qemu') return true;
-    if (platform === 'metal4k')
-      return 'this backend makes no 4K-sector disk (metal4k); use --backend coreos';
+    if (platform === 'metal4k') return 'this backend makes no 4K-sector disk (metal4k); use --backend coreos';
     return `bootc install makes disks only, not ${platform === 'pxe' ? 'PXE files' : 'a live ISO'}; use --backend coreos or native`;
   },
   commands: (job) =>
