@@ -20,7 +20,7 @@ import { parseSgdiskPrint, stampCommands } from '../../pipeline/artifacts/bootc.
 import { BUILDER_SCRIPT, CCDI_COMMIT } from '../../pipeline/artifacts/coreos.ts';
 import { mountsUnder } from '../../pipeline/exec/losetup.ts';
 import { cacheDir, fcosBase, repoRoot } from '../world/fcos-base.ts';
-import { needTool, sh, shResult } from '../world/tools.ts';
+import { needTool, sh, shResult, withImageMount } from '../world/tools.ts';
 
 const work = join(cacheDir, `artifacts-backends-${process.pid}`);
 const out = join(work, 'out');
@@ -102,28 +102,9 @@ function bootFiles(file: string): [string, number][] {
       file,
     ]);
     if (r.stdout.trim() !== 'boot') continue;
-    const mnt = join(work, 'check-boot');
-    mkdirSync(mnt, { recursive: true });
-    const loop = sh('losetup', [
-      '--find',
-      '--show',
-      '--read-only',
-      '--offset',
-      String(offset),
-      '--sizelimit',
-      String(size),
-      file,
-    ]).trim();
-    try {
-      sh('mount', ['-o', 'ro', loop, mnt]);
-      try {
-        return readdirSync(mnt).map((n) => [n, statSync(join(mnt, n)).size]);
-      } finally {
-        sh('umount', [mnt]);
-      }
-    } finally {
-      sh('losetup', ['--detach', loop]);
-    }
+    return withImageMount(file, offset, size, join(work, 'check-boot'), (mnt) =>
+      readdirSync(mnt).map((n): [string, number] => [n, statSync(join(mnt, n)).size]),
+    );
   }
   throw new Error(`${file}: no filesystem labelled boot`);
 }

@@ -24,7 +24,7 @@ import { bootVm, UEFI_FIRMWARE } from '../../pipeline/exec/qemu.ts';
 import { createRunner } from '../../pipeline/exec/run.ts';
 import { createLogger } from '../../pipeline/log.ts';
 import { cacheDir, fcosBase, KVER, repoRoot } from '../world/fcos-base.ts';
-import { cpioFile, needTool, sh, shResult } from '../world/tools.ts';
+import { cpioFile, needTool, sh, shResult, withImageMount } from '../world/tools.ts';
 
 const work = join(cacheDir, `artifacts-${process.pid}`);
 const out = join(work, 'out');
@@ -68,31 +68,10 @@ function probe(file: string, offset: number): Record<string, string> {
   );
 }
 
-/** Mounts a partition of an image read-only for `fn`, then lets go of it. */
+/** Mounts a partition (sectors `start`..`end`) of an image read-only for `fn`, then lets go of it. */
 function withMount<T>(file: string, start: number, end: number, fn: (dir: string) => T): T {
   const mnt = join(work, `mnt-${start}-${Math.random().toString(36).slice(2)}`);
-  mkdirSync(mnt, { recursive: true });
-  const loop = sh('losetup', [
-    '--find',
-    '--show',
-    '--read-only',
-    '--offset',
-    String(start * 512),
-    '--sizelimit',
-    String((end - start + 1) * 512),
-    file,
-  ]).trim();
-  try {
-    sh('mount', ['-o', 'ro', loop, mnt]);
-    try {
-      return fn(mnt);
-    } finally {
-      sh('umount', [mnt]);
-    }
-  } finally {
-    sh('losetup', ['--detach', loop]);
-    rmSync(mnt, { recursive: true, force: true });
-  }
+  return withImageMount(file, start * 512, (end - start + 1) * 512, mnt, fn);
 }
 
 /** The first `bytes` bytes of a file. */
