@@ -68,11 +68,32 @@ async function stage(ctx: Context, step: StageStep, tag: string): Promise<void> 
   }
 }
 
-/** Terminal control sequences firmware writes to the serial console. */
-
 /** The last `lines` lines of a console log, for error messages. */
 export function consoleTail(log: string, lines = 25): string {
   return plainConsole(log).trimEnd().split('\n').slice(-lines).join('\n');
+}
+
+/**
+ * The lines of a console log that say why a boot went wrong, wherever they are: systemd's status
+ * lines for a failed, timed-out or dependency-failed unit ("[FAILED]", "[ TIME ]", "[DEPEND]"),
+ * its "Timed out waiting for device" and dracut's warnings. The tail alone often shows only the
+ * emergency shell that followed them. At most `max` lines, the first ones kept.
+ */
+export function consoleFailures(log: string, max = 30): string {
+  const why =
+    /\[(FAILED|\s*TIME\s*|DEPEND)\]|Timed out|Dependency failed|dracut-initqueue\[\d+\]: Warning|Failed to (start|mount)/;
+  const lines = plainConsole(log)
+    .split('\n')
+    .filter((l) => why.test(l));
+  return lines.length > max
+    ? [...lines.slice(0, max), `[${lines.length - max} more]`].join('\n')
+    : lines.join('\n');
+}
+
+/** A failed boot's console for an error message: the lines that say why, then the last lines. */
+export function consoleReport(log: string, lines = 25): string {
+  const why = consoleFailures(log);
+  return `${why ? `failure lines:\n${why}\n` : ''}last lines:\n${consoleTail(log, lines)}`;
 }
 
 /**
@@ -140,7 +161,7 @@ export async function runBootTests(
       failed
         .map(
           (f) =>
-            `boot test ${f.arch} ${f.id} failed (${f.vm.failure ? `'${f.vm.failure}' on the console` : f.vm.outcome} after ${f.result.seconds} s; no '${plans.find((p) => p.arch === f.arch)?.plan.runs.find((r) => r.case.id === f.id)?.vm.marker}' on the console). Console (${f.result.log}), last lines:\n${consoleTail(f.vm.log)}`,
+            `boot test ${f.arch} ${f.id} failed (${f.vm.failure ? `'${f.vm.failure}' on the console` : f.vm.outcome} after ${f.result.seconds} s; no '${plans.find((p) => p.arch === f.arch)?.plan.runs.find((r) => r.case.id === f.id)?.vm.marker}' on the console). Console (${f.result.log}), ${consoleReport(f.vm.log)}`,
         )
         .join('\n\n'),
     );

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { consoleFailures, consoleReport } from '../../pipeline/boot/run.ts';
 import { bootVm, plainConsole, qemuArgv, type VmSpec } from '../../pipeline/exec/qemu.ts';
 import { needTool, sh } from '../world/tools.ts';
 
@@ -135,6 +136,36 @@ test('markers are matched on the plain console: systemd colours unit names', () 
   const line = `[${esc}[0;32m  OK  ${esc}[0m] Reached target ${esc}[0;1;39minitrd-switch-root.target${esc}[0m - Switch Root.\r\n`;
   assert.not.ok(line.includes('Reached target initrd-switch-root.target'));
   assert.is(plainConsole(line), '[  OK  ] Reached target initrd-switch-root.target - Switch Root.\n');
+});
+
+test('a failed boot is reported by the lines that say why, then the tail', () => {
+  // systemd's status words (src/core/job.c job_done_message): FAILED, " TIME ", DEPEND, coloured.
+  const esc = String.fromCharCode(27);
+  const status = (word: string, text: string) => `[${esc}[0;1;31m${word}${esc}[0m] ${text}\r\n`;
+  const log = [
+    status('  OK  ', 'Reached target local-fs-pre.target.'),
+    status(' TIME ', 'Timed out waiting for device dev-disk-by\\x2dpartlabel-data.device.'),
+    status('DEPEND', 'Dependency failed for var-lib-rocknsm.mount.'),
+    ...Array.from({ length: 50 }, (_, i) => status('  OK  ', `Started unit-${i}.service.`)),
+    'You are in emergency mode.\r\n',
+  ].join('');
+  const report = consoleReport(log, 3);
+  assert.ok(
+    report.startsWith(
+      'failure lines:\n[ TIME ] Timed out waiting for device dev-disk-by\\x2dpartlabel-data.device.\n[DEPEND] Dependency failed for var-lib-rocknsm.mount.\n',
+    ),
+    report,
+  );
+  assert.ok(
+    report.endsWith(
+      'last lines:\n[  OK  ] Started unit-48.service.\n[  OK  ] Started unit-49.service.\nYou are in emergency mode.',
+    ),
+    report,
+  );
+  assert.is(
+    consoleFailures(log.replace(/TIME|DEPEND/g, '  OK  ').replace(/Timed out|Dependency failed/g, 'x')),
+    '',
+  );
 });
 
 test('real TCG boots: power off, marker, timeout', async () => {

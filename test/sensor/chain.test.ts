@@ -11,7 +11,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { consoleTail } from '../../pipeline/boot/run.ts';
+import { consoleReport, consoleTail } from '../../pipeline/boot/run.ts';
 import { IGNITION_BASE_PATH, IGNITION_DRACUT_MODULE } from '../../pipeline/plan/build-plan.ts';
 import { bootSensor, makeSshKey, overlayDisk, sshKeyConfig } from '../world/sensor-vm.ts';
 import { needTool, sh, shResult } from '../world/tools.ts';
@@ -138,7 +138,7 @@ test('an image with the base config only in the root filesystem makes no data pa
     `base config in rootfs: image, disk and first boot to switch-root ${(Date.now() - t) / 1000} s`,
   );
   const log = consoleTail(r.log, 1_000_000);
-  assert.is(r.outcome, 'marker', log.slice(-3000));
+  assert.is(r.outcome, 'marker', consoleReport(r.log, 40));
   // Ignition ran every stage (the user config is local: fetch-offline) and laid out nothing: only
   // the image's four partitions.
   for (const unit of ['ignition-fetch-offline', 'ignition-disks', 'ignition-mount', 'ignition-files'])
