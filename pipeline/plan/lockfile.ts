@@ -23,15 +23,48 @@ export interface Lockfile {
   };
 }
 
-/** Metadata of an entry in manifest-lock.overrides.yaml. */
+/**
+ * Metadata of an entry in manifest-lock.overrides.yaml. rpm-ostree reads it as a free-form map
+ * (coreos/rpm-ostree rust/src/lockfile.rs:120-133 @d5ef5f0c); the rules on it are the ones
+ * fedora-coreos-config's own tool applies when it writes the file (ci/overrides.py @2d0fce6d).
+ */
 export interface OverrideMetadata {
-  /** Why the pin exists: a tracker/issue URL. Mandatory for every override here. */
-  reason: string;
+  /** Why the override exists: a URL. Required for `pin`; for `fast-track` see FCOS_SPECIFIC_SOURCES. */
+  reason?: string;
   /** `pin` holds a package back; `fast-track` takes it ahead of the repos. */
   type: 'pin' | 'fast-track';
-  /** Bodhi update URL, for fast-tracks of Fedora packages. */
+  /** Bodhi update URL: what a fast-track takes ahead of the repos. */
   bodhi?: string;
 }
+
+/**
+ * Source packages whose fast-tracks need no reason URL: fedora-coreos-config ci/overrides.py:20-31
+ * (TRIVIAL_FAST_TRACKS) @2d0fce6d, enforced at :96-99 (do_fast_track). The names are source RPMs; a lockfile names
+ * binary RPMs, so `sourceIsFcosSpecific` maps them (the `rust-` prefix of the Rust crates'
+ * sources is not on their binaries: rust-afterburn builds afterburn and afterburn-dracut).
+ */
+export const FCOS_SPECIFIC_SOURCES = [
+  'console-login-helper-messages',
+  'ignition',
+  'ostree',
+  'rpm-ostree',
+  'rust-afterburn',
+  'rust-bootupd',
+  'rust-coreos-installer',
+  'rust-ignition-config',
+  'rust-zincati',
+];
+
+/** Whether binary package `name` comes from one of FCOS_SPECIFIC_SOURCES (by name: base or base-*). */
+export function sourceIsFcosSpecific(name: string): boolean {
+  return FCOS_SPECIFIC_SOURCES.some((src) => {
+    const base = src.replace(/^rust-/, '');
+    return name === base || name.startsWith(`${base}-`);
+  });
+}
+
+/** ci/overrides.py:359-362 (check_url) @2d0fce6d: an http or https URL. */
+const isUrl = (v: unknown): v is string => typeof v === 'string' && /^https?:\/\/\S+$/.test(v);
 
 const PKG_KEYS = ['evra', 'evr', 'digest', 'metadata'];
 
@@ -135,44 +168,63 @@ function checkLockfile(src: SourceFile, issues: ConfigIssue[]): Lockfile {
   return out;
 }
 
-/** Parses manifest-lock.overrides.yaml: a lockfile whose every entry says why it exists. */
-export function parseOverrides(text: string, file: string): Lockfile {
+/**
+ * Parses manifest-lock.overrides.yaml (or its per-arch form) with fedora-coreos-config's rules
+ * (ci/overrides.py @2d0fce6d):
+ * - every entry has `metadata.type`, `pin` or `fast-track` (the two writers: :103-106, :123-126);
+ * - a `pin` carries a reason URL (:69 `--reason` required=True, :119 check_url);
+ * - a `fast-track` carries a reason URL unless its source package is FCOS-specific (:96-99); its
+ *   Bodhi URL is always written (:103-106), so an FCOS-specific one needs at least that;
+ * - `bodhi` and `reason`, when present, are http(s) URLs (:359-362);
+ * - with `locked` (the packages of the config's base lockfiles), an override names a package one
+ *   of them locks: the tool only overrides binary packages listed in the lockfiles (:233-267).
+ */
+export function parseOverrides(text: string, file: string, locked?: ReadonlySet<string>): Lockfile {
   const { source, issues } = parseYaml(text, file);
   if (!source) throw new ConfigError(issues);
   const lf = checkLockfile(source, issues);
-  const at = (path: (string | number)[], rule: string, message: string, value?: unknown) =>
-    issues.push({ file, ...source.locate(path), path: `/${path.join('/')}`, rule, message, value });
+  const at = (path: (string | number)[], rule: string, message: string, value?: unknown, key = false) =>
+    issues.push({ file, ...source.locate(path, key), path: `/${path.join('/')}`, rule, message, value });
   for (const [name, p] of Object.entries(lf.packages)) {
     const path = ['packages', name];
+    if (locked && !locked.has(name))
+      at(
+        path,
+        'override-unlocked',
+        `'${name}' is in no base lockfile (manifest-lock.<arch>.json); an override replaces a locked package`,
+        undefined,
+        true,
+      );
     const m = p.metadata as Partial<Record<string, unknown>> | undefined;
     if (!m) {
       at(
         path,
-        'override-reason',
-        'every override needs metadata.reason (a tracker URL) and metadata.type (pin or fast-track)',
+        'override-type',
+        'every override needs metadata.type (pin or fast-track) and a reason URL',
+        undefined,
+        true,
       );
       continue;
     }
-    if (typeof m.reason !== 'string' || !/^https?:\/\/\S+$/.test(m.reason))
+    const where = (k: string) => [...path, 'metadata', ...(m[k] === undefined ? [] : [k])];
+    if (m.type !== 'pin' && m.type !== 'fast-track') {
+      at(where('type'), 'override-type', 'metadata.type must be "pin" or "fast-track"', m.type);
+      continue;
+    }
+    if (m.reason !== undefined && !isUrl(m.reason))
+      at(where('reason'), 'override-reason', 'metadata.reason must be an http(s) URL', m.reason);
+    if (m.bodhi !== undefined && !isUrl(m.bodhi))
+      at(where('bodhi'), 'override-bodhi', 'metadata.bodhi must be a Bodhi update URL', m.bodhi);
+    if (m.reason !== undefined) continue;
+    if (m.type === 'pin')
+      at(where('reason'), 'override-reason', 'a pin needs metadata.reason (a URL saying why)');
+    else if (!sourceIsFcosSpecific(name) || m.bodhi === undefined)
       at(
-        [...path, 'metadata', ...(m.reason === undefined ? [] : ['reason'])],
+        where('reason'),
         'override-reason',
-        'metadata.reason must be a URL explaining the pin (tracker issue, bug, Bodhi update)',
-        m.reason,
-      );
-    if (m.type !== 'pin' && m.type !== 'fast-track')
-      at(
-        [...path, 'metadata', ...(m.type === undefined ? [] : ['type'])],
-        'override-type',
-        'metadata.type must be "pin" or "fast-track"',
-        m.type,
-      );
-    if (m.bodhi !== undefined && (typeof m.bodhi !== 'string' || !/^https?:\/\//.test(m.bodhi)))
-      at(
-        [...path, 'metadata', 'bodhi'],
-        'override-bodhi',
-        'metadata.bodhi must be a Bodhi update URL',
-        m.bodhi,
+        sourceIsFcosSpecific(name)
+          ? 'a fast-track needs metadata.bodhi (the update it takes) or metadata.reason'
+          : `a fast-track of '${name}' needs metadata.reason (a URL); only FCOS-specific packages (${FCOS_SPECIFIC_SOURCES.join(', ')}) may omit it`,
       );
   }
   if (issues.length) throw new ConfigError(issues);

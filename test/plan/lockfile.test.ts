@@ -78,6 +78,49 @@ test('overrides: the committed file is valid; every entry needs a reason URL and
   }
 });
 
+test("overrides: fedora-coreos-config's rules (ci/overrides.py @2d0fce6d): pins need a reason URL, fast-tracks of FCOS-specific packages may do with their Bodhi URL", () => {
+  const rules = (yaml: string, locked?: Set<string>) => {
+    try {
+      parseOverrides(yaml, 'o.yaml', locked);
+      return [];
+    } catch (e) {
+      return (e as ConfigError).issues.map((i) => `${i.line}:${i.col} ${i.rule}`);
+    }
+  };
+  const entry = (name: string, meta: string) =>
+    `packages:\n  ${name}:\n    evr: 1-1.fc41\n    metadata:\n${meta
+      .split(',')
+      .filter(Boolean)
+      .map((m) => `      ${m}\n`)
+      .join('')}`;
+  const bodhi = 'bodhi: https://bodhi.fedoraproject.org/updates/FEDORA-2024-35ebfcbeef';
+  const reason = 'reason: https://github.com/coreos/fedora-coreos-tracker/issues/1809';
+  // As upstream's own file has them (manifest-lock.overrides.yaml @2d0fce6d: ignition, no reason).
+  assert.equal(rules(entry('ignition', `${bodhi},type: fast-track`)), []);
+  // Binary packages of the Rust sources (rust-afterburn builds afterburn-dracut).
+  assert.equal(rules(entry('afterburn-dracut', `${bodhi},type: fast-track`)), []);
+  assert.equal(rules(entry('rpm-ostree-libs', `${bodhi},type: fast-track`)), []);
+  // Not FCOS-specific: the tool refuses a fast-track without --reason (:96-99).
+  assert.equal(rules(entry('podman', `${bodhi},type: fast-track`)), ['5:7 override-reason']);
+  assert.equal(rules(entry('podman', `${bodhi},${reason},type: fast-track`)), []);
+  // FCOS-specific but neither a Bodhi update nor a reason: nothing says why.
+  assert.equal(rules(entry('ignition', 'type: fast-track')), ['5:7 override-reason']);
+  // A pin always needs its reason (:69 required=True), and it must be a URL (:359-362).
+  assert.equal(rules(entry('ignition', 'type: pin')), ['5:7 override-reason']);
+  assert.equal(rules(entry('kernel', 'reason: see chat,type: pin')), ['5:15 override-reason']);
+  assert.equal(rules(entry('kernel', `${reason},type: pin`)), []);
+  assert.equal(rules(entry('podman', `bodhi: FEDORA-2024-1,${reason},type: fast-track`)), [
+    '5:14 override-bodhi',
+  ]);
+  // Only the two types upstream writes.
+  assert.equal(rules(entry('kernel', `${reason},type: hold`)), ['6:13 override-type']);
+  assert.equal(rules('packages:\n  kernel:\n    evr: 1-1.fc41\n'), ['2:3 override-type']);
+  // With the base lockfiles' packages: an override replaces a locked package (:233-267).
+  const locked = new Set(['kernel', 'podman']);
+  assert.equal(rules(entry('kernel', `${reason},type: pin`), locked), []);
+  assert.equal(rules(entry('kernal', `${reason},type: pin`), locked), ['2:3 override-unlocked']);
+});
+
 test('later lockfiles win, like repeated --lockfile (overrides after the base)', () => {
   const base = parseLockfile(text('manifests/compose/manifest-lock.x86_64.json'), 'x');
   const ov = parseOverrides(text('manifests/compose/manifest-lock.overrides.yaml'), 'o');
