@@ -44,10 +44,13 @@ function request(over: Partial<ComposeRequest> = {}): ComposeRequest {
   };
 }
 
-function recorder(results: Record<string, Partial<RunResult>> = {}) {
+/** A runner that records calls; `wrote` says whether rpm-ostree writes an image (its --touch-if-changed file). */
+function recorder(results: Record<string, Partial<RunResult>> = {}, wrote = { image: true }) {
   const calls: { argv: string[]; opts?: RunOptions }[] = [];
   const run = async (cmd: string, args: readonly string[], opts?: RunOptions): Promise<RunResult> => {
     calls.push({ argv: [cmd, ...args], opts });
+    const touch = args.find((a) => a.startsWith('--touch-if-changed='));
+    if (cmd === 'rpm-ostree' && touch && wrote.image) writeFileSync(touch.split('=')[1]!, '');
     const r = { stdout: '', stderr: '', exitCode: 0, ...(results[`${cmd} ${args[0]}`] ?? {}) };
     return r;
   };
@@ -77,7 +80,8 @@ test('host mode, image flow: overlay commit, then compose image with lockfiles a
       'compose',
       'image',
       '--format=ociarchive',
-      '--initialize',
+      '--initialize-mode=if-not-exists',
+      '--touch-if-changed=/b/work/x86_64/changed',
       '--cachedir=/b/cache',
       '--layer-repo=/b/work/x86_64/layers',
       `--lockfile=${config}/manifest-lock.x86_64.json`,
@@ -129,7 +133,8 @@ test('container mode: privileged podman run, four mounts, the same steps with co
     'compose',
     'image',
     '--format=ociarchive',
-    '--initialize',
+    '--initialize-mode=if-not-exists',
+    '--touch-if-changed=/srv/work/changed',
     '--cachedir=/srv/cache',
     '--layer-repo=/srv/work/layers',
     '--lockfile=/srv/config/manifest-lock.x86_64.json',
@@ -143,7 +148,7 @@ test('container mode: privileged podman run, four mounts, the same steps with co
   const lines = p.script!.text.split('\n');
   assert.equal(lines.slice(2, 4), [
     'set -euo pipefail',
-    'command -v rpm-ostree >/dev/null || dnf -y install --setopt=install_weak_deps=False rpm-ostree',
+    'rpm -q rpm-ostree distribution-gpg-keys >/dev/null || dnf -y install --setopt=install_weak_deps=False rpm-ostree distribution-gpg-keys',
   ]);
   assert.is(lines[6], p.steps[2]!.join(' '));
 });
@@ -163,6 +168,7 @@ test('tree flow: compose tree into a repo, then container-encapsulate the treefi
     `--ex-lockfile=${config}/manifest-lock.overrides.yaml`,
     '--ex-lockfile-strict',
     '--ex-write-lockfile-to=/b/out/x86_64/manifest-lock.generated.x86_64.json',
+    '--touch-if-changed=/b/work/x86_64/changed',
     '--write-commitid-to=/b/work/x86_64/commitid',
     '--write-composejson-to=/b/out/x86_64/compose-tree.json',
     '/b/work/x86_64/treefile/rocknsm-stable.json',
@@ -220,7 +226,8 @@ test('runCompose: runs the steps, writes the record; an unchanged input hash ski
     const p = planCompose(
       request({ outputDir: join(dir, 'out'), workDir: join(dir, 'work'), cacheDir: join(dir, 'cache') }),
     );
-    const { run, calls } = recorder({ 'skopeo inspect': { exitCode: 1 } });
+    const wrote = { image: true };
+    const { run, calls } = recorder({ 'skopeo inspect': { exitCode: 1 } }, wrote);
     const first = await runCompose(run, p, 'sha256:aa', () => Date.UTC(2025, 0, 14));
     assert.is(first.status, 'composed');
     assert.equal(
@@ -240,6 +247,11 @@ test('runCompose: runs the steps, writes the record; an unchanged input hash ski
     assert.is((await runCompose(run, p, 'sha256:aa', Date.now)).status, 'unchanged');
     assert.is(calls.length, 0);
     assert.is((await runCompose(run, p, 'sha256:bb', Date.now)).status, 'composed');
+    // New inputs of ours, but rpm-ostree finds its own unchanged and keeps the previous image.
+    wrote.image = false;
+    const kept = await runCompose(run, p, 'sha256:cc', Date.now);
+    assert.is(kept.status, 'unchanged');
+    assert.is(kept.record.inputHash, 'sha256:cc');
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
