@@ -1,7 +1,7 @@
 // `rock-image compose`: composes the RockNSM base OCI archive from manifests/compose with
 // rpm-ostree (host or builder container), with lockfiles, autolock and change detection;
 // `--print-only` shows the flattened treefile and exact command lines; `--diff` compares lockfiles.
-import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { loadProject, projectPaths } from '../config/index.ts';
 import { UsageError } from '../errors.ts';
@@ -17,7 +17,16 @@ import {
   resolveMode,
   runCompose,
 } from '../exec/rpm-ostree.ts';
+import { tagDigest } from '../exec/skopeo.ts';
 import { hostArch } from '../exec/tools.ts';
+import {
+  IMAGE_LOCK_FILE,
+  type ImageLock,
+  isPinned,
+  parseImageLock,
+  pinnedRef,
+  serializeImageLock,
+} from '../plan/image-lock.ts';
 import {
   autolock,
   diffLockfiles,
@@ -80,6 +89,10 @@ export interface ComposeOptions {
   mode: ComposeMode;
   autolock: boolean;
   podmanArgs?: string[];
+  /** Compose even when nothing changed (rpm-ostree --force-nocache). */
+  force?: boolean;
+  /** Digests of the builder images (manifests/image-locks.json). */
+  imageLock: ImageLock;
 }
 
 export interface ArchPlan {
@@ -89,6 +102,8 @@ export interface ArchPlan {
   inputHash: string;
   /** Generated autolock lockfile to write before running, if any. */
   autolock?: { path: string; lockfile: Lockfile };
+  /** Container mode with a builder tag the image lock does not pin: printed, never run. */
+  unlockedBuilder?: string;
 }
 
 const readIfExists = (p: string) => (existsSync(p) ? readFileSync(p, 'utf8') : undefined);
@@ -96,10 +111,29 @@ const readIfExists = (p: string) => (existsSync(p) ? readFileSync(p, 'utf8') : u
 /** Flattens and plans the compose of every requested arch (reads files, runs nothing). */
 export function planStreamCompose(o: ComposeOptions): ArchPlan[] {
   const configDir = dirname(o.treefile);
+  // The builder runs by digest (and the digest is hashed): a tag moves with every Fedora update.
+  const pinned = pinnedRef(o.imageLock, o.settings.builderImage);
+  const builderImage = pinned ?? o.settings.builderImage;
+  const unlockedBuilder = o.mode === 'container' && !pinned ? o.settings.builderImage : undefined;
   const repoFiles = readdirSync(configDir)
     .filter((f) => f.endsWith('.repo'))
     .sort()
     .map((f) => join(configDir, f));
+  // The base lockfiles of every arch the config locks: what an override may replace.
+  const baseLocks = new Map(
+    readdirSync(configDir)
+      .map((f) => /^manifest-lock\.([a-z0-9_]+)\.json$/.exec(f))
+      .filter((m): m is RegExpExecArray => m !== null)
+      .map((m) => {
+        const p = join(configDir, m[0]);
+        return [m[1]!, parseLockfile(readFileSync(p, 'utf8'), p)] as const;
+      }),
+  );
+  // Undefined (nothing to check against) when none of the arches has a base lockfile.
+  const lockedIn = (arches: string[]) =>
+    arches.some((a) => baseLocks.has(a))
+      ? new Set(arches.flatMap((a) => Object.keys(baseLocks.get(a)?.packages ?? {})))
+      : undefined;
   return o.arches.map((arch) => {
     const flattened = flattenTreefile({
       file: o.treefile,
@@ -112,8 +146,7 @@ export function planStreamCompose(o: ComposeOptions): ArchPlan[] {
     const lockfiles: string[] = [];
     let auto: ArchPlan['autolock'];
     const base = join(configDir, `manifest-lock.${arch}.json`);
-    if (existsSync(base)) {
-      parseLockfile(readFileSync(base, 'utf8'), base);
+    if (baseLocks.has(arch)) {
       lockfiles.push(base);
     } else if (o.autolock && arch !== o.settings.primaryArch) {
       const p = o.settings.primaryArch;
@@ -127,10 +160,14 @@ export function planStreamCompose(o: ComposeOptions): ArchPlan[] {
       auto = { path, lockfile: autolock(parseLockfile(readFileSync(source, 'utf8'), source)) };
       lockfiles.push(path);
     }
-    for (const name of ['manifest-lock.overrides.yaml', `manifest-lock.overrides.${arch}.yaml`]) {
+    const overrides: [string, Set<string> | undefined][] = [
+      ['manifest-lock.overrides.yaml', lockedIn([...baseLocks.keys()])],
+      [`manifest-lock.overrides.${arch}.yaml`, lockedIn([arch])],
+    ];
+    for (const [name, locked] of overrides) {
       const p = join(configDir, name);
       if (existsSync(p)) {
-        parseOverrides(readFileSync(p, 'utf8'), p);
+        parseOverrides(readFileSync(p, 'utf8'), p, locked);
         lockfiles.push(p);
       }
     }
@@ -147,10 +184,11 @@ export function planStreamCompose(o: ComposeOptions): ArchPlan[] {
       repoFiles,
       mode: o.mode,
       flow: o.settings.flow,
-      builderImage: o.settings.builderImage,
+      builderImage,
       strict: o.settings.strict,
       labels: { 'io.rocknsm.stream': o.stream, 'io.rocknsm.compose.arch': arch },
       podmanArgs: o.podmanArgs,
+      force: o.force,
     });
     // The autolock file does not exist yet when planning: hash its content instead.
     const inputs = gatherComposeInputs({
@@ -161,7 +199,7 @@ export function planStreamCompose(o: ComposeOptions): ArchPlan[] {
     const inputHash = composeInputHash(inputs);
     plan.request.labels['io.rocknsm.compose.inputhash'] = inputHash;
     const withHash = planCompose({ ...plan.request });
-    return { arch, flattened, plan: withHash, inputHash, autolock: auto };
+    return { arch, flattened, plan: withHash, inputHash, autolock: auto, unlockedBuilder };
   });
 }
 
@@ -175,9 +213,20 @@ export function formatComposePlan(plans: ArchPlan[]): string {
         `# ${p.arch}: variables ${JSON.stringify(p.flattened.variables)}\n` +
         `# ${p.arch}: input hash ${p.inputHash}\n` +
         `# ${p.arch}: wrapper ${p.plan.wrapper.path}\n${p.plan.wrapper.text}` +
-        `# ${p.arch}: commands (${p.plan.request.mode} mode)\n${formatPlanCommands(p.plan)}`,
+        `# ${p.arch}: commands (${p.plan.request.mode} mode)\n${formatPlanCommands(p.plan)}` +
+        (p.unlockedBuilder ? `# ${p.arch}: ${unlockedMessage(p.unlockedBuilder)}\n` : ''),
     )
     .join('\n');
+}
+
+function unlockedMessage(ref: string): string {
+  return `builder image ${ref} is a tag that ${IMAGE_LOCK_FILE} does not pin; a compose refuses to run it until 'rock-image compose --lock-builder' (registry access) records its digest`;
+}
+
+/** The image lock of the project; none yet is an empty lock. */
+function readImageLock(root: string): ImageLock {
+  const p = join(root, IMAGE_LOCK_FILE);
+  return existsSync(p) ? parseImageLock(readFileSync(p, 'utf8'), IMAGE_LOCK_FILE) : { images: {} };
 }
 
 /** Entry point for `rock-image plan --compose`: the plan text for a stream, never running anything. */
@@ -196,7 +245,14 @@ function composeOptions(
   ctx: Context,
   stream: string,
   settings: StreamComposeSettings,
-  o: { arches?: string[]; mode?: ComposeMode; treefile?: string; output?: string; autolock?: boolean },
+  o: {
+    arches?: string[];
+    mode?: ComposeMode;
+    treefile?: string;
+    output?: string;
+    autolock?: boolean;
+    force?: boolean;
+  },
 ): ComposeOptions {
   const abs = (p: string, base: string) => (isAbsolute(p) ? p : resolve(base, p));
   return {
@@ -210,6 +266,8 @@ function composeOptions(
     mode: o.mode ?? 'container',
     autolock: o.autolock ?? false,
     podmanArgs: ctx.env.ROCK_IMAGE_PODMAN_ARGS?.split(/\s+/).filter(Boolean),
+    force: o.force,
+    imageLock: readImageLock(ctx.root),
   };
 }
 
@@ -219,6 +277,7 @@ export const compose: Command = {
   usage: `
 Usage: rock-image compose --stream S [--arch A]... [options]
        rock-image compose --diff OLD.json NEW.json [--json]
+       rock-image compose --lock-builder [--stream S] [--builder-image REF]
 
 Flattens manifests/compose (include, arch-include, conditional-include, variables, packages-<arch>)
 for each arch, then runs rpm-ostree to produce <output>/<arch>/rocknsm-base-S.<arch>.ociarchive,
@@ -237,6 +296,9 @@ Options:
   --force              compose even when the input hash is unchanged
   --print-only         print the flattened treefile per arch and the exact command lines; run nothing
   --diff OLD NEW       package changes between two lockfiles (release notes); --json for JSON
+  --lock-builder       resolve the builder image tag of every stream (or of --stream, and
+                       --builder-image) to its digest now and write ${IMAGE_LOCK_FILE}; container
+                       mode runs only locked builders, by digest
 
 Environment: ROCK_IMAGE_PODMAN_ARGS extra 'podman run' arguments (e.g. '--runtime runc').
 Exit 69 when neither rpm-ostree nor podman (with the builder image pullable) is available.
@@ -253,6 +315,7 @@ Exit 69 when neither rpm-ostree nor podman (with the builder image pullable) is 
     'print-only': { type: 'boolean' },
     diff: { type: 'string' },
     json: { type: 'boolean' },
+    'lock-builder': { type: 'boolean' },
   },
   positionals: true,
   async run(ctx, values, positionals) {
@@ -267,6 +330,12 @@ Exit 69 when neither rpm-ostree nor podman (with the builder image pullable) is 
       return 0;
     }
     if (positionals.length) throw new UsageError(`unexpected argument '${positionals[0]}'`);
+    if (values['lock-builder'])
+      return lockBuilders(
+        ctx,
+        values.stream as string | undefined,
+        values['builder-image'] as string | undefined,
+      );
     if (typeof values.stream !== 'string') throw new UsageError('--stream is required (see --help)');
     const mode = (values.mode as string | undefined) ?? 'auto';
     if (!['host', 'container', 'auto'].includes(mode))
@@ -291,6 +360,7 @@ Exit 69 when neither rpm-ostree nor podman (with the builder image pullable) is 
       treefile: values.treefile as string | undefined,
       output: values.output as string | undefined,
       autolock: Boolean(values.autolock),
+      force: Boolean(values.force),
     });
     if (printOnly) {
       ctx.stdout.write(formatComposePlan(planStreamCompose(opts)));
@@ -307,6 +377,7 @@ Exit 69 when neither rpm-ostree nor podman (with the builder image pullable) is 
           `cannot compose ${arch} on a ${host} host (rpm-ostree composes natively; use a ${arch} runner)`,
         );
       const [p] = planStreamCompose({ ...opts, arches: [arch] });
+      if (p!.unlockedBuilder) throw new UsageError(unlockedMessage(p!.unlockedBuilder));
       if (p!.autolock) {
         mkdirSync(dirname(p!.autolock.path), { recursive: true });
         writeFileSync(p!.autolock.path, serializeLockfile(p!.autolock.lockfile));
@@ -331,3 +402,24 @@ Exit 69 when neither rpm-ostree nor podman (with the builder image pullable) is 
     return 0;
   },
 };
+
+/** `--lock-builder`: the digest each builder tag points at now, written to the image lock. */
+async function lockBuilders(ctx: Context, stream?: string, extra?: string): Promise<number> {
+  const streams = stream ? [stream] : [...loadProject(projectPaths(ctx.root)).streams.keys()];
+  const refs = new Set(streams.map((s) => streamComposeSettings(ctx.root, s).builderImage));
+  if (extra) refs.add(extra);
+  const lock = readImageLock(ctx.root);
+  const day = new Date(ctx.now()).toISOString().slice(0, 10);
+  for (const ref of [...refs].sort()) {
+    if (isPinned(ref)) continue;
+    const digest = await ctx.log.step(`resolve ${ref}`, () => tagDigest(ctx.run, ref));
+    const before = lock.images[ref]?.digest;
+    lock.images[ref] = { digest, resolved: day };
+    ctx.stdout.write(`${ref} ${before && before !== digest ? `${before} -> ` : ''}${digest}\n`);
+  }
+  const path = join(ctx.root, IMAGE_LOCK_FILE);
+  mkdirSync(dirname(path), { recursive: true });
+  writeFileSync(`${path}.tmp`, serializeImageLock(lock));
+  renameSync(`${path}.tmp`, path);
+  return 0;
+}

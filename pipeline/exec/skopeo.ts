@@ -37,9 +37,7 @@ export async function resolveDigest(
   const arg = ref.startsWith('containers-storage:')
     ? storageRef(storage, ref.slice('containers-storage:'.length))
     : ref;
-  const { stdout } = await run('skopeo', ['inspect', '--raw', '--retry-times', '3', arg]);
-  const raw = stdout.endsWith('\n') ? stdout.slice(0, -1) : stdout;
-  const digest = `sha256:${createHash('sha256').update(raw).digest('hex')}`;
+  const { raw, digest } = await rawManifest(run, arg);
   const manifest = JSON.parse(raw) as {
     mediaType?: string;
     manifests?: { digest: string; platform?: { architecture: string; os: string } }[];
@@ -55,4 +53,20 @@ export async function resolveDigest(
     return { digest: entry.digest, indexDigest: digest };
   }
   return { digest };
+}
+
+/** The manifest (or index) bytes `ref` names, read without pulling, and their digest. */
+async function rawManifest(run: Runner, ref: string): Promise<{ raw: string; digest: string }> {
+  const { stdout } = await run('skopeo', ['inspect', '--raw', '--retry-times', '3', ref]);
+  const raw = stdout.endsWith('\n') ? stdout.slice(0, -1) : stdout;
+  return { raw, digest: `sha256:${createHash('sha256').update(raw).digest('hex')}` };
+}
+
+/**
+ * The digest a registry tag points at now: of its index when it is multi-arch, so the lock holds
+ * for every arch (podman picks the host's image from it).
+ */
+export async function tagDigest(run: Runner, ref: string): Promise<string> {
+  requireTool('skopeo');
+  return (await rawManifest(run, `docker://${ref}`)).digest;
 }

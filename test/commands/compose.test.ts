@@ -1,16 +1,24 @@
 // `rock-image compose`: --print-only (what `plan --compose` shows), --diff, --autolock planning,
 // and the production path failing with exit 69 on a host that cannot run rpm-ostree.
-import { cpSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { compose, planStreamCompose, streamComposeSettings } from '../../pipeline/commands/compose.ts';
+import {
+  type ComposeOptions,
+  compose,
+  planStreamCompose,
+  streamComposeSettings,
+} from '../../pipeline/commands/compose.ts';
 import type { Context } from '../../pipeline/commands/types.ts';
-import { ToolMissingError, UsageError } from '../../pipeline/errors.ts';
+import { type ConfigError, ToolMissingError, UsageError } from '../../pipeline/errors.ts';
 import type { RunResult } from '../../pipeline/exec/run.ts';
+import { which } from '../../pipeline/exec/tools.ts';
 import { createLogger } from '../../pipeline/log.ts';
+import { parseImageLock } from '../../pipeline/plan/image-lock.ts';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 
@@ -33,6 +41,23 @@ function context(results: Record<string, Partial<RunResult>> = {}) {
   return { ctx, calls, out: () => out };
 }
 
+/** Container-mode options for the stable stream of the project at `dir`, x86_64. */
+function options(ctx: Context, dir: string): ComposeOptions {
+  return {
+    stream: 'stable',
+    arches: ['x86_64'],
+    settings: streamComposeSettings(dir, 'stable'),
+    treefile: join(dir, 'manifests/compose/manifest.yaml'),
+    output: join(dir, 'out'),
+    cacheDir: join(dir, 'cache'),
+    mode: 'container',
+    autolock: false,
+    imageLock: existsSync(join(dir, 'manifests/image-locks.json'))
+      ? parseImageLock(readFileSync(join(dir, 'manifests/image-locks.json'), 'utf8'), 'l')
+      : { images: {} },
+  };
+}
+
 test('--print-only: flattened treefile per arch and the exact command lines, nothing run', async () => {
   const { ctx, calls, out } = context();
   const code = await compose.run(
@@ -52,8 +77,61 @@ test('--print-only: flattened treefile per arch and the exact command lines, not
     text,
     `podman run --rm --privileged --security-opt label=disable --pull=missing -v ${root}manifests/compose:/srv/config:ro -v /tmp/o/work/x86_64:/srv/work`,
   );
-  assert.match(text, '#   rpm-ostree compose image --format=ociarchive --initialize --cachedir=/srv/cache');
+  assert.match(
+    text,
+    '#   rpm-ostree compose image --format=ociarchive --initialize-mode=if-not-exists --touch-if-changed=/srv/work/changed --cachedir=/srv/cache',
+  );
   assert.match(text, /# x86_64: input hash sha256:[0-9a-f]{64}/);
+  // No lock in this checkout: the plan says the run would refuse the moving tag.
+  assert.match(
+    text,
+    '# x86_64: builder image quay.io/fedora/fedora:41 is a tag that manifests/image-locks.json does not pin',
+  );
+});
+
+test('--lock-builder: the tag resolved to its index digest, then the builder runs by digest', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'compose-lock-'));
+  try {
+    for (const d of ['manifests', 'overlays', 'containerfiles'])
+      cpSync(join(root, d), join(dir, d), { recursive: true });
+    // What `skopeo inspect --raw` prints for a multi-arch tag; its digest is the sha256 of the bytes.
+    const index = '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[]}';
+    const digest = `sha256:${createHash('sha256').update(index).digest('hex')}`;
+    const { ctx, calls, out } = context({ 'skopeo inspect': { stdout: `${index}\n` } });
+    ctx.root = dir;
+    ctx.cwd = dir;
+    const unlocked = planStreamCompose(options(ctx, dir));
+    assert.is(unlocked[0]!.unlockedBuilder, 'quay.io/fedora/fedora:41');
+    assert.is(await compose.run(ctx, { 'lock-builder': true }, []), 0);
+    assert.equal(calls, [
+      ['skopeo', 'inspect', '--raw', '--retry-times', '3', 'docker://quay.io/fedora/fedora:41'],
+    ]);
+    assert.is(out(), `quay.io/fedora/fedora:41 ${digest}\n`);
+    const lock = JSON.parse(readFileSync(join(dir, 'manifests/image-locks.json'), 'utf8'));
+    assert.equal(lock, { images: { 'quay.io/fedora/fedora:41': { digest, resolved: '2025-01-14' } } });
+    const [p] = planStreamCompose(options(ctx, dir));
+    assert.is(p!.unlockedBuilder, undefined);
+    assert.is(p!.plan.podman!.at(-3), `quay.io/fedora/fedora:41@${digest}`);
+    // The digest is an input: re-locking to another image changes the hash.
+    assert.is.not(p!.inputHash, unlocked[0]!.inputHash);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('image lock: a digest reference or a malformed digest is refused with file and line', () => {
+  const bad = (text: string) => {
+    try {
+      parseImageLock(text, 'image-locks.json');
+      return [];
+    } catch (e) {
+      return (e as ConfigError).issues.map((i) => `${i.line} ${i.rule}`);
+    }
+  };
+  const d = `sha256:${'a'.repeat(64)}`;
+  assert.equal(bad(`{"images": {"q.io/f:41": {"digest": "${d}"}}}`), []);
+  assert.equal(bad(`{"images": {\n"q.io/f:41": {"digest": "sha256:abc"}}}`), ['2 image-lock-digest']);
+  assert.equal(bad(`{"images": {\n"q.io/f@${d}": {"digest": "${d}"}}}`), ['2 image-lock-ref']);
 });
 
 test('--diff OLD NEW prints the package changes; --json as JSON', async () => {
@@ -94,11 +172,25 @@ test('a real compose on a host without rpm-ostree or a pullable builder image ex
     });
     let err: unknown;
     const arch = process.arch === 'arm64' ? 'aarch64' : 'x86_64';
-    await compose.run(ctx, { stream: 'stable', arch: [arch], output: dir }, []).catch((e) => {
-      err = e;
-    });
+    const pinned = `quay.io/fedora/fedora:41@sha256:${'a'.repeat(64)}`;
+    await compose
+      .run(ctx, { stream: 'stable', arch: [arch], output: dir, 'builder-image': pinned }, [])
+      .catch((e) => {
+        err = e;
+      });
     assert.instance(err, ToolMissingError);
     assert.is((err as ToolMissingError).exitCode, 69);
+    // Container mode with the stream's tag and no lock: refused before anything runs.
+    if (!which('rpm-ostree') && which('podman')) {
+      const { ctx: c2, calls } = context();
+      err = undefined;
+      await compose.run(c2, { stream: 'stable', arch: [arch], output: dir }, []).catch((e) => {
+        err = e;
+      });
+      assert.instance(err, UsageError);
+      assert.match((err as Error).message, "'rock-image compose --lock-builder'");
+      assert.equal(calls, []);
+    }
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -119,6 +211,7 @@ test('--autolock: an arch without a lockfile gets the primary arch versions, the
       cacheDir: join(dir, 'cache'),
       mode: 'host',
       autolock: true,
+      imageLock: { images: {} },
     });
     assert.is(p!.autolock!.path, join(dir, 'out/work/aarch64/manifest-lock.autolock.aarch64.json'));
     assert.equal(p!.autolock!.lockfile.packages.podman, { evr: '5:5.3.1-1.fc41' });
