@@ -3,9 +3,6 @@
 // upstream files at those commits and checks that they say what our arguments assume.
 // Files come from git mirrors when ROCK_UPSTREAM_GIT names a directory of them
 // (<owner>+<name>/repo, bare), else from raw.githubusercontent.com (cached under .cache/test).
-import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { ArchJob } from '../../pipeline/artifacts/backend.ts';
@@ -18,7 +15,7 @@ import {
 } from '../../pipeline/artifacts/bootc.ts';
 import { CCDI_COMMIT, CCDI_FCOS_DEFAULT_KARGS, coreosArgs } from '../../pipeline/artifacts/coreos.ts';
 import { streamKargs } from '../../pipeline/artifacts/index.ts';
-import { cacheDir } from '../world/fcos-base.ts';
+import { lines } from '../world/upstream.ts';
 
 const COSA = '05db482e6439a502bc94f56d3ae11c7f8189c459';
 const COSA_PINNED = '60d468e70172345d807886f1e3685b74803c370f';
@@ -27,36 +24,6 @@ const BOOTUPD = '8ecc2e7731cab3f71e62057eb772e72aa334123f';
 const OSB = 'f6b23dbc90c0919b22cf6ffab5bcb9ccab5aad28';
 const FCC = '2d0fce6d5cfd5198c27e131757ecb934e1b092e7';
 const STORAGE = '83cf57466529353aced8f1803f2302698e0b5cb7';
-
-/** Lines `from`..`to` (1-based, inclusive) of `path` in `repo` at `commit`. */
-async function lines(repo: string, commit: string, path: string, from: number, to = from): Promise<string> {
-  const cached = join(cacheDir, 'upstream', repo, commit, path);
-  let text: string;
-  const mirrors = process.env.ROCK_UPSTREAM_GIT;
-  if (existsSync(cached)) text = readFileSync(cached, 'utf8');
-  else if (mirrors && existsSync(join(mirrors, repo.replace('/', '+'), 'repo')))
-    text = execFileSync(
-      'git',
-      ['--git-dir', join(mirrors, repo.replace('/', '+'), 'repo'), 'show', `${commit}:${path}`],
-      {
-        encoding: 'utf8',
-        maxBuffer: 64 << 20,
-      },
-    );
-  else {
-    const url = `https://raw.githubusercontent.com/${repo}/${commit}/${path}`;
-    const res = await fetch(url);
-    if (!res.ok)
-      throw new Error(`${url}: HTTP ${res.status} (offline? set ROCK_UPSTREAM_GIT to git mirrors)`);
-    text = await res.text();
-  }
-  mkdirSync(dirname(cached), { recursive: true });
-  writeFileSync(cached, text);
-  return text
-    .split('\n')
-    .slice(from - 1, to)
-    .join('\n');
-}
 
 const job = (over: Partial<ArchJob> = {}): ArchJob => ({
   arch: 'x86_64',

@@ -1,0 +1,180 @@
+// The compose against its real consumers' sources, which cannot run here (rpm-ostree is Fedora's):
+// - `rock-image compose --print-only` on the real fedora-coreos-config, overrides file and all,
+//   for both arches;
+// - every flag of our rpm-ostree command lines is one rpm-ostree declares, read from its source;
+// - the override rules and the builder's packages are the ones fedora-coreos-config and
+//   coreos-assembler state, read from their files at the cited commits.
+import { existsSync, readFileSync } from 'node:fs';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { compose } from '../../pipeline/commands/compose.ts';
+import type { Context } from '../../pipeline/commands/types.ts';
+import { BUILDER_PACKAGES, planCompose } from '../../pipeline/exec/rpm-ostree.ts';
+import { createLogger } from '../../pipeline/log.ts';
+import { FCOS_SPECIFIC_SOURCES, parseOverrides } from '../../pipeline/plan/lockfile.ts';
+import { flattenTreefile } from '../../pipeline/plan/treefile.ts';
+import { repoRoot } from '../world/fcos-base.ts';
+import { file, lines, tree } from '../world/upstream.ts';
+
+const FCC = '2d0fce6d5cfd5198c27e131757ecb934e1b092e7';
+const RPMOSTREE = 'd5ef5f0cb5ace53f40a8d92933cc87e69ad8c7f4';
+const COSA = '05db482e6439a502bc94f56d3ae11c7f8189c459';
+
+const read = (p: string) => (existsSync(p) ? readFileSync(p, 'utf8') : undefined);
+
+function context() {
+  let out = '';
+  const calls: string[][] = [];
+  const ctx: Context = {
+    root: repoRoot,
+    cwd: repoRoot,
+    env: {},
+    now: () => Date.UTC(2026, 10, 30),
+    log: createLogger({ mode: 'plain', out: { write: () => true } }),
+    run: async (cmd, args) => {
+      calls.push([cmd, ...args]);
+      return { stdout: '', stderr: '', exitCode: 0 };
+    },
+    stdout: { write: (s: string) => (out += s) },
+    cores: 2,
+  };
+  return { ctx, calls, out: () => out };
+}
+
+/** The long options of a clap struct: `#[clap(long...)]` fields, named as clap names them. */
+function clapLongs(source: string, struct: string): Set<string> {
+  const body = source.slice(source.indexOf(`struct ${struct} {`));
+  const fields = body.slice(0, body.indexOf('\n}\n'));
+  const out = new Set<string>();
+  const re = /#\[clap\(([^\]]*)\)\]\s*(?:\/\/\/[^\n]*\s*|#\[[^\n]*\]\s*)*(\w+):/g;
+  for (const m of fields.matchAll(re)) {
+    if (!/\blong\b/.test(m[1]!)) continue;
+    const named = /\blong\s*=\s*"([^"]+)"/.exec(m[1]!) ?? /\bname\s*=\s*"([^"]+)"/.exec(m[1]!);
+    out.add(named ? named[1]! : m[2]!.replace(/_/g, '-'));
+  }
+  return out;
+}
+
+test('the real fedora-coreos-config composes (--print-only) for both arches, its overrides file included', async () => {
+  const config = await tree('coreos/fedora-coreos-config', FCC);
+  const { ctx, calls, out } = context();
+  const code = await compose.run(
+    ctx,
+    {
+      stream: 'stable',
+      treefile: `${config}/manifest.yaml`,
+      arch: ['x86_64', 'aarch64'],
+      'print-only': true,
+      mode: 'host',
+      output: '/tmp/fcc-out',
+    },
+    [],
+  );
+  assert.is(code, 0);
+  assert.equal(calls, []);
+  const text = out();
+  for (const arch of ['x86_64', 'aarch64']) {
+    assert.match(text, `# ${arch}: flattened treefile (rpm-ostree compose tree --print-only)`);
+    // Its own lockfile, then the overrides (a fast-track of ignition with no reason among them).
+    assert.match(
+      text,
+      `--lockfile=${config}/manifest-lock.${arch}.json --lockfile=${config}/manifest-lock.overrides.yaml`,
+    );
+  }
+  // The arch's own pieces: packages-<arch> and arch-include, resolved per arch.
+  const flat = (arch: string) =>
+    flattenTreefile({
+      file: `${config}/manifest.yaml`,
+      basearch: arch,
+      read,
+      variables: { stream: 'stable', prod: true },
+    }).treefile as { packages: string[] };
+  const x86 = flat('x86_64').packages;
+  const arm = flat('aarch64').packages;
+  assert.ok(x86.includes('grub2-efi-x64') && !arm.includes('grub2-efi-x64'), 'x86_64 EFI GRUB');
+  assert.ok(arm.includes('grub2-efi-aa64') && !x86.includes('grub2-efi-aa64'), 'aarch64 EFI GRUB');
+  for (const p of ['ignition', 'rpm-ostree', 'kernel']) assert.ok(x86.includes(p) && arm.includes(p), p);
+  // Upstream's overrides file as it is: ignition fast-tracked with a Bodhi URL and no reason.
+  assert.match(
+    await lines('coreos/fedora-coreos-config', FCC, 'manifest-lock.overrides.yaml', 12, 16),
+    /ignition:\n {4}evr: .*\n {4}metadata:\n {6}bodhi: https:\/\/bodhi\.fedoraproject\.org\/updates\/\S+\n {6}type: fast-track/,
+  );
+});
+
+test("override rules: fedora-coreos-config's own tool (ci/overrides.py)", async () => {
+  const py = (from: number, to?: number) =>
+    lines('coreos/fedora-coreos-config', FCC, 'ci/overrides.py', from, to);
+  // :20-31 the sources whose fast-tracks need no reason; ours is the same list.
+  const trivial = [...(await py(20, 31)).matchAll(/^\s+'([^']+)',/gm)].map((m) => m[1]);
+  assert.equal(trivial, FCOS_SPECIFIC_SOURCES);
+  assert.match(await py(96, 99), /if not args\.reason and source_name not in TRIVIAL_FAST_TRACKS:\n\s+raise/);
+  // :69 a pin's reason is required; :359-362 a URL is http(s).
+  assert.match(await py(69), /pin\.add_argument\('-r', '--reason', required=True,/);
+  assert.match(await py(359, 362), /if p\.scheme not in \('http', 'https'\):\n\s+raise/);
+  // :103-106 a fast-track always records its Bodhi URL.
+  assert.match(await py(103, 106), /type='fast-track',\n\s+bodhi=update\['url'\],/);
+  const ignition = `packages:\n  ignition:\n    evr: 2.20.0-1.fc40\n    metadata:\n${await lines('coreos/fedora-coreos-config', FCC, 'manifest-lock.overrides.yaml', 15, 16)}\n`;
+  assert.equal(Object.keys(parseOverrides(ignition, 'o.yaml').packages), ['ignition']);
+});
+
+test('rpm-ostree declares every flag of our compose command lines (rust/src/compose.rs, compose tree options)', async () => {
+  const rs = await file('coreos/rpm-ostree', RPMOSTREE, 'rust/src/compose.rs');
+  const image = clapLongs(rs, 'ComposeImageOpts');
+  // A sanity check of the reader on the struct's lines as cited in pipeline/exec/rpm-ostree.ts.
+  for (const f of ['initialize-mode', 'touch-if-changed', 'force-nocache', 'lockfile', 'label', 'layer-repo'])
+    assert.ok(image.has(f), `${f} in ${[...image].join(' ')}`);
+  const cxx = await file('coreos/rpm-ostree', RPMOSTREE, 'src/app/rpmostree-compose-builtin-tree.cxx');
+  const treeOpts = new Set([...cxx.matchAll(/\{\s*"([a-z][a-z-]*)",\s*(?:0|'[a-z]'),/g)].map((m) => m[1]!));
+  const flags = (argv: string[]) =>
+    argv.filter((a) => a.startsWith('--')).map((a) => a.slice(2).split('=')[0]!);
+  const config = `${repoRoot}/manifests/compose`;
+  const variables = { stream: 'stable', prod: true };
+  for (const flow of ['image', 'tree'] as const)
+    for (const force of [false, true]) {
+      const p = planCompose({
+        stream: 'stable',
+        arch: 'x86_64',
+        treefile: `${config}/manifest.yaml`,
+        variables,
+        flattened: flattenTreefile({ file: `${config}/manifest.yaml`, basearch: 'x86_64', read, variables }),
+        outputDir: '/o',
+        workDir: '/w',
+        cacheDir: '/c',
+        lockfiles: [`${config}/manifest-lock.x86_64.json`],
+        repoFiles: [],
+        mode: 'host',
+        flow,
+        builderImage: 'b',
+        strict: true,
+        labels: { a: 'b' },
+        force,
+      });
+      const composeStep = p.steps.find((s) => s[0] === 'rpm-ostree' && s[2] === flow)!;
+      for (const f of flags(composeStep))
+        assert.ok((flow === 'image' ? image : treeOpts).has(f), `rpm-ostree compose ${flow} has no --${f}`);
+      if (flow === 'image') {
+        // --initialize conflicts with --initialize-mode (compose.rs:122, :127); if-not-exists is
+        // the InitializeMode value that keeps the previous image's layer plan (:69-91).
+        assert.not.ok(composeStep.includes('--initialize'));
+        assert.match(rs, /InitializeMode::IfNotExists => "if-not-exists"/);
+        assert.match(
+          rs,
+          /\(InitializeMode::IfNotExists \| InitializeMode::Query, Some\(oi\)\) => \{\n\s+Some\(fetch_previous_metadata/,
+        );
+        assert.ok(
+          composeStep.includes('--format=ociarchive') && /enum OutputFormat \{\n\s+Ociarchive,/.test(rs),
+        );
+      }
+    }
+});
+
+test('the builder installs what the compose reads: distribution-gpg-keys (coreos-assembler installs it)', async () => {
+  assert.match(
+    await lines('coreos/fedora-coreos-config', FCC, 'fedora.repo', 14),
+    /^gpgkey=file:\/\/\/usr\/share\/distribution-gpg-keys\//,
+  );
+  assert.is(await lines('coreos/coreos-assembler', COSA, 'rpms.in.yaml', 61), '  - distribution-gpg-keys');
+  assert.ok(BUILDER_PACKAGES.includes('distribution-gpg-keys') && BUILDER_PACKAGES.includes('rpm-ostree'));
+});
+
+test.run();
