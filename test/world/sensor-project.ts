@@ -5,8 +5,8 @@
 // - the stream makes metal and qemu disks, zstd-compressed (quick to make here), with one karg of
 //   its own (see below: a length that Debian GRUB 2.14's blscfg reads right);
 // - one site overlay, 90sensor-site: the monitor interface set in /etc/rocknsm/rocknsm.env (Zeek
-//   and Suricata do not start without it) and a release file, the "one overlay changed" of the
-//   update test.
+//   and Suricata do not start without it), a release file, the "one overlay changed" of the
+//   update test, and a systemd drop-in that lets device waits last as long as TCG needs.
 // The service images: busybox with an entrypoint that prints its arguments and sleeps, one OCI
 // index per name with linux/amd64 and linux/arm64, pushed to the registry the guests reach.
 import { cpSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -76,6 +76,18 @@ export function sensorProject(dir: string, release: string): string {
     env.replace(/^ROCKNSM_MONITOR_INTERFACE=$/m, `ROCKNSM_MONITOR_INTERFACE=${MONITOR_INTERFACE}`),
   );
   writeFileSync(join(site, 'usr/share/rocknsm-test/release'), `${release}\n`);
+  // Device waits as long as TCG under load needs. After switch-root the initramfs's udev database
+  // is gone (initrd-udevadm-cleanup-db), so the data partitions' by-partlabel links come back only
+  // with the real root's coldplug; with two QEMUs and the other suites on two cores that took 62 s
+  // of systemd's 90 s default here and over 90 s on CI's machine, where the update boot went to
+  // emergency mode (local-fs.target failed). A drop-in, not a karg: the BLS options line length is
+  // held where Debian's GRUB is safe (above). DefaultDeviceTimeoutSec= is systemd 257's (the test
+  // base's) systemd-system.conf key.
+  mkdirSync(join(site, 'usr/lib/systemd/system.conf.d'), { recursive: true });
+  writeFileSync(
+    join(site, 'usr/lib/systemd/system.conf.d/90-rocknsm-testworld.conf'),
+    '# RockNSM test world (TCG): slow coldplug under load.\n[Manager]\nDefaultDeviceTimeoutSec=600\n',
+  );
   return dir;
 }
 
