@@ -3,11 +3,16 @@
 // conditional-include, variables, packages-<arch>, and the per-kind merge rules. Pure: every file
 // is read through the injected reader, so tests and `plan --compose` need no disk.
 //
+// The type and shape of every value is pipeline/config/schema/treefile.schema.json's business, so
+// a wrong type is reported at its file:line:col like any other config; this file holds the rest:
+// which keys exist, includes, variables, conditions, merging, and the rules a type cannot say.
+//
 // Where rpm-ostree silently does something surprising (ignores a key in an inline treefile, keeps a
 // literal `${undefined}`, accepts unknown keys in JSON), we reject the input instead, so what we
 // flatten is always exactly what rpm-ostree composes. Each such rule is marked "stricter".
 import { dirname, extname, isAbsolute, join, normalize, relative } from 'node:path';
-import { type JsonPath, parseYaml, type SourceFile } from '../config/yaml.ts';
+import treefileSchema from '../config/schema/treefile.schema.json' with { type: 'json' };
+import { compileSchema, type JsonPath, parseYaml, type SourceFile, schemaIssues } from '../config/yaml.ts';
 import { ConfigError, type ConfigIssue } from '../errors.ts';
 
 /** A variable value: rpm-ostree's VarValue (bool, unsigned integer, string). */
@@ -46,109 +51,103 @@ export interface FlattenResult {
   externals: ExternalFile[];
 }
 
-type Kind =
-  | 'string'
-  | 'bool'
-  | 'uint'
-  | 'strings'
-  | 'releasever'
-  | 'map'
-  | 'string-map'
-  | 'variables'
-  | 'include'
-  | 'arch-include'
-  | 'conditional-include'
-  | 'add-files'
-  | 'remove-from-packages'
-  | 'check'
-  | 'repo-packages'
-  | 'rojig'
-  | { enum: string[]; canonical?: Record<string, string> };
-
+/**
+ * How treefile_merge (rust/src/treefile.rs:430 @d5ef5f0c) folds an included file's value into
+ * the including file's. The including file is `dest`, the included one `src`:
+ * - scalar: merge_basic_field (rust/src/treefile.rs:384 @d5ef5f0c), the first value set wins, so
+ *   the including file beats its includes and an earlier include beats a later one;
+ * - vec: merge_vec_field (rust/src/treefile.rs:393 @d5ef5f0c), the included entries come first;
+ * - map: merge_map_field (rust/src/treefile.rs:404 @d5ef5f0c), per key, the including file wins;
+ * - set: merge_hashset_field (rust/src/treefile.rs:417 @d5ef5f0c), the sorted union;
+ * - repo-packages: a vec, then handle_repo_packages_overrides (rust/src/treefile.rs:3013 @d5ef5f0c);
+ * - none: absent from treefile_merge, so only the root file's value counts;
+ * - consumed: read while parsing (includes, variables), never merged or printed.
+ */
 type Merge = 'scalar' | 'vec' | 'map' | 'set' | 'none' | 'consumed' | 'repo-packages';
 
-interface KeySpec {
-  kind: Kind;
-  merge: Merge;
-}
-
-const s = (kind: Kind, merge: Merge): KeySpec => ({ kind, merge });
-
 // Every key BaseComposeConfigFields / TreeComposeConfig accept, in serde's serialization order
-// (that order is the order of `--print-only` output). Merge semantics from treefile_merge():
-// scalar = first wins (the including file), vec = included entries first, map = including file
-// wins per key, set = sorted union, none = not merged at all (only the root's value counts).
-export const treefileKeys: Record<string, KeySpec> = {
-  packages: s('strings', 'set'),
-  'repo-packages': s('repo-packages', 'repo-packages'),
-  cliwrap: s('bool', 'scalar'),
-  'cliwrap-binaries': s('strings', 'vec'),
-  edition: s({ enum: ['2014', '2024'] }, 'scalar'),
-  ref: s('string', 'scalar'),
-  metadata: s('map', 'map'),
-  basearch: s('string', 'scalar'),
-  variables: s('variables', 'consumed'),
-  repovars: s('string-map', 'map'),
-  rojig: s('rojig', 'scalar'),
-  repos: s('strings', 'vec'),
-  'lockfile-repos': s('strings', 'vec'),
-  selinux: s('bool', 'scalar'),
-  'ignore-devices': s('bool', 'scalar'),
-  'selinux-label-version': s('uint', 'scalar'),
-  sysusers: s({ enum: ['compose-auto', 'compose-forced'] }, 'scalar'),
-  ima: s('bool', 'scalar'),
-  'gpg-key': s('string', 'scalar'),
-  include: s('include', 'consumed'),
-  'arch-include': s('arch-include', 'consumed'),
-  'conditional-include': s('conditional-include', 'consumed'),
-  'bootstrap-packages': s('strings', 'consumed'),
-  'ostree-layers': s('strings', 'vec'),
-  'ostree-override-layers': s('strings', 'vec'),
-  'exclude-packages': s('strings', 'vec'),
-  'platform-module': s('string', 'none'),
-  container: s('bool', 'scalar'),
-  recommends: s('bool', 'scalar'),
-  documentation: s('bool', 'scalar'),
-  'install-langs': s('strings', 'vec'),
-  'initramfs-args': s('strings', 'vec'),
-  'no-initramfs': s('bool', 'scalar'),
-  'readonly-executables': s('bool', 'scalar'),
-  'boot-location': s({ enum: ['new', 'modules', 'kernel-install'] }, 'scalar'),
-  'tmp-is-dir': s('bool', 'scalar'),
-  'opt-usrlocal': s(
-    { enum: ['var', 'root', 'state-overlay', 'stateoverlay'], canonical: { stateoverlay: 'state-overlay' } },
-    'scalar',
-  ),
-  units: s('strings', 'vec'),
-  'default-target': s('string', 'scalar'),
-  'machineid-compat': s('bool', 'scalar'),
-  releasever: s('releasever', 'scalar'),
-  'automatic-version-prefix': s('string', 'scalar'),
-  'automatic-version-suffix': s('string', 'scalar'),
-  'mutate-os-release': s('string', 'scalar'),
-  'etc-group-members': s('strings', 'vec'),
-  'preserve-passwd': s('bool', 'scalar'),
-  'check-passwd': s('check', 'scalar'),
-  'check-groups': s('check', 'scalar'),
-  'ignore-removed-users': s('strings', 'set'),
-  'ignore-removed-groups': s('strings', 'set'),
-  'postprocess-script': s('string', 'scalar'),
-  postprocess: s('strings', 'vec'),
-  'add-files': s('add-files', 'vec'),
-  'remove-files': s('strings', 'vec'),
-  'remove-from-packages': s('remove-from-packages', 'vec'),
-  'add-commit-metadata': s('map', 'map'),
-  'repo-metadata': s({ enum: ['inline', 'detached', 'disabled'] }, 'scalar'),
-  'advisories-metadata': s({ enum: ['inline', 'detached', 'disabled'] }, 'scalar'),
-  rpmdb: s(
-    { enum: ['bdb', 'b-d-b', 'sqlite', 'ndb', 'target', 'host'], canonical: { 'b-d-b': 'bdb' } },
-    'scalar',
-  ),
-  'rpmdb-normalize': s('bool', 'scalar'),
-  'container-cmd': s('strings', 'scalar'),
+// (that order is the order of `--print-only` output), with its merge rule. Value types are not
+// here but in pipeline/config/schema/treefile.schema.json, which must list the same keys.
+export const treefileKeys: Record<string, Merge> = {
+  packages: 'set',
+  'repo-packages': 'repo-packages',
+  cliwrap: 'scalar',
+  'cliwrap-binaries': 'vec',
+  edition: 'scalar',
+  ref: 'scalar',
+  metadata: 'map',
+  basearch: 'scalar',
+  variables: 'consumed',
+  repovars: 'map',
+  rojig: 'scalar',
+  repos: 'vec',
+  'lockfile-repos': 'vec',
+  selinux: 'scalar',
+  'ignore-devices': 'scalar',
+  'selinux-label-version': 'scalar',
+  sysusers: 'scalar',
+  ima: 'scalar',
+  'gpg-key': 'scalar',
+  include: 'consumed',
+  'arch-include': 'consumed',
+  'conditional-include': 'consumed',
+  'bootstrap-packages': 'consumed',
+  'ostree-layers': 'vec',
+  'ostree-override-layers': 'vec',
+  'exclude-packages': 'vec',
+  'platform-module': 'none',
+  container: 'scalar',
+  recommends: 'scalar',
+  documentation: 'scalar',
+  'install-langs': 'vec',
+  'initramfs-args': 'vec',
+  'no-initramfs': 'scalar',
+  'readonly-executables': 'scalar',
+  'boot-location': 'scalar',
+  'tmp-is-dir': 'scalar',
+  'opt-usrlocal': 'scalar',
+  units: 'vec',
+  'default-target': 'scalar',
+  'machineid-compat': 'scalar',
+  releasever: 'scalar',
+  'automatic-version-prefix': 'scalar',
+  'automatic-version-suffix': 'scalar',
+  'mutate-os-release': 'scalar',
+  'etc-group-members': 'vec',
+  'preserve-passwd': 'scalar',
+  'check-passwd': 'scalar',
+  'check-groups': 'scalar',
+  'ignore-removed-users': 'set',
+  'ignore-removed-groups': 'set',
+  'postprocess-script': 'scalar',
+  postprocess: 'vec',
+  'add-files': 'vec',
+  'remove-files': 'vec',
+  'remove-from-packages': 'vec',
+  'add-commit-metadata': 'map',
+  'repo-metadata': 'scalar',
+  'advisories-metadata': 'scalar',
+  rpmdb: 'scalar',
+  'rpmdb-normalize': 'scalar',
+  // A Vec, but merged among the basic fields, container_cmd (rust/src/treefile.rs:467 @d5ef5f0c):
+  // the first file that sets it wins whole.
+  'container-cmd': 'scalar',
 };
 
-/** Old underscore spellings rpm-ostree still reads (LegacyTreeComposeConfigFields). */
+/**
+ * serde aliases the schema accepts; rpm-ostree prints the variant's own name, so we do too:
+ * stateoverlay (rust/src/treefile.rs:2460 @d5ef5f0c) and b-d-b (rust/src/treefile.rs:2486 @d5ef5f0c).
+ */
+const enumAliases: Record<string, Record<string, string>> = {
+  'opt-usrlocal': { stateoverlay: 'state-overlay' },
+  rpmdb: { 'b-d-b': 'bdb' },
+};
+
+/**
+ * Old underscore spellings rpm-ostree still reads, LegacyTreeComposeConfigFields (rust/src/treefile.rs:2719
+ * @d5ef5f0c), moved to the new key by migrate_legacy_fields (rust/src/treefile.rs:2896 @d5ef5f0c),
+ * which refuses a file that sets both.
+ */
 export const legacyKeys: Record<string, string> = {
   gpg_key: 'gpg-key',
   boot_location: 'boot-location',
@@ -156,7 +155,10 @@ export const legacyKeys: Record<string, string> = {
   automatic_version_prefix: 'automatic-version-prefix',
 };
 
-/** Client-side derivation keys: rpm-ostree knows them but a server compose rejects them. */
+/**
+ * Client-side derivation keys, DeriveConfigFields (rust/src/treefile.rs:2810 @d5ef5f0c): rpm-ostree
+ * knows them but a server compose rejects them.
+ */
 export const deriveKeys = [
   'base-refspec',
   'container-image-reference',
@@ -171,7 +173,11 @@ export const deriveKeys = [
   'unconfigured-state',
 ];
 
+// INCLUDE_MAXDEPTH (rust/src/treefile.rs:55 @d5ef5f0c): a file at depth 50 may not include more.
 const INCLUDE_MAXDEPTH = 50;
+// Filled in from the compose, never set by a file: treefile_parse_stream refuses them in
+// variables (rust/src/treefile.rs:122 @d5ef5f0c), validate_base_config (rust/src/treefile.rs:1504
+// @d5ef5f0c) in repovars.
 const RESERVED_VARS = ['basearch', 'releasever'];
 /** Keys an inline conditional-include treefile cannot carry (rpm-ostree: external files; stricter: ignored keys). */
 const INLINE_FORBIDDEN: Record<string, string> = {
@@ -236,6 +242,8 @@ export function flattenTreefile(opts: FlattenOptions): FlattenResult {
     }
     state.variables.set(k, v);
   }
+  // The caller's variables seed the map that treefile_parse_and_process (rust/src/treefile.rs:653
+  // @d5ef5f0c) hands down the walk, and variables known first win (see parseRecurse).
   const root = parseRecurse(state, normalize(opts.file), [], 0);
   substituteVariables(state, root);
   const variables = Object.fromEntries([...state.variables].sort(([a], [b]) => cmp(a, b)));
@@ -243,6 +251,32 @@ export function flattenTreefile(opts: FlattenOptions): FlattenResult {
 }
 
 const cmp = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
+
+const validateTreefile = compileSchema(treefileSchema);
+
+const TYPE_WORDS: Record<string, string> = {
+  string: 'a string',
+  boolean: 'a boolean',
+  integer: 'an integer',
+  number: 'a number',
+  array: 'a list',
+  object: 'a mapping',
+  null: 'null',
+};
+
+/** ajv says `must be boolean,integer,string`; say it in the words of a YAML file. */
+function typeWords(message: string): string {
+  const m = /^must be ([a-z,]+)$/.exec(message);
+  if (!m) return message;
+  const words = m[1]!.split(',').map((t) => TYPE_WORDS[t] ?? t);
+  const last = words.pop()!;
+  return `must be ${words.length ? `${words.join(', ')} or ${last}` : last}`;
+}
+
+/** One file's issues in reading order: the schema's come in its key order, the rest in the file's. */
+function byPosition(issues: ConfigIssue[]): ConfigIssue[] {
+  return [...issues].sort((a, b) => (a.line ?? 0) - (b.line ?? 0) || (a.col ?? 0) - (b.col ?? 0));
+}
 
 function display(state: State, file: string): string {
   return relative(state.displayRoot, file) || file;
@@ -287,6 +321,8 @@ function parseRecurse(state: State, file: string, chain: ChainLink[], depth: num
       },
     ]);
   }
+  // YAML and JSON both parse as YAML. rpm-ostree refuses unknown keys, left in its catch-all
+  // extra (rust/src/treefile.rs:149 @d5ef5f0c), only in YAML; we refuse them in JSON too (stricter).
   const parsed = parseYaml(text, shown);
   const suffix = chainText(state, chain, file);
   if (!parsed.source) {
@@ -303,9 +339,17 @@ function parseRecurse(state: State, file: string, chain: ChainLink[], depth: num
     value,
   });
   const data = src.data ?? {};
-  if (!isObject(data)) {
-    throw new ConfigError([at([], 'type', 'a treefile must be a mapping', data)]);
-  }
+  // Value types and shapes, inline conditional-include treefiles included, come from the schema.
+  const typeIssues = schemaIssues({ ...src, data }, validateTreefile).map((i) => ({
+    ...i,
+    message: `${i.rule === 'type' ? typeWords(i.message) : i.message}${suffix}`,
+  }));
+  issues.push(...typeIssues);
+  if (!isObject(data)) throw new ConfigError(issues);
+  const invalid = (path: JsonPath) => {
+    const pointer = `/${path.map((s) => String(s).replace(/~/g, '~0').replace(/\//g, '~1')).join('/')}`;
+    return typeIssues.some((i) => i.path === pointer || i.path.startsWith(`${pointer}/`));
+  };
 
   const cfg = checkConfig(data, [], at, issues, {
     inline: false,
@@ -313,31 +357,18 @@ function parseRecurse(state: State, file: string, chain: ChainLink[], depth: num
     origin: src,
     shown,
     suffix,
+    invalid,
   });
 
-  // Reserved variables, variable types.
   const fileVars = new Map<string, VarValue>();
-  const rawVars = data.variables;
-  if (isObject(rawVars)) {
-    for (const [k, v] of Object.entries(rawVars)) {
-      if (RESERVED_VARS.includes(k)) {
-        issues.push(
-          at(
-            ['variables', k],
-            'reserved-variable',
-            `cannot define reserved variable '${k}'`,
-            undefined,
-            true,
-          ),
-        );
-      } else if (isVarValue(v)) fileVars.set(k, v);
-      else
-        issues.push(
-          at(['variables', k], 'type', 'a variable must be a boolean, an unsigned integer or a string', v),
-        );
-    }
+  for (const [k, v] of Object.entries(isObject(data.variables) ? data.variables : {})) {
+    if (RESERVED_VARS.includes(k))
+      issues.push(
+        at(['variables', k], 'reserved-variable', `cannot define reserved variable '${k}'`, undefined, true),
+      );
+    else fileVars.set(k, v as VarValue);
   }
-  // basearch in a file must match the compose's.
+  // basearch (rust/src/treefile.rs:102 @d5ef5f0c) in a file must match the compose's.
   const tfArch = cfg.values.get('basearch');
   if (typeof tfArch === 'string' && tfArch !== state.opts.basearch) {
     issues.push(
@@ -349,16 +380,20 @@ function parseRecurse(state: State, file: string, chain: ChainLink[], depth: num
       ),
     );
   }
-  if (issues.length) throw new ConfigError(issues);
+  if (issues.length) throw new ConfigError(byPosition(issues));
 
-  // Auto-mirror basearch and releasever into this file's variables, then fold them in:
-  // variables known earlier (the including files, earlier siblings, the caller) win.
+  // Put basearch and releasever in this file's variables, as the auto-mirror (rust/src/treefile.rs:130
+  // @d5ef5f0c) does, then fold them into the one map the whole walk shares: new_vars
+  // (rust/src/treefile.rs:599 @d5ef5f0c) takes the known ones over its own, so a name already known
+  // (from the caller, an including file, an earlier sibling or its includes) keeps its value.
   fileVars.set('basearch', state.opts.basearch);
   const rv = cfg.values.get('releasever');
   if (rv !== undefined) fileVars.set('releasever', rv as VarValue);
   for (const [k, v] of fileVars) if (!state.variables.has(k)) state.variables.set(k, v);
 
-  // Includes: `include`, then the matching `arch-include`, then matching conditional files.
+  // Includes: `include`, then the matching `arch-include`, then matching conditional files, in the
+  // order of treefile_parse_recurse (rust/src/treefile.rs:578 @d5ef5f0c). Of arch_include
+  // (rust/src/treefile.rs:602 @d5ef5f0c) only the compose's basearch entry is read.
   const includes: { name: string; path: JsonPath }[] = [];
   const inc = data.include;
   if (typeof inc === 'string') includes.push({ name: inc, path: ['include'] });
@@ -381,7 +416,10 @@ function parseRecurse(state: State, file: string, chain: ChainLink[], depth: num
       ? e.if.map((c, j) => ({ c, p: ['conditional-include', i, 'if', j] }))
       : [{ c: e.if, p: ['conditional-include', i, 'if'] }];
     let matches = true;
-    // Every condition is evaluated, so type errors surface even when an earlier one is false.
+    // conditional_include (rust/src/treefile.rs:612 @d5ef5f0c) is evaluated against the variables
+    // known at this point, so a later sibling's variables are not seen. Every condition of a list is
+    // evaluated, even after a false one, so type errors always surface: rpm-ostree's try_fold notes
+    // we always evaluate (rust/src/treefile.rs:618 @d5ef5f0c).
     for (const { c, p } of list) {
       const result = evaluateCondition(c as string, state.variables);
       if (typeof result === 'object') {
@@ -391,6 +429,8 @@ function parseRecurse(state: State, file: string, chain: ChainLink[], depth: num
       matches = matches && result;
     }
     if (!matches || issues.length) return;
+    // An inline treefile merges right away, before any file include: Inlined (rust/src/treefile.rs:626
+    // @d5ef5f0c). File names join the include list.
     if (isObject(e.include)) {
       const inline = checkConfig(e.include, ['conditional-include', i, 'include'], at, issues, {
         inline: true,
@@ -398,6 +438,7 @@ function parseRecurse(state: State, file: string, chain: ChainLink[], depth: num
         origin: src,
         shown,
         suffix,
+        invalid,
       });
       if (!issues.length) mergeInto(cfg, inline);
     } else if (typeof e.include === 'string')
@@ -409,13 +450,18 @@ function parseRecurse(state: State, file: string, chain: ChainLink[], depth: num
   });
   if (issues.length) throw new ConfigError(issues);
 
-  // Externals are resolved against this file's directory.
+  // Externals are resolved against this file's directory, as treefile_parse opens
+  // postprocess_script (rust/src/treefile.rs:322 @d5ef5f0c) and the others.
   collectExternals(state, file, data, at);
 
+  // Each include_path (rust/src/treefile.rs:633 @d5ef5f0c) is relative to the including file, parsed
+  // one level deeper and merged into this file, in list order.
   for (const { name, path } of includes) {
     const pos = src.locate(path);
     const link: ChainLink = { file, line: pos.line, col: pos.col };
     const target = normalize(isAbsolute(name) ? name : join(dirname(file), name));
+    // Checked per include, as with INCLUDE_MAXDEPTH (rust/src/treefile.rs:634 @d5ef5f0c): a file at
+    // the last level may exist, but not include.
     if (depth === INCLUDE_MAXDEPTH) {
       throw new ConfigError([
         at(path, 'include-depth', `reached maximum include depth ${INCLUDE_MAXDEPTH}`, name),
@@ -430,6 +476,8 @@ function parseRecurse(state: State, file: string, chain: ChainLink[], depth: num
       ];
       throw new ConfigError([at(path, 'include-cycle', `include cycle: ${loop.join(' -> ')}`, name)]);
     }
+    // treefile_parse keeps seen_includes (rust/src/treefile.rs:289 @d5ef5f0c) for the whole walk: a
+    // file seen before is refused, not only a loop along the chain.
     const firstVia = state.seen.get(target);
     if (firstVia !== undefined) {
       throw new ConfigError([
@@ -454,11 +502,16 @@ interface CheckCtx {
   origin: SourceFile;
   shown: string;
   suffix: string;
+  /** True when the schema already reported a problem at or below `path`. */
+  invalid: (path: JsonPath) => boolean;
 }
 
 type At = (path: JsonPath, rule: string, message: string, value?: unknown, key?: boolean) => ConfigIssue;
 
-/** Type-checks one treefile mapping (a file or an inline include) and canonicalizes its keys. */
+/**
+ * Checks the keys of one treefile mapping (a file or an inline include) and canonicalizes them.
+ * Value types were checked by the schema; a key whose value it refused is skipped here.
+ */
 function checkConfig(
   data: Record<string, unknown>,
   base: JsonPath,
@@ -473,7 +526,8 @@ function checkConfig(
   for (const [rawKey, value] of Object.entries(data)) {
     const p = [...base, rawKey];
     let key = rawKey;
-    if (rawKey in legacyKeys) {
+    // Own keys only: `toString` is not a treefile key.
+    if (Object.hasOwn(legacyKeys, rawKey)) {
       key = legacyKeys[rawKey]!;
       if (key in data) {
         issues.push(
@@ -482,11 +536,10 @@ function checkConfig(
         continue;
       }
     }
+    // packages-<basearch>: any arch is accepted, only the compose's is kept; take_archful_pkgs
+    // (rust/src/treefile.rs:219 @d5ef5f0c).
     if (rawKey.startsWith('packages-') && !deriveKeys.includes(rawKey)) {
-      if (!isStringArray(value)) {
-        issues.push(at(p, 'type', `invalid field ${rawKey}: expected array of strings`, value));
-        continue;
-      }
+      if (ctx.invalid(p)) continue;
       if (ctx.inline) {
         issues.push(
           at(
@@ -499,7 +552,7 @@ function checkConfig(
         );
         continue;
       }
-      if (rawKey.slice('packages-'.length) === ctx.basearch) archPackages.push(...value);
+      if (rawKey.slice('packages-'.length) === ctx.basearch) archPackages.push(...(value as string[]));
       continue;
     }
     if (deriveKeys.includes(rawKey)) {
@@ -514,8 +567,7 @@ function checkConfig(
       );
       continue;
     }
-    const spec = treefileKeys[key];
-    if (!spec) {
+    if (!Object.hasOwn(treefileKeys, key)) {
       issues.push(
         at(
           p,
@@ -531,57 +583,11 @@ function checkConfig(
       issues.push(at(p, 'inline-unsupported', `'${key}' ${INLINE_FORBIDDEN[key]}`, undefined, true));
       continue;
     }
-    const problem = checkKind(spec.kind, value, p, at, issues);
-    if (problem) continue;
-    if (
-      ctx.inline &&
-      (key === 'check-passwd' || key === 'check-groups') &&
-      (value as { type: string }).type === 'file'
-    ) {
-      issues.push(
-        at(
-          [...p, 'type'],
-          'inline-unsupported',
-          `'${key}' of type file refers to an external file, which inline treefiles do not support`,
-        ),
-      );
-      continue;
-    }
-    let v = value;
-    if (typeof spec.kind === 'object' && spec.kind.canonical?.[value as string])
-      v = spec.kind.canonical[value as string];
-    if (key === 'selinux-label-version' && value !== 0 && value !== 1)
-      issues.push(at(p, 'enum', `invalid selinux-label-version: ${value}; must be 0 or 1`, value));
-    if (key === 'automatic-version-suffix' && !/^[\x20-\x7e]$/.test(value as string))
-      issues.push(
-        at(p, 'version-suffix', 'automatic-version-suffix must be exactly one ASCII character', value),
-      );
-    if (key === 'repovars' && isObject(value)) {
-      for (const r of RESERVED_VARS)
-        if (r in value)
-          issues.push(
-            at(
-              [...p, r],
-              'reserved-variable',
-              `repo var "${r}" is invalid; it is filled in from the treefile`,
-              undefined,
-              true,
-            ),
-          );
-    }
-    if (key === 'add-files') {
-      (value as [string, string][]).forEach(([, dest], i) => {
-        if (!addFilesPathValid(dest))
-          issues.push(
-            at(
-              [...p, i, 1],
-              'add-files-path',
-              `unsupported path in add-files: ${dest} (only /usr, /etc, /bin, /sbin, /lib, /lib64)`,
-              dest,
-            ),
-          );
-      });
-    }
+    // Conditions are strings to the schema; their syntax is checked even when another entry is
+    // ill-typed.
+    if (key === 'conditional-include') checkConditionSyntax(value, p, at, issues);
+    if (ctx.invalid(p) || !checkValue(key, value, p, at, issues, ctx.inline)) continue;
+    const v = enumAliases[key]?.[value as string] ?? value;
     values.set(key, v);
     // Remember where substitutable strings came from, for messages after merging.
     const pos = ctx.origin.locate(p);
@@ -656,7 +662,7 @@ function checkConfig(
 
 function knownKeyList(): string {
   const keys = Object.keys(treefileKeys).filter(
-    (k) => treefileKeys[k]!.merge !== 'consumed' || k !== 'bootstrap-packages',
+    (k) => treefileKeys[k] !== 'consumed' || k !== 'bootstrap-packages',
   );
   return [...keys, 'packages-<basearch>'].sort(cmp).join(', ');
 }
@@ -681,164 +687,109 @@ function distance(a: string, b: string): number {
   return d[a.length]![b.length]!;
 }
 
-/** Returns true when the value does not have the kind (issues were added). */
-function checkKind(kind: Kind, v: unknown, p: JsonPath, at: At, issues: ConfigIssue[]): boolean {
-  const fail = (msg: string, path = p, value: unknown = v) => {
-    issues.push(at(path, 'type', msg, value));
-    return true;
-  };
-  if (typeof kind === 'object') {
-    if (typeof v !== 'string' || !kind.enum.includes(v)) {
-      issues.push(at(p, 'enum', `must be one of ${kind.enum.map((e) => JSON.stringify(e)).join(', ')}`, v));
-      return true;
-    }
-    return false;
-  }
-  switch (kind) {
-    case 'string':
-      return typeof v === 'string' ? false : fail('must be a string');
-    case 'bool':
-      return typeof v === 'boolean' ? false : fail('must be a boolean');
-    case 'uint':
-      return isUint(v) ? false : fail('must be an unsigned integer');
-    case 'releasever':
-      return isUint(v) || typeof v === 'string' ? false : fail('must be a string or an unsigned integer');
-    case 'strings': {
-      if (!Array.isArray(v)) return fail('must be an array of strings');
-      const bad = v.findIndex((x) => typeof x !== 'string');
-      return bad >= 0 ? fail('must be a string', [...p, bad], v[bad]) : false;
-    }
-    case 'map':
-      return isObject(v) ? false : fail('must be a mapping');
-    case 'string-map': {
-      if (!isObject(v)) return fail('must be a mapping of strings');
-      const bad = Object.entries(v).find(([, x]) => typeof x !== 'string');
-      return bad ? fail('must be a string', [...p, bad[0]], bad[1]) : false;
-    }
-    case 'variables':
-      return isObject(v) ? false : fail('must be a mapping of variable names to values');
-    case 'include': {
-      if (typeof v === 'string') return false;
-      return checkKind('strings', v, p, at, issues);
-    }
-    case 'arch-include': {
-      if (!isObject(v)) return fail('must be a mapping of basearch to include');
-      let bad = false;
-      for (const [arch, inc] of Object.entries(v))
-        bad = checkKind('include', inc, [...p, arch], at, issues) || bad;
-      return bad;
-    }
-    case 'conditional-include': {
-      if (!Array.isArray(v)) return fail('must be a list of {if, include}');
-      let bad = false;
-      v.forEach((e, i) => {
-        const ep = [...p, i];
-        if (!isObject(e)) {
-          bad = fail('must be a mapping with keys if and include', ep, e);
-          return;
-        }
-        for (const k of Object.keys(e))
-          if (k !== 'if' && k !== 'include') {
-            issues.push(
-              at(
-                [...ep, k],
-                'unknown-key',
-                `unknown key '${k}' in conditional-include; expected if and include`,
-                undefined,
-                true,
-              ),
-            );
-            bad = true;
-          }
-        for (const k of ['if', 'include'])
-          if (!(k in e)) {
-            issues.push(at(ep, 'required', `missing required key '${k}'`));
-            bad = true;
-          }
-        if ('if' in e) {
-          const conds = Array.isArray(e.if) ? e.if : [e.if];
-          conds.forEach((c, j) => {
-            const cp = Array.isArray(e.if) ? [...ep, 'if', j] : [...ep, 'if'];
-            if (typeof c !== 'string')
-              bad = fail('a condition must be a string like `stream == "stable"`', cp, c);
-            else {
-              const parsed = parseCondition(c);
-              if ('rule' in parsed) {
-                issues.push(at(cp, parsed.rule, parsed.message, c));
-                bad = true;
-              }
-            }
-          });
-        }
-        if ('include' in e && !isObject(e.include))
-          bad = checkKind('include', e.include, [...ep, 'include'], at, issues) || bad;
+/**
+ * The rules on one well-typed value that a type cannot say. Returns false when it added issues.
+ */
+function checkValue(
+  key: string,
+  value: unknown,
+  p: JsonPath,
+  at: At,
+  issues: ConfigIssue[],
+  inline: boolean,
+): boolean {
+  const before = issues.length;
+  switch (key) {
+    case 'check-passwd':
+    case 'check-groups':
+      if (inline && (value as { type: string }).type === 'file')
+        issues.push(
+          at(
+            [...p, 'type'],
+            'inline-unsupported',
+            `'${key}' of type file refers to an external file, which inline treefiles do not support`,
+          ),
+        );
+      break;
+    // validate_base_config (rust/src/treefile.rs:1504 @d5ef5f0c): a u32, but only 0 and 1 mean anything.
+    case 'selinux-label-version':
+      if (value !== 0 && value !== 1)
+        issues.push(at(p, 'enum', `invalid selinux-label-version: ${value}; must be 0 or 1`, value));
+      break;
+    // validate_config (rust/src/treefile.rs:1475 @d5ef5f0c) wants one ASCII character; stricter: a
+    // printable one.
+    case 'automatic-version-suffix':
+      if (!/^[\x20-\x7e]$/.test(value as string))
+        issues.push(
+          at(p, 'version-suffix', 'automatic-version-suffix must be exactly one ASCII character', value),
+        );
+      break;
+    case 'repovars':
+      for (const r of RESERVED_VARS)
+        if (r in (value as object))
+          issues.push(
+            at(
+              [...p, r],
+              'reserved-variable',
+              `repo var "${r}" is invalid; it is filled in from the treefile`,
+              undefined,
+              true,
+            ),
+          );
+      break;
+    // add_files_path_is_valid (rust/src/treefile.rs:673 @d5ef5f0c).
+    case 'add-files':
+      (value as [string, string][]).forEach(([, dest], i) => {
+        if (!addFilesPathValid(dest))
+          issues.push(
+            at(
+              [...p, i, 1],
+              'add-files-path',
+              `unsupported path in add-files: ${dest} (only /usr, /etc, /bin, /sbin, /lib, /lib64)`,
+              dest,
+            ),
+          );
       });
-      return bad;
-    }
-    case 'add-files': {
-      if (!Array.isArray(v)) return fail('must be a list of [source, destination] pairs');
-      const bad = v.findIndex((x) => !Array.isArray(x) || x.length !== 2 || !isStringArray(x));
-      return bad >= 0 ? fail('must be a [source, destination] pair of strings', [...p, bad], v[bad]) : false;
-    }
-    case 'remove-from-packages': {
-      if (!Array.isArray(v)) return fail('must be a list of [package, regex...] lists');
-      const bad = v.findIndex((x) => !isStringArray(x) || x.length < 1);
-      if (bad >= 0)
-        return fail('must be a list of strings: a package, then regular expressions', [...p, bad], v[bad]);
-      for (const [i, entry] of (v as string[][]).entries()) {
-        for (const [j, re] of entry.slice(1).entries()) {
-          try {
-            new RegExp(re);
-          } catch (err) {
-            return fail(`invalid regular expression: ${(err as Error).message}`, [...p, i, j + 1], re);
-          }
-        }
-      }
-      return false;
-    }
-    case 'check': {
-      if (!isObject(v) || typeof v.type !== 'string')
-        return fail('must be a mapping with a type (none, previous, file, data)');
-      const allowed: Record<string, string[]> = {
-        none: [],
-        previous: [],
-        file: ['filename'],
-        data: ['entries'],
-      };
-      const extra = allowed[v.type];
-      if (!extra) {
-        issues.push(at([...p, 'type'], 'enum', 'must be one of "none", "previous", "file", "data"', v.type));
-        return true;
-      }
-      for (const k of Object.keys(v))
-        if (k !== 'type' && !extra.includes(k)) {
-          issues.push(at([...p, k], 'unknown-key', `unknown key '${k}' for type ${v.type}`, undefined, true));
-          return true;
-        }
-      if (v.type === 'file' && typeof v.filename !== 'string')
-        return fail('type file needs a filename string', p, undefined);
-      if (v.type === 'data' && !isObject(v.entries))
-        return fail('type data needs an entries mapping', p, undefined);
-      return false;
-    }
-    case 'repo-packages': {
-      if (!Array.isArray(v)) return fail('must be a list of {repo, packages}');
-      const bad = v.findIndex(
-        (x) =>
-          !isObject(x) ||
-          typeof x.repo !== 'string' ||
-          !isStringArray(x.packages) ||
-          Object.keys(x).some((k) => k !== 'repo' && k !== 'packages'),
-      );
-      return bad >= 0 ? fail('must be {repo: string, packages: [strings]}', [...p, bad], v[bad]) : false;
-    }
-    case 'rojig': {
-      if (!isObject(v)) return fail('must be a mapping with name, summary, license');
-      for (const k of ['name', 'summary', 'license'])
-        if (typeof v[k] !== 'string') return fail(`rojig needs a string '${k}'`);
-      return false;
-    }
+      break;
+    case 'remove-from-packages':
+      checkRemoveRegexes(value as string[][], p, at, issues);
+      break;
   }
+  return issues.length === before;
+}
+
+/** Each entry is a package then regular expressions; a regex that does not compile is refused up front. */
+function checkRemoveRegexes(entries: string[][], p: JsonPath, at: At, issues: ConfigIssue[]): void {
+  entries.forEach((entry, i) => {
+    entry.slice(1).forEach((re, j) => {
+      try {
+        new RegExp(re);
+      } catch (err) {
+        issues.push(
+          at([...p, i, j + 1], 'regex', `invalid regular expression: ${(err as Error).message}`, re),
+        );
+      }
+    });
+  });
+}
+
+/**
+ * Every condition parses, whether or not its entry is reached: rpm-ostree parses them all when it
+ * reads the file, in the Deserialize impl of IncludeCondition (rust/src/treefile.rs:2295 @d5ef5f0c).
+ */
+function checkConditionSyntax(entries: unknown, p: JsonPath, at: At, issues: ConfigIssue[]): void {
+  if (!Array.isArray(entries)) return;
+  entries.forEach((e, i) => {
+    const cond = isObject(e) ? e.if : undefined;
+    const list = Array.isArray(cond)
+      ? cond.map((c, j) => ({ c, cp: [...p, i, 'if', j] }))
+      : [{ c: cond, cp: [...p, i, 'if'] }];
+    for (const { c, cp } of list) {
+      if (typeof c !== 'string') continue;
+      const parsed = parseCondition(c);
+      if ('rule' in parsed) issues.push(at(cp, parsed.rule, parsed.message, c));
+    }
+  });
 }
 
 function collectExternals(state: State, file: string, data: Record<string, unknown>, at: At): void {
@@ -865,13 +816,16 @@ function collectExternals(state: State, file: string, data: Record<string, unkno
   if (missing.length) throw new ConfigError(missing);
 }
 
-/** Merges `src` (an included treefile) into `dest` (the including one), per treefile_merge(). */
+/**
+ * Merges `src` (an included treefile, or an inline one) into `dest` (the including file), key by
+ * key as treefile_merge (rust/src/treefile.rs:430 @d5ef5f0c) does; see Merge for the rules.
+ */
 function mergeInto(dest: Config, src: Config): void {
-  for (const [key, spec] of Object.entries(treefileKeys)) {
+  for (const [key, merge] of Object.entries(treefileKeys)) {
     const sv = src.values.get(key);
     if (sv === undefined) continue;
     const dv = dest.values.get(key);
-    switch (spec.merge) {
+    switch (merge) {
       case 'scalar':
         if (dv === undefined) {
           dest.values.set(key, sv);
@@ -1108,10 +1062,4 @@ function isObject(v: unknown): v is Record<string, unknown> {
 }
 function isStringArray(v: unknown): v is string[] {
   return Array.isArray(v) && v.every((x) => typeof x === 'string');
-}
-function isUint(v: unknown): v is number {
-  return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
-}
-function isVarValue(v: unknown): v is VarValue {
-  return typeof v === 'boolean' || typeof v === 'string' || isUint(v);
 }

@@ -42,7 +42,7 @@ function context(results: Record<string, Partial<RunResult>> = {}) {
 }
 
 /** Container-mode options for the stable stream of the project at `dir`, x86_64. */
-function options(ctx: Context, dir: string): ComposeOptions {
+function options(dir: string): ComposeOptions {
   return {
     stream: 'stable',
     arches: ['x86_64'],
@@ -100,7 +100,7 @@ test('--lock-builder: the tag resolved to its index digest, then the builder run
     const { ctx, calls, out } = context({ 'skopeo inspect': { stdout: `${index}\n` } });
     ctx.root = dir;
     ctx.cwd = dir;
-    const unlocked = planStreamCompose(options(ctx, dir));
+    const unlocked = planStreamCompose(options(dir));
     assert.is(unlocked[0]!.unlockedBuilder, 'quay.io/fedora/fedora:41');
     assert.is(await compose.run(ctx, { 'lock-builder': true }, []), 0);
     assert.equal(calls, [
@@ -109,7 +109,7 @@ test('--lock-builder: the tag resolved to its index digest, then the builder run
     assert.is(out(), `quay.io/fedora/fedora:41 ${digest}\n`);
     const lock = JSON.parse(readFileSync(join(dir, 'manifests/image-locks.json'), 'utf8'));
     assert.equal(lock, { images: { 'quay.io/fedora/fedora:41': { digest, resolved: '2025-01-14' } } });
-    const [p] = planStreamCompose(options(ctx, dir));
+    const [p] = planStreamCompose(options(dir));
     assert.is(p!.unlockedBuilder, undefined);
     assert.is(p!.plan.podman!.at(-3), `quay.io/fedora/fedora:41@${digest}`);
     // The digest is an input: re-locking to another image changes the hash.

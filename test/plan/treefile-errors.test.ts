@@ -49,13 +49,7 @@ const cases: Record<string, [string, number, number | undefined, string, string]
     'include-duplicate',
     'common.yaml was already included (from a.yaml:1:10)',
   ],
-  'arch-packages-type': [
-    'manifest.yaml',
-    2,
-    18,
-    'type',
-    'invalid field packages-x86_64: expected array of strings',
-  ],
+  'arch-packages-type': ['manifest.yaml', 2, 18, 'type', 'must be a list'],
   'inline-include': [
     'manifest.yaml',
     6,
@@ -75,6 +69,7 @@ const cases: Record<string, [string, number, number | undefined, string, string]
     'invalid basearch aarch64 on x86_64: cross-composes are not supported',
   ],
   'derive-key': ['manifest.yaml', 2, 1, 'derive-only', "'override-remove' is a client-side derivation key"],
+  'schema-deep': ['base.yaml', 6, 18, 'type', 'must be an integer'],
 };
 
 for (const [name, [file, line, col, rule, fragment]] of Object.entries(cases)) {
@@ -108,6 +103,21 @@ test('errors below the root carry the include chain with positions', () => {
     assert.ok(msg.endsWith('[include chain: manifest.yaml:3:10 -> base.yaml]'), msg);
     assert.match((e as ConfigError).message, 'base.yaml:4:9: undefined-variable');
   }
+});
+
+test('schema errors deep inside an included file: each at its file:line:col, with the include chain', () => {
+  let issues: ConfigError['issues'] = [];
+  try {
+    flattenTreefile({ file: join(bad, 'schema-deep', 'manifest.yaml'), basearch: 'x86_64', read });
+  } catch (e) {
+    issues = (e as ConfigError).issues;
+  }
+  const shown = issues.map((i) => `${i.file}:${i.line}:${i.col} ${i.rule} ${i.path}`);
+  assert.equal(shown, [
+    'base.yaml:6:18 type /check-passwd/entries/core/1',
+    'base.yaml:12:9 type /conditional-include/1/if/1',
+  ]);
+  assert.match(issues[1]!.message, /^must be a string \[include chain: manifest\.yaml:2:10 -> base\.yaml\]$/);
 });
 
 test('the fixtures directory has a case for every expectation', () => {

@@ -1,13 +1,20 @@
 // biome-ignore-all lint/suspicious/noTemplateCurlyInString: treefile variables are literal ${...}
 // Flattening semantics, case by case, against rpm-ostree's rules (rust/src/treefile.rs).
+import { execFileSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import schema from '../../pipeline/config/schema/treefile.schema.json' with { type: 'json' };
 import { ConfigError } from '../../pipeline/errors.ts';
 import {
   evaluateCondition,
   flattenTreefile,
+  legacyKeys,
   parseCondition,
   splitPackages,
+  treefileKeys,
   type VarValue,
 } from '../../pipeline/plan/treefile.ts';
 
@@ -267,6 +274,83 @@ test('unknown keys list the known ones and suggest the dashed spelling', () => {
   assert.is(i!.rule, 'unknown-key');
   assert.match(i!.message, "did you mean 'exclude-packages'?");
   assert.match(i!.message, 'known keys: add-commit-metadata, add-files,');
+  assert.equal(
+    fails({ 'manifest.yaml': 'toString: x\nconstructor: y\n' }).map((i) => i.rule),
+    ['unknown-key', 'unknown-key'],
+  );
+});
+
+test('schema: value types anywhere, inline treefiles of untaken conditions too, in YAML words', () => {
+  const issues = fails({
+    'manifest.yaml': [
+      'variables: {prod: false, level: [1]}',
+      'conditional-include:',
+      '  - if: prod == true',
+      '    include:',
+      '      check-groups: {type: data, entries: {wheel: ten}}',
+      '      rojig: {name: a, summary: b}',
+      'check-passwd: {type: file}',
+      'check-groups: {type: none, filename: group}',
+      '',
+    ].join('\n'),
+  });
+  assert.equal(
+    issues.map((i) => `${i.line}:${i.col} ${i.rule} ${i.path}: ${i.message}`),
+    [
+      '1:33 type /variables/level: must be a boolean, an integer or a string',
+      '5:51 type /conditional-include/0/include/check-groups/entries/wheel: must be an integer',
+      "6:14 required /conditional-include/0/include/rojig: missing required key 'license'",
+      "7:15 required /check-passwd: missing required key 'filename'",
+      "8:28 additionalProperties /check-groups/filename: unknown key 'filename'",
+    ],
+  );
+});
+
+test('schema: serde aliases are accepted and printed by their variant name', () => {
+  const r = flat({ 'manifest.yaml': 'opt-usrlocal: stateoverlay\nrpmdb: b-d-b\n' });
+  assert.is(r.treefile['opt-usrlocal'], 'state-overlay');
+  assert.is(r.treefile.rpmdb, 'bdb');
+});
+
+test('schema: describes exactly the keys treefile.ts merges, plus the legacy spellings', () => {
+  const sorted = (a: string[]) => [...a].sort();
+  assert.equal(
+    sorted(Object.keys(schema.properties)),
+    sorted([...Object.keys(treefileKeys), ...Object.keys(legacyKeys)]),
+  );
+});
+
+// Citations of rpm-ostree read `<name> (rust/src/treefile.rs:<line> @d5ef5f0c)`, <name> being on
+// that line. The lines are read from a git mirror when ROCK_UPSTREAM_GIT has one (as in
+// test/artifacts/upstream-facts.test.ts); without it only the form is checked.
+const RPM_OSTREE = 'd5ef5f0cb5ace53f40a8d92933cc87e69ad8c7f4';
+const CITE = /([\w-]+) \(rust\/src\/treefile\.rs:(\d+) @d5ef5f0c\)/g;
+
+test('every rpm-ostree citation in the schema and treefile.ts names what is on its line', () => {
+  const root = fileURLToPath(new URL('../../', import.meta.url));
+  const mirror = join(process.env.ROCK_UPSTREAM_GIT ?? '', 'coreos+rpm-ostree', 'repo');
+  const upstream =
+    process.env.ROCK_UPSTREAM_GIT && existsSync(mirror)
+      ? execFileSync('git', ['--git-dir', mirror, 'show', `${RPM_OSTREE}:rust/src/treefile.rs`], {
+          encoding: 'utf8',
+          maxBuffer: 64 << 20,
+        }).split('\n')
+      : undefined;
+  for (const f of ['pipeline/config/schema/treefile.schema.json', 'pipeline/plan/treefile.ts']) {
+    // Comments wrap: join their lines first.
+    const text = readFileSync(join(root, f), 'utf8').replace(/\n\s*(\/\/|\*)\s*/g, ' ');
+    const cites = [...text.matchAll(CITE)];
+    assert.is(
+      cites.length,
+      [...text.matchAll(/treefile\.rs:\d/g)].length,
+      `${f}: a citation of another form`,
+    );
+    assert.ok(cites.length >= 30, `${f}: ${cites.length} citations`);
+    for (const [, name, line] of cites) {
+      if (upstream)
+        assert.ok(upstream[Number(line) - 1]?.includes(name!), `${f}: ${name} is not on line ${line}`);
+    }
+  }
 });
 
 test.run();
