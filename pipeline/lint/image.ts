@@ -113,10 +113,9 @@ export function lintImage(
       fail('files', 'missing from the image', p);
       continue;
     }
-    if (
-      /\.(service|target|mount|socket|timer|path|container|volume|network|kube|pod|image|build)$/.test(p) ||
-      (/\.d\/[^/]+\.conf$/.test(p) && /systemd/.test(p))
-    ) {
+    // Units and their drop-ins (<unit>.d/*.conf); not the manager's own system.conf.d/*.conf.
+    const unitType = '(service|target|mount|socket|timer|path|container|volume|network|kube|pod|image|build)';
+    if (new RegExp(`\\.${unitType}$`).test(p) || new RegExp(`[./]${unitType}\\.d/[^/]+\\.conf$`).test(p)) {
       const text = readInRoot(root, p) ?? '';
       for (const issue of parseUnitFile(text, p).issues)
         fail('units', `line ${issue.line}: ${issue.message}`, p);
