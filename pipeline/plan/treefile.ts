@@ -247,7 +247,12 @@ export function flattenTreefile(opts: FlattenOptions): FlattenResult {
   const root = parseRecurse(state, normalize(opts.file), [], 0);
   substituteVariables(state, root);
   const variables = Object.fromEntries([...state.variables].sort(([a], [b]) => cmp(a, b)));
-  return { treefile: serialize(root), variables, files: state.files, externals: state.externals };
+  return {
+    treefile: serialize(root, opts.basearch),
+    variables,
+    files: state.files,
+    externals: state.externals,
+  };
 }
 
 const cmp = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
@@ -933,7 +938,19 @@ function substituteVariables(state: State, cfg: Config): void {
 }
 
 /** Serializes like serde: keys in struct order, maps sorted, absent keys omitted. */
-function serialize(cfg: Config): Record<string, unknown> {
+/**
+ * The merged treefile as rpm-ostree's `--print-only` prints it: serde's field order of
+ * TreeComposeConfig, maps sorted, and three things serde does that sorting would not:
+ * - `basearch` is always there: every parsed file gets the compose's, in
+ *   basearch (rust/src/treefile.rs:102 @d5ef5f0c), and it is printed when set, the field
+ *   basearch (rust/src/treefile.rs:2557 @d5ef5f0c);
+ * - `rojig` prints its fields in declaration order with `description` null when unset: struct
+ *   Rojig (rust/src/treefile.rs:2201 @d5ef5f0c) has no skip_serializing_if;
+ * - `check-passwd`/`check-groups` are internally tagged enums, serde's
+ *   tag (rust/src/treefile.rs:2129 @d5ef5f0c), so `type` comes first.
+ */
+function serialize(cfg: Config, basearch: string): Record<string, unknown> {
+  cfg.values.set('basearch', basearch);
   const out: Record<string, unknown> = {};
   for (const key of Object.keys(treefileKeys)) {
     if (
@@ -949,7 +966,13 @@ function serialize(cfg: Config): Record<string, unknown> {
       continue;
     const v = cfg.values.get(key);
     if (v === undefined) continue;
-    out[key] = key === 'releasever' || key === 'packages' ? v : sortKeys(v);
+    if (key === 'rojig') {
+      const r = v as Record<string, unknown>;
+      out[key] = { name: r.name, summary: r.summary, license: r.license, description: r.description ?? null };
+    } else if (key === 'check-passwd' || key === 'check-groups') {
+      const { type, ...rest } = v as Record<string, unknown>;
+      out[key] = { type, ...(sortKeys(rest) as Record<string, unknown>) };
+    } else out[key] = key === 'releasever' || key === 'packages' ? v : sortKeys(v);
   }
   return out;
 }

@@ -241,7 +241,7 @@ test('JSON treefiles can be included; output keys follow rpm-ostree serializatio
     'manifest.yaml': 'recommends: false\nref: x\ninclude: base.json\n',
     'base.json': '{"packages": ["a"], "repos": ["fedora"]}',
   });
-  assert.equal(Object.keys(r.treefile), ['packages', 'ref', 'repos', 'recommends']);
+  assert.equal(Object.keys(r.treefile), ['packages', 'ref', 'basearch', 'repos', 'recommends']);
 });
 
 test('externals: postprocess-script, add-files and check-passwd resolve next to their file', () => {
