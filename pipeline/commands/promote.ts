@@ -2,21 +2,24 @@
 // rebuild: the index is re-tagged by digest (signed for the new tag first), the artifacts come
 // from the source stream's site directory (checked against meta.json), and the target stream's
 // metadata gains the release. `rock-image rollout` sets rollout controls of a published release.
-import { existsSync } from 'node:fs';
+// Both read the target's updates/<stream>.json from its text first, so a broken entry is
+// reported at its line before anything is written.
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PipelineError, UsageError } from '../errors.ts';
 import { applyPlan, writeDocument } from '../publish/apply.ts';
-import { graphPath, renderGraph } from '../publish/graph.ts';
 import { readBuilds, readDoc, readExisting } from '../publish/read.ts';
 import {
   buildDir,
   checkBuilds,
+  checkSiteDocText,
   planSite,
   type ReleasesDoc,
-  rfc3339,
+  staticGraphs,
   type UpdatesDoc,
   upsertUpdates,
 } from '../publish/site.ts';
+import { checkDoc } from '../publish/validate.ts';
 import {
   attachLog,
   controlOptions,
@@ -29,6 +32,23 @@ import {
 } from './publish.ts';
 import type { Command } from './types.ts';
 
+/** SITE/updates/<stream>.json checked from its text (file:line errors, exit 65), when it exists. */
+export function readUpdates(siteDir: string, stream: string): UpdatesDoc | undefined {
+  const file = join(siteDir, 'updates', `${stream}.json`);
+  return existsSync(file) ? checkSiteDocText('updates', readFileSync(file, 'utf8'), file, stream) : undefined;
+}
+
+const controlsUsage = `  --barrier REASON      machines on older releases stop at V first (an update barrier)
+  --deadend REASON      machines on V get no further updates
+  --rollout-hours N     roll V out gradually: from P to every machine over N hours (N > 0)
+  --rollout-start T     when the rollout starts: seconds since the epoch or an ISO 8601 time
+                        with a zone (2026-11-22T12:00:00Z); default: now (kept on a re-run)
+  --rollout-start-percentage P
+                        the fraction of machines (0..1, as start_percentage in updates.json;
+                        0.5 is half) that get V at the start; default 0 with --rollout-hours,
+                        else 1; without --rollout-hours the rollout stays at P
+  Without rollout options V rolls out to every machine at once (start_percentage 1).`;
+
 export const promote: Command = {
   name: 'promote',
   summary: 'make a published version a release of another stream (retag by digest, no rebuild)',
@@ -38,16 +58,14 @@ Usage: rock-image promote --version V --from S1 --to S2 [options]
 V must be published in S1 (SITE/prod/streams/S1/releases.json). Checks DIR/builds/V again (every
 arch of S2, no failed boot test), links S1's artifacts into S2's build directory on the site
 (sha256 checked), signs the index for tag S2 and moves the tag by digest, then appends V to S2's
-releases.json and rewrites S2's release.json, streams/S2.json, updates/S2.json and graph.
+releases.json and rewrites S2's release.json, streams/S2.json, updates/S2.json (V's entry, always
+with a rollout, so V is an update target) and the static graph graph/S2/<arch>/v1/graph.
 
 Options:
   --version V, --from S1, --to S2   (required)
   --build DIR, --site DIR, --base-url URL, --registry HOST/REPO, --authfile FILE,
   --insecure-registry, --sign-by KEY, --require-arch A[,A]   as for publish
-  --barrier REASON      updates from before V must stop at V first
-  --deadend REASON      machines on V get no further updates
-  --rollout-hours N     roll V out gradually over N hours (with --rollout-start T: epoch
-                        seconds or ISO time, default now; --rollout-start-percentage P, default 0)
+${controlsUsage}
 `,
   options: {
     version: { type: 'string' },
@@ -63,6 +81,7 @@ Options:
     if (from === to) throw new UsageError('--from and --to name the same stream');
     const t = resolveTarget(ctx, v, to);
     const controls = controlsOf(v, ctx.now());
+    readUpdates(t.siteDir, to);
     const source = readDoc<ReleasesDoc>(t.siteDir, `prod/streams/${from}/releases.json`, 'releases');
     if (!source?.releases.some((r) => r.version === t.version))
       throw new PipelineError(`${t.version} is not published in ${from}; publish it there first`);
@@ -113,13 +132,19 @@ export const rollout: Command = {
   summary: "set a published release's rollout controls (barrier, dead-end, gradual rollout)",
   usage: `
 Usage: rock-image rollout --stream S --version V [--barrier R] [--deadend R]
-                          [--rollout-hours N [--rollout-start T] [--rollout-start-percentage P]] [--clear]
+                          [--rollout-hours N] [--rollout-start T] [--rollout-start-percentage P]
+       rock-image rollout --stream S --version V --clear
 
-Replaces V's entry in SITE/updates/S.json with the given controls (--clear: none) and rewrites
-the update graph v1/graph/S/<arch>.json; both schema-checked, written atomically.
+Sets V's entry in SITE/updates/S.json: barrier and dead-end as given (those not given are
+removed); the rollout as given, else the entry's own (an immediate one when it has none). Then
+rewrites the static update graph graph/S/<arch>/v1/graph. Both are schema-checked and written
+atomically; a re-run with the same options changes nothing. A broken updates/S.json is reported
+at its line (exit 65) and nothing is written.
 
 Options:
   --site DIR   site directory (default: ./site)
+${controlsUsage}
+  --clear      no barrier, no dead-end, and V to every machine at once
 `,
   options: {
     stream: { type: 'string' },
@@ -133,30 +158,34 @@ Options:
     const version = str(v, 'version');
     if (!stream || !version) throw new UsageError('--stream and --version are required');
     const siteDir = join(ctx.cwd, str(v, 'site') ?? 'site');
-    const controls = controlsOf(v, ctx.now());
-    if (!controls && !v.clear)
-      throw new UsageError('give a control (--barrier, --deadend, --rollout-hours) or --clear');
+    const asked = controlsOf(v, ctx.now());
+    if (asked && v.clear) throw new UsageError('--clear takes no other control');
+    if (!asked && !v.clear)
+      throw new UsageError('give a control (--barrier, --deadend, --rollout-hours, ...) or --clear');
+    const controls = asked ?? { rollout: { start_percentage: 1 } };
+    const current = readUpdates(siteDir, stream);
     const releases = readDoc<ReleasesDoc>(siteDir, `prod/streams/${stream}/releases.json`, 'releases');
     if (!releases?.releases.some((r) => r.version === version))
       throw new PipelineError(`${version} is not a release of ${stream} (${siteDir})`);
     const updates = upsertUpdates(
-      readDoc<UpdatesDoc>(siteDir, `updates/${stream}.json`, 'updates'),
+      current,
       stream,
       version,
-      controls ?? {},
-      rfc3339(ctx.now()),
+      controls,
+      ctx.now(),
+      releases.releases.map((r) => r.version),
     );
-    const archs = [
-      ...new Set(releases.releases.flatMap((r) => (r['oci-images'] ?? []).map((o) => o.architecture))),
+    const docs = [
+      { path: `updates/${stream}.json`, kind: 'updates' as const, json: updates },
+      ...staticGraphs(stream, releases, updates, ctx.now()),
     ];
-    writeDocument(siteDir, { path: `updates/${stream}.json`, kind: 'updates', json: updates });
-    for (const a of archs.sort())
-      writeDocument(siteDir, {
-        path: graphPath(stream, a),
-        kind: 'graph',
-        json: renderGraph(releases, updates, a),
-      });
-    ctx.log.info(`${stream} ${version}: ${JSON.stringify(controls ?? {})}`);
+    // Every document checked before the first is written.
+    for (const d of docs) checkDoc(d.kind, d.path, d.json);
+    const written = docs.map((d) => writeDocument(siteDir, d));
+    const entry = updates.releases.find((r) => r.version === version)!.metadata;
+    ctx.log.info(
+      `${stream} ${version}: ${JSON.stringify(entry)}${written.every((w) => w === 'unchanged') ? ' (unchanged)' : ''}`,
+    );
     return 0;
   },
 };

@@ -153,7 +153,7 @@ Pushes each arch's image by digest and an OCI index (registry, or an OCI layout 
 copies every artifact of DIR/builds/V into SITE/prod/streams/S/builds/V/<arch>/, signs each one
 (<file>.sig) and writes SHA256SUMS, fills a DRAFT GitHub release, signs and tags the index
 (S and V), then writes release.json, releases.json (appended), streams/S.json, updates/S.json and
-v1/graph/S/<arch>.json (each checked against pipeline/publish/schema/), and publishes the GitHub
+the static update graph graph/S/<arch>/v1/graph (each checked against pipeline/publish/schema/), and publishes the GitHub
 release last. Every step checks what is already there: a re-run after a failure converges.
 Refuses a version lacking an arch of the stream or with a failed boot test, disk images that are
 not xz (coreos-installer reads only raw.xz and 4k.raw.xz), and artifacts the native backend made

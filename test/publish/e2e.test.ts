@@ -145,7 +145,7 @@ test('publish: registry holds the built digests under stream and version tags; s
       assert.ok(existsSync(f) && existsSync(`${f}.sig`), img.path);
     }
   }
-  const graph = JSON.parse(readFileSync(join(site, 'v1/graph/stable/aarch64.json'), 'utf8'));
+  const graph = JSON.parse(readFileSync(join(site, 'graph/stable/aarch64/v1/graph'), 'utf8'));
   assert.equal(problems('graph', graph), []);
   assert.is(graph.nodes[0].payload, release.architectures.aarch64['oci-image']['digest-ref']);
   assert.ok(existsSync(join(site, 'signatures')), 'image signatures in the lookaside');

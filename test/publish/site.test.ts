@@ -1,6 +1,6 @@
 // Site metadata: the plan (pure) and its application into a real directory with real gpg
 // signatures, served over node:http the way coreos-installer reads it; schema checks;
-// releases.json append-only across publishes; the update graph case by case.
+// releases.json append-only across publishes. The update graph is test/publish/graph.test.ts.
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
@@ -9,7 +9,6 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createLogger } from '../../pipeline/log.ts';
 import { applyPlan } from '../../pipeline/publish/apply.ts';
-import { renderGraph, visibleEdges } from '../../pipeline/publish/graph.ts';
 import { readExisting } from '../../pipeline/publish/read.ts';
 import {
   type ArchBuild,
@@ -17,7 +16,6 @@ import {
   planSite,
   type ReleasesDoc,
   type SiteInput,
-  type UpdatesDoc,
 } from '../../pipeline/publish/site.ts';
 import { problems } from '../../pipeline/publish/validate.ts';
 import { repoRoot } from '../world/fcos-base.ts';
@@ -117,8 +115,8 @@ test('plan: every file with its final URL; documents valid against the schemas; 
       'prod/streams/stable/releases.json',
       'streams/stable.json',
       'updates/stable.json',
-      'v1/graph/stable/x86_64.json',
-      'v1/graph/stable/aarch64.json',
+      'graph/stable/x86_64/v1/graph',
+      'graph/stable/aarch64/v1/graph',
     ],
   );
   const stream = plan.documents[2]!.json as {
@@ -271,82 +269,6 @@ test('releases.json: append-only across two publishes; existing entries byte for
     (e) => assert.match(String(e.message), 'append-only'),
   );
   assert.is(readFileSync(file, 'utf8'), second);
-});
-
-const rel = (v: string) => ({
-  version: v,
-  metadata: `https://x/${v}/release.json`,
-  commits: [],
-  'oci-images': [{ architecture: 'x86_64', image: 'r', 'digest-ref': `r@sha256:${sha(v)}` }],
-});
-const releases = (...vs: string[]): ReleasesDoc => ({
-  note: '',
-  stream: 'stable',
-  metadata: { 'last-modified': '2026-01-01T00:00:00Z' },
-  releases: vs.map(rel),
-});
-const updates = (m: Record<string, UpdatesDoc['releases'][number]['metadata']>): UpdatesDoc => ({
-  stream: 'stable',
-  metadata: { 'last-modified': '2026-01-01T00:00:00Z' },
-  releases: Object.entries(m).map(([version, metadata]) => ({ version, metadata })),
-});
-
-test('graph: no controls: every older node points to every newer one; payload is the digest-ref', () => {
-  const g = renderGraph(releases('1', '2', '3'), undefined, 'x86_64');
-  assert.equal(g.edges, [
-    [0, 1],
-    [0, 2],
-    [1, 2],
-  ]);
-  assert.is(g.nodes[2]!.payload, `r@sha256:${sha('3')}`);
-  assert.equal(g.nodes[1]!.metadata, {
-    'org.fedoraproject.coreos.scheme': 'oci',
-    'org.fedoraproject.coreos.releases.age_index': '1',
-  });
-  assert.equal(renderGraph(releases('1'), undefined, 'aarch64').nodes, []);
-  assert.equal(problems('graph', g), []);
-});
-
-test('graph: a barrier is reached by everything before it, and nothing jumps over it', () => {
-  const g = renderGraph(
-    releases('1', '2', '3', '4'),
-    updates({ '2': { barrier: { reason: 'new signing key' } } }),
-    'x86_64',
-  );
-  assert.equal(g.edges, [
-    [0, 1],
-    [1, 2],
-    [1, 3],
-    [2, 3],
-  ]);
-  assert.is(g.nodes[1]!.metadata['org.fedoraproject.coreos.updates.barrier_reason'], 'new signing key');
-  assert.equal(problems('graph', g), []);
-});
-
-test('graph: a dead-end has no way out; rollout metadata throttles by wariness over time', () => {
-  const d = renderGraph(
-    releases('1', '2', '3'),
-    updates({ '2': { deadend: { reason: 'broken bootloader' } } }),
-    'x86_64',
-  );
-  assert.equal(d.edges, [
-    [0, 1],
-    [0, 2],
-  ]);
-  const start = 1_800_000_000;
-  const g = renderGraph(
-    releases('1', '2'),
-    updates({ '2': { rollout: { start_epoch: start, start_percentage: 0.2, duration_minutes: 100 } } }),
-    'x86_64',
-  );
-  assert.equal(problems('graph', g), []);
-  assert.is(g.nodes[1]!.metadata['org.fedoraproject.coreos.updates.start_value'], '0.2');
-  assert.equal(visibleEdges(g, 0.9, start - 1), [], 'not before the start');
-  assert.equal(visibleEdges(g, 0.1, start), [[0, 1]], 'the least wary 20% at once');
-  assert.equal(visibleEdges(g, 0.6, start), []);
-  assert.equal(visibleEdges(g, 0.6, start + 50 * 60), [[0, 1]], 'half way: up to 0.6');
-  assert.equal(visibleEdges(g, 0.61, start + 50 * 60), []);
-  assert.equal(visibleEdges(g, 1, start + 100 * 60), [[0, 1]], 'everyone at the end');
 });
 
 test('cli: publish refuses a version lacking an arch, exit 1, nothing written', async () => {
