@@ -10,6 +10,7 @@ import { plan } from './plan.ts';
 import { promote, rollout } from './promote.ts';
 import { prune } from './prune.ts';
 import { publish } from './publish.ts';
+import { serveGraph } from './serve-graph.ts';
 import { summary } from './summary.ts';
 import { test } from './test.ts';
 import type { Command } from './types.ts';
@@ -29,5 +30,6 @@ export const commands: Command[] = [
   promote,
   rollout,
   test,
+  serveGraph,
   // (new commands are added here, one line each)
 ];

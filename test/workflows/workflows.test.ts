@@ -275,6 +275,10 @@ const writers: Record<string, Record<string, Perms>> = {
     // pushes images to ghcr.io, creates the GitHub release, pushes the gh-pages site
     publish: { contents: 'write', packages: 'write' },
   },
+  'ci.yml': {
+    // pushes the update-graph service image (main only)
+    'graph-service': { contents: 'read', packages: 'write' },
+  },
   'release.yml': {
     // retags and signs images, pushes the gh-pages site
     promote: { contents: 'write', packages: 'write' },
