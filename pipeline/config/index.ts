@@ -6,6 +6,7 @@ import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { basename, join, relative } from 'node:path';
 import { ConfigError, type ConfigIssue, type Location } from '../errors.ts';
 import type { TrustConfig } from '../plan/trust.ts';
+import { baseUrlProblem } from '../plan/zincati.ts';
 import imageSchema from './schema/image.schema.json' with { type: 'json' };
 import streamSchema from './schema/stream.schema.json' with { type: 'json' };
 import { compileSchema, readYaml, type SourceFile, schemaIssues } from './yaml.ts';
@@ -76,7 +77,14 @@ export interface StreamConfig {
    * refusal points: the key itself, else `artifact-backend`, else `stream` (file:line:col).
    */
   nativeDisks: { allowed: boolean; at: Location };
-  publish: { registry?: string; github?: string; siteUrl?: string; trust?: TrustConfig };
+  publish: {
+    registry?: string;
+    github?: string;
+    siteUrl?: string;
+    /** The update-graph service Zincati asks (plan/zincati.ts); default the site's static graph. */
+    updateUrl?: string;
+    trust?: TrustConfig;
+  };
 }
 
 /** Everything a build of one stream needs to know, resolved from both files. */
@@ -143,6 +151,7 @@ interface RawStream {
     registry?: string;
     github?: string;
     'site-url'?: string;
+    'update-url'?: string;
     trust?: { 'gpg-key': string; lookaside: string; 'cosign-key'?: string };
   };
 }
@@ -338,6 +347,9 @@ function crossChecks(
       );
     }
     issues.push(...trustChecks(raw, source, paths));
+    const updateUrl = raw.publish?.['update-url'];
+    const problem = updateUrl === undefined ? undefined : baseUrlProblem(updateUrl);
+    if (problem) issues.push(issueAt(source, ['publish', 'update-url'], 'update-url', problem, updateUrl));
   }
   return issues;
 }
@@ -449,6 +461,7 @@ export function resolveStream(project: LoadedProject, name: string, root: string
       registry: raw.publish?.registry,
       github: raw.publish?.github,
       siteUrl: raw.publish?.['site-url'],
+      updateUrl: raw.publish?.['update-url'],
       trust: resolveTrust(raw, root),
     },
   };

@@ -2,6 +2,16 @@
 // the image definition (data paths, services, agents, streams), and resolve to a typed profile
 // whose every value still knows where it came from, so later checks can point at the line.
 import { ConfigError, type ConfigIssue } from '../errors.ts';
+import {
+  baseUrlProblem,
+  DEFAULT_UPDATE_POLICY,
+  describeSpan,
+  timeZoneProblem,
+  type UpdatePolicy,
+  type UpdateStrategy,
+  weekday,
+  windowOverlaps,
+} from '../plan/zincati.ts';
 import type { LoadedProject } from './index.ts';
 import profileSchema from './schema/profile.schema.json' with { type: 'json' };
 import { compileSchema, type JsonPath, parseYaml, readYaml, type SourceFile, schemaIssues } from './yaml.ts';
@@ -52,6 +62,13 @@ export interface RawProfile {
   admin?: { user?: string; 'ssh-keys'?: string[] };
   services?: Record<string, boolean>;
   agents?: Record<string, boolean>;
+  updates?: {
+    strategy?: UpdateStrategy;
+    'rollout-wariness'?: number;
+    'time-zone'?: string;
+    windows?: { days: string[]; 'start-time': string; 'length-minutes': number }[];
+    'lock-server'?: string;
+  };
 }
 
 /** A position in some file: the profile, or an --ssh-key file. */
@@ -92,6 +109,8 @@ export interface SensorProfile {
   services: { name: string; enabled: boolean }[];
   /** Units of agents the profile turns off. */
   maskedAgentUnits: string[];
+  /** When Zincati may reboot into an update, defaults applied (plan/zincati.ts). */
+  updates: UpdatePolicy;
   /** Locates a value of the profile, for checks made after resolution. */
   at(path: JsonPath, key?: boolean): Where;
 }
@@ -305,6 +324,7 @@ function checkProfile(
     enabled: raw.services?.[s.name] ?? s.enabled,
   }));
   const maskedAgentUnits = catalog.agents.filter((a) => raw.agents?.[a.name] === false).map((a) => a.unit);
+  const updates = updatePolicy(raw.updates, at, issue);
   if (issues.length) throw new ConfigError(issues);
 
   const device = raw.disk?.device ?? BOOT_DISK;
@@ -324,6 +344,76 @@ function checkProfile(
     admin,
     services,
     maskedAgentUnits,
+    updates,
     at,
+  };
+}
+
+/**
+ * The profile's `updates`, defaults applied, checked beyond the schema: each key only with the
+ * strategy that reads it, windows required on an explicit periodic and never overlapping, a
+ * lock server with fleet-lock, URLs and time zone as Zincati takes them (plan/zincati.ts).
+ */
+function updatePolicy(
+  raw: RawProfile['updates'],
+  at: (path: JsonPath, key?: boolean) => Where,
+  issue: (where: Where, rule: string, message: string, value?: unknown) => void,
+): UpdatePolicy {
+  const u = raw ?? {};
+  const strategy = u.strategy ?? DEFAULT_UPDATE_POLICY.strategy;
+  const chosen = u.strategy === undefined ? `${strategy} (the default)` : strategy;
+  const onlyWith = (key: 'windows' | 'time-zone' | 'lock-server', wanted: UpdateStrategy) => {
+    if (u[key] !== undefined && strategy !== wanted)
+      issue(
+        at(['updates', key], true),
+        'updates-strategy-field',
+        `${key} applies only to the ${wanted} strategy; strategy is ${chosen}`,
+      );
+  };
+  onlyWith('windows', 'periodic');
+  onlyWith('time-zone', 'periodic');
+  onlyWith('lock-server', 'fleet-lock');
+  if (u.strategy === 'periodic' && !u.windows?.length)
+    issue(
+      at(['updates', u.windows ? 'windows' : 'strategy'], u.windows !== undefined),
+      'updates-windows-required',
+      'the periodic strategy needs at least one window (days, start-time, length-minutes)',
+    );
+  if (strategy === 'fleet-lock' && u['lock-server'] === undefined)
+    issue(
+      at(['updates', 'strategy']),
+      'updates-lock-server-required',
+      'the fleet-lock strategy needs lock-server, the FleetLock server it asks before rebooting',
+    );
+  const lockProblem = u['lock-server'] === undefined ? undefined : baseUrlProblem(u['lock-server']);
+  if (lockProblem)
+    issue(at(['updates', 'lock-server']), 'updates-lock-server', lockProblem, u['lock-server']);
+  const tzProblem = u['time-zone'] === undefined ? undefined : timeZoneProblem(u['time-zone']);
+  if (tzProblem) issue(at(['updates', 'time-zone']), 'updates-time-zone', tzProblem, u['time-zone']);
+
+  const windows = u.windows
+    ? u.windows.map((w) => ({
+        days: w.days.map(weekday),
+        startTime: w['start-time'],
+        lengthMinutes: w['length-minutes'],
+      }))
+    : DEFAULT_UPDATE_POLICY.windows;
+  if (u.windows)
+    for (const [a, b] of windowOverlaps(windows)) {
+      const [wa, wb] = [windows[a.window]!, windows[b.window]!];
+      issue(
+        at(['updates', 'windows', b.window, 'days', b.day]),
+        'updates-window-overlap',
+        a.window === b.window && wa.days[a.day] === wb.days[b.day]
+          ? `${u.windows[b.window]!.days[b.day]} is ${wa.days[a.day]} again in the same window`
+          : `${describeSpan(wb, b.day)} overlaps ${a.window === b.window ? 'the same window' : `window ${a.window + 1}`} on ${describeSpan(wa, a.day)}; Zincati would merge them, but an overlap is taken here as a mistake`,
+      );
+    }
+  return {
+    strategy,
+    ...(u['rollout-wariness'] === undefined ? {} : { rolloutWariness: u['rollout-wariness'] }),
+    timeZone: u['time-zone'] ?? DEFAULT_UPDATE_POLICY.timeZone,
+    windows: strategy === 'periodic' ? windows : [],
+    ...(u['lock-server'] === undefined ? {} : { lockServer: u['lock-server'] }),
   };
 }

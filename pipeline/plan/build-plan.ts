@@ -20,6 +20,7 @@ import {
 } from './render.ts';
 import { fillTemplate } from './template.ts';
 import { trustFiles } from './trust.ts';
+import { CINCINNATI_DROPIN, renderCincinnatiDropin, updateServer } from './zincati.ts';
 
 /** Version of the planning rules; bump when a change must invalidate every input hash. */
 export const PLAN_FORMAT = 1;
@@ -241,6 +242,11 @@ function planArch(input: PlanInput, arch: Arch, issues: ConfigIssue[]): ArchPlan
     addDirs(`generated${f.path}`);
     files.push({ type: 'file', ...f, path: `generated${f.path}` });
   }
+  // Zincati asks our update graph, not Fedora's (plan/zincati.ts). Without publish.update-url or
+  // publish.site-url there is no graph to name, and Zincati keeps Fedora CoreOS's server, whose
+  // graph holds none of our images: it then finds no update.
+  const updates = updateServer(config.stream.publish);
+  if (updates) add(`generated${CINCINNATI_DROPIN}`, renderCincinnatiDropin(updates, config.stream.stream));
 
   // The stamp: the only version-dependent files.
   const stamp = (version: string) =>

@@ -14,6 +14,10 @@
 // path of manifests/image.yaml; XFS label `var` and the data-path id (at most 12 characters,
 // the XFS limit). Each filesystem is mounted by a `.mount` unit named by systemd's path
 // escaping, and each service `rocknsm-<svc>.service` gets RequiresMountsFor= its data paths.
+//
+// Updates. The profile's update strategy goes to Zincati's /etc/zincati/config.d/ (plan/zincati.ts),
+// in the full config and in the base config alike: a sensor booted with only a user config of
+// SSH keys still reboots into updates only as its image's base profile says.
 
 import {
   formatMiB,
@@ -24,6 +28,7 @@ import {
   XFS_MIN_MIB,
 } from '../config/profile.ts';
 import { ConfigError, type ConfigIssue } from '../errors.ts';
+import { renderUpdatesDropin, UPDATES_DROPIN } from './zincati.ts';
 
 export const LINUX_DATA_GUID = '0FC63DAF-8483-4772-8E79-3D69D8477DE4';
 /** Root (partition 4) starts here in every Fedora CoreOS disk image: 1 MiB gap, BIOS-BOOT 1 MiB,
@@ -386,6 +391,16 @@ function followUnit(ref: string): string {
 
 const dataUrl = (text: string) => `data:,${encodeURIComponent(text)}`;
 
+/** Zincati's update strategy drop-in (plan/zincati.ts). */
+function updatesFile(profile: SensorProfile): IgnitionFile {
+  return {
+    path: UPDATES_DROPIN,
+    mode: 0o644,
+    overwrite: true,
+    contents: { source: dataUrl(renderUpdatesDropin(profile.updates, profile.name)) },
+  };
+}
+
 function specOf(profile: SensorProfile, opts: RenderOptions): SpecVersion {
   return opts.spec ?? profile.spec;
 }
@@ -465,6 +480,7 @@ export function renderIgnition(profile: SensorProfile, opts: RenderOptions = {})
           overwrite: true,
           contents: { source: dataUrl(`${profile.follows}\n`) },
         },
+        updatesFile(profile),
       ],
     },
     systemd: { units },
@@ -475,20 +491,23 @@ export function renderIgnition(profile: SensorProfile, opts: RenderOptions = {})
 }
 
 /**
- * The storage part alone (partitions, filesystems, mount units): an Ignition base config to bake
- * into the image at /usr/lib/ignition/base.d/, so a sensor gets its data partitions even when
- * its user config says nothing about storage.
+ * The storage part (partitions, filesystems, mount units) and the update strategy: an Ignition
+ * base config to bake into the image at /usr/lib/ignition/base.d/, so a sensor gets its data
+ * partitions and its update windows even when its user config says nothing of them. A user
+ * config's file at the same path wins: Ignition merges files by path, the child's fields taking
+ * precedence (coreos/ignition docs/operator-notes.md:113-123 @v2.14.0).
  */
 export function renderBaseConfig(profile: SensorProfile, opts: RenderOptions = {}): IgnitionConfig {
   const spec = specOf(profile, opts);
   const layout = planLayout(profile);
   const storage = storageOf(profile, layout, spec);
-  const config: IgnitionConfig = { ignition: { version: spec } };
-  if (storage.disks.length) {
-    config.storage = { disks: storage.disks, filesystems: storage.filesystems };
-    config.systemd = { units: storage.mounts };
-  }
-  return config;
+  const files = [updatesFile(profile)];
+  if (!storage.disks.length) return { ignition: { version: spec }, storage: { files } };
+  return {
+    ignition: { version: spec },
+    storage: { disks: storage.disks, filesystems: storage.filesystems, files },
+    systemd: { units: storage.mounts },
+  };
 }
 
 /** Deterministic JSON: keys sorted at every level, two-space indent, trailing newline. */
