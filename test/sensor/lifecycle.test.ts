@@ -21,6 +21,15 @@ import * as assert from 'uvu/assert';
 import { parse } from 'yaml';
 import { SENTINEL_FS_UUID } from '../../pipeline/artifacts/layout.ts';
 import { consoleReport, consoleTail } from '../../pipeline/boot/run.ts';
+import { loadProject, projectPaths, resolveStream } from '../../pipeline/config/index.ts';
+import { catalogFromProject, loadProfile } from '../../pipeline/config/profile.ts';
+import {
+  CINCINNATI_DROPIN,
+  renderCincinnatiDropin,
+  renderUpdatesDropin,
+  UPDATES_DROPIN,
+  updateServer,
+} from '../../pipeline/plan/zincati.ts';
 import { repoRoot } from '../world/fcos-base.ts';
 import { type StaticServer, serveDir } from '../world/http.ts';
 import { MONITOR_INTERFACE, SERVICES, serviceImage } from '../world/sensor-project.ts';
@@ -212,6 +221,8 @@ test('first boot: the base config in the initramfs lays out the default profile;
   let prepareRoot = '';
   let zeekLog = '';
   let flag = '';
+  let zincatiImage = '';
+  let zincatiUpdates = '';
   const r = await bootSensor({
     arch,
     disk,
@@ -241,6 +252,9 @@ test('first boot: the base config in the initramfs lays out the default profile;
       prepareRoot = g.sh('journalctl -b -o cat -u ostree-prepare-root.service').stdout;
       zeekLog = g.sh('journalctl -b -o cat -u rocknsm-zeek.service').stdout;
       flag = g.sh('test -e /boot/ignition.firstboot && echo present || echo absent').stdout.trim();
+      // Zincati's drop-ins: the image's graph, and the update strategy Ignition wrote (base config).
+      zincatiImage = g.sh(`cat ${CINCINNATI_DROPIN}`, { allowFailure: true }).stdout;
+      zincatiUpdates = g.sh(`cat ${UPDATES_DROPIN}`, { allowFailure: true }).stdout;
       // For the next boots: a marker on every data filesystem, a change of the admin's in /etc.
       g.sh(
         `for d in ${dataPaths.map((d) => d.path).join(' ')}; do echo boot1 > "$d/rocknsm-test-marker"; done`,
@@ -306,6 +320,20 @@ test('first boot: the base config in the initramfs lays out the default profile;
     new RegExp(`rocknsm-test-service .* started: zeek -i ${MONITOR_INTERFACE} local rocknsm`),
   );
   assert.is(flag, 'absent', 'the first-boot flag is gone after the first boot');
+  // Zincati does not run in this Debian world; its configuration is there as a Fedora CoreOS
+  // sensor would read it: the image's base_url (the stable stream's site graph) and the default
+  // profile's strategy, written by Ignition from the base config in the initramfs.
+  const project = loadProject(projectPaths(repoRoot));
+  const server = updateServer(resolveStream(project, 'stable', repoRoot).stream.publish)!;
+  assert.match(server, /\/graph\/\$\{stream\}\/\$\{basearch\}\/$/);
+  assert.fixture(zincatiImage, renderCincinnatiDropin(server, 'stable'));
+  const defaults = loadProfile(
+    join(repoRoot, 'manifests/profiles/default.yaml'),
+    'manifests/profiles/default.yaml',
+    catalogFromProject(project),
+  );
+  assert.match(zincatiUpdates, /^strategy = "periodic"$/m);
+  assert.fixture(zincatiUpdates, renderUpdatesDropin(defaults.updates, 'default'));
   writeFileSync(join(lifeDir, 'first.json'), JSON.stringify(first, null, 2));
 });
 
