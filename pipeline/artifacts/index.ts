@@ -2,25 +2,16 @@
 // bounded by cores and memory). A backend makes the files in DIR/work/artifacts/<arch>; they
 // are compressed (disk images), moved into DIR/builds/<version>/<arch>/ and recorded in that
 // arch's meta.json (written atomically) only when every file of the arch is in place.
-import { createHash } from 'node:crypto';
-import {
-  createReadStream,
-  existsSync,
-  readFileSync,
-  renameSync,
-  rmSync,
-  statSync,
-  writeFileSync,
-} from 'node:fs';
+import { existsSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { freemem } from 'node:os';
 import { basename, join } from 'node:path';
 import PQueue from 'p-queue';
-import { writeAtomic } from '../commands/build-glue.ts';
 import type { KargsEntry } from '../config/index.ts';
 import { PipelineError, UsageError } from '../errors.ts';
 import { type Compression, compressFile } from '../exec/compress.ts';
 import { mountsUnder } from '../exec/losetup.ts';
 import type { Runner } from '../exec/run.ts';
+import { sha256File, writeAtomic } from '../files.ts';
 import { renderKargs } from '../plan/render.ts';
 import type { ArchJob, ArtifactBackend, BackendContext, Produced } from './backend.ts';
 import { bootc } from './bootc.ts';
@@ -97,12 +88,6 @@ const kindsOf: Record<Platform, ArtifactKind[]> = {
   pxe: ['live-kernel', 'live-initramfs', 'live-rootfs', 'pxe-ipxe', 'pxe-pxelinux', 'pxe-grub'],
   iso: ['live-iso'],
 };
-
-export async function sha256File(path: string): Promise<string> {
-  const h = createHash('sha256');
-  for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20 })) h.update(chunk);
-  return h.digest('hex');
-}
 
 /** Compresses a copy of `file` (kept) and reports time and size: `npm run bench` compares xz and zstd. */
 export async function compressArtifact(

@@ -11,6 +11,7 @@ import { mkNetbootImage } from '../exec/grub.ts';
 import { concatInitrds } from '../exec/initramfs.ts';
 import { type BootOptions, bootVm, plainConsole, type VmResult } from '../exec/qemu.ts';
 import { createOverlay } from '../exec/qemu-img.ts';
+import { writeAtomic } from '../files.ts';
 import { type BootArch, type BootPlan, type BootResult, recordResults, type StageStep } from './plan.ts';
 
 export interface ArchBootPlan {
@@ -25,12 +26,6 @@ export interface CaseOutcome {
   id: string;
   result: BootResult;
   vm: VmResult;
-}
-
-function writeAtomic(path: string, text: string): void {
-  const tmp = `${path}.tmp-${process.pid}`;
-  writeFileSync(tmp, text);
-  renameSync(tmp, path);
 }
 
 async function stage(ctx: Context, step: StageStep, tag: string): Promise<void> {

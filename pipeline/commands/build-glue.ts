@@ -1,7 +1,7 @@
 // Shared glue for `build` and `plan`: read config, overlays and the bases, then plan. Reading the
 // world happens here; planning is pure (plan/build-plan.ts).
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { existsSync, readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { type Arch, loadProject, projectPaths, type ResolvedConfig, resolveStream } from '../config/index.ts';
 import { ExitCode, PipelineError, UsageError } from '../errors.ts';
 import { Buildah } from '../exec/buildah.ts';
@@ -9,6 +9,7 @@ import { hasExecutable, kernelVersions, listTree, readInRoot, resolveInRoot } fr
 import { composedArchiveName } from '../exec/rpm-ostree.ts';
 import { checkTransport, resolveDigest } from '../exec/skopeo.ts';
 import { type Storage, storageFromDir } from '../exec/storage.ts';
+import { writeAtomic } from '../files.ts';
 import { type BaseFacts, type BuildPlan, ociArch, planBuild } from '../plan/build-plan.ts';
 import { indexOverlay } from '../plan/overlay-index.ts';
 import { nextVersion, parseVersion, utcDate } from '../plan/version.ts';
@@ -104,13 +105,6 @@ export function baseRefFor(config: ResolvedConfig, opts: BuildOptions, arch: Arc
 }
 
 /** Writes a file atomically (temp + rename), so readers never see half a file. */
-export function writeAtomic(path: string, content: string): void {
-  mkdirSync(dirname(path), { recursive: true });
-  const tmp = `${path}.tmp-${process.pid}`;
-  writeFileSync(tmp, content);
-  renameSync(tmp, path);
-}
-
 interface CachedProbe extends Omit<BaseFacts, 'ref' | 'name' | 'indexDigest'> {}
 
 /**

@@ -4,7 +4,6 @@ import { createHash } from 'node:crypto';
 import {
   chmodSync,
   copyFileSync,
-  createReadStream,
   existsSync,
   mkdirSync,
   readFileSync,
@@ -23,6 +22,7 @@ import { PipelineError } from '../errors.ts';
 import { Buildah } from '../exec/buildah.ts';
 import { initramfsNames } from '../exec/initramfs.ts';
 import { canRunArch, hostArch, requireTool } from '../exec/tools.ts';
+import { sha256File, writeAtomic } from '../files.ts';
 import { lintImage, lintInitramfs } from '../lint/image.ts';
 import type { ArchPlan, BuildPlan } from '../plan/build-plan.ts';
 import { compareVersions } from '../plan/version.ts';
@@ -34,7 +34,6 @@ import {
   buildOptionSpec,
   parseBuildOptions,
   prepare,
-  writeAtomic,
 } from './build-glue.ts';
 import type { Command, Context } from './types.ts';
 
@@ -183,12 +182,6 @@ export function writeContext(dir: string, a: ArchPlan, timestamp: number): void 
   // Fixed mtimes keep buildah's layer cache valid across runs (content decides, not the clock).
   for (const f of a.context) if (f.type !== 'symlink') utimesSync(join(dir, f.path), timestamp, timestamp);
   writeFileSync(join(dir, 'Containerfile'), a.containerfile);
-}
-
-async function sha256File(path: string): Promise<string> {
-  const h = createHash('sha256');
-  for await (const chunk of createReadStream(path)) h.update(chunk);
-  return h.digest('hex');
 }
 
 async function buildArch(ctx: Context, buildah: Buildah, plan: BuildPlan, a: ArchPlan, opts: BuildOptions) {

@@ -1,7 +1,7 @@
 // `rock-image compose`: composes the RockNSM base OCI archive from manifests/compose with
 // rpm-ostree (host or builder container), with lockfiles, autolock and change detection;
 // `--print-only` shows the flattened treefile and exact command lines; `--diff` compares lockfiles.
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { loadProject, projectPaths } from '../config/index.ts';
 import { UsageError } from '../errors.ts';
@@ -19,6 +19,7 @@ import {
 } from '../exec/rpm-ostree.ts';
 import { tagDigest } from '../exec/skopeo.ts';
 import { hostArch } from '../exec/tools.ts';
+import { writeAtomic } from '../files.ts';
 import {
   IMAGE_LOCK_FILE,
   type ImageLock,
@@ -418,8 +419,6 @@ async function lockBuilders(ctx: Context, stream?: string, extra?: string): Prom
     ctx.stdout.write(`${ref} ${before && before !== digest ? `${before} -> ` : ''}${digest}\n`);
   }
   const path = join(ctx.root, IMAGE_LOCK_FILE);
-  mkdirSync(dirname(path), { recursive: true });
-  writeFileSync(`${path}.tmp`, serializeImageLock(lock));
-  renameSync(`${path}.tmp`, path);
+  writeAtomic(path, serializeImageLock(lock));
   return 0;
 }

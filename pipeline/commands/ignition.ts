@@ -1,6 +1,6 @@
 // `rock-image ignition`: render a sensor profile to an Ignition config (and optionally check it
 // with ignition-validate). Glue only: load manifests and profile, plan, write.
-import { existsSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative, resolve } from 'node:path';
 import { loadProject, projectPaths } from '../config/index.ts';
@@ -13,6 +13,7 @@ import {
 } from '../config/profile.ts';
 import { UsageError } from '../errors.ts';
 import { validateIgnitionFile } from '../exec/ignition.ts';
+import { writeAtomic } from '../files.ts';
 import { renderBaseConfig, renderIgnition, serializeIgnition } from '../plan/ignition.ts';
 import type { Command } from './types.ts';
 
@@ -77,8 +78,7 @@ Exit codes: 0 ok, 1 validation failed, 64 usage, 65 invalid profile, 69 ignition
     const output = typeof values.output === 'string' ? resolve(ctx.cwd, values.output) : undefined;
     if (output) {
       // Atomic: a half-written config must never be picked up by a provisioning server.
-      writeFileSync(`${output}.tmp`, text);
-      renameSync(`${output}.tmp`, output);
+      writeAtomic(output, text);
       ctx.log.info(`wrote ${values.output} (profile ${profile.name}, spec ${config.ignition.version})`);
     } else {
       ctx.stdout.write(text);

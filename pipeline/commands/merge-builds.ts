@@ -5,8 +5,8 @@ import { cpSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync } from 
 import { join, resolve } from 'node:path';
 import type { Arch } from '../config/index.ts';
 import { PipelineError, UsageError } from '../errors.ts';
+import { writeAtomic } from '../files.ts';
 import { addBuild, type BuildMeta, type BuildsJson, writeOutputs } from '../gha.ts';
-import { writeAtomic } from './build-glue.ts';
 import type { Command } from './types.ts';
 
 interface Leg {

@@ -4,9 +4,10 @@
 import { existsSync, readdirSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { UsageError } from '../errors.ts';
+import { writeAtomic } from '../files.ts';
 import { planPrune } from '../plan/prune.ts';
 import { parseVersion } from '../plan/version.ts';
-import { readBuildsJson, writeAtomic } from './build-glue.ts';
+import { readBuildsJson } from './build-glue.ts';
 import type { Command } from './types.ts';
 
 export const prune: Command = {

@@ -1,6 +1,6 @@
 // gpg: detached signatures for published artifacts (what coreos-installer checks: a binary
 // detached signature, <file>.sig), public key export, and reading back who signed what.
-import { readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, renameSync, rmSync } from 'node:fs';
 import { UsageError } from '../errors.ts';
 import { createLogger } from '../log.ts';
 import { createRunner, type Runner } from './run.ts';
@@ -105,12 +105,6 @@ export async function exportPublicKey(
 }
 
 /** Writes `bytes` to `path` atomically. */
-export function writeAtomic(path: string, bytes: string | Buffer): void {
-  const tmp = `${path}.tmp-${process.pid}`;
-  writeFileSync(tmp, bytes);
-  renameSync(tmp, path);
-}
-
 export interface SignedPayload {
   /** Primary-key fingerprint of the signer (VALIDSIG). */
   signer: string;

@@ -20,13 +20,13 @@ import {
   readdirSync,
   readFileSync,
   readlinkSync,
-  renameSync,
   rmSync,
   writeFileSync,
 } from 'node:fs';
 import { basename, dirname, join, relative, sep } from 'node:path';
 import { PipelineError, ToolMissingError } from '../errors.ts';
-import { canonicalJson, type FlattenResult, type VarValue } from '../plan/treefile.ts';
+import { canonicalJson, writeAtomic } from '../files.ts';
+import type { FlattenResult, VarValue } from '../plan/treefile.ts';
 import type { Runner } from './run.ts';
 import { which } from './tools.ts';
 
@@ -454,13 +454,6 @@ export function readRecord(path: string): ComposeRecord | undefined {
   } catch {
     return undefined;
   }
-}
-
-function writeAtomic(path: string, text: string): void {
-  mkdirSync(dirname(path), { recursive: true });
-  const tmp = `${path}.tmp-${process.pid}`;
-  writeFileSync(tmp, text);
-  renameSync(tmp, path);
 }
 
 /**

@@ -4,6 +4,7 @@
 import { createHash } from 'node:crypto';
 import type { Arch, ResolvedConfig } from '../config/index.ts';
 import { ConfigError, type ConfigIssue } from '../errors.ts';
+import { canonicalJson } from '../files.ts';
 import type { OverlayIndex } from './overlay-index.ts';
 import {
   legacyLinks,
@@ -123,15 +124,6 @@ export const IGNITION_DRACUT_MODULE = '/usr/lib/dracut/modules.d/50rocknsm-ignit
 export const ociArch: Record<Arch, string> = { x86_64: 'amd64', aarch64: 'arm64' };
 
 const sha256 = (s: string | Buffer) => createHash('sha256').update(s).digest('hex');
-
-/** JSON with sorted keys, the canonical form hashed for input hashes. */
-export function canonicalJson(value: unknown): string {
-  return JSON.stringify(value, (_k, v) =>
-    v && typeof v === 'object' && !Array.isArray(v)
-      ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => a.localeCompare(b)))
-      : v,
-  );
-}
 
 export function planBuild(input: PlanInput): BuildPlan {
   const { config } = input;

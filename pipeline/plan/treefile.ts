@@ -14,6 +14,7 @@ import { dirname, extname, isAbsolute, join, normalize, relative } from 'node:pa
 import treefileSchema from '../config/schema/treefile.schema.json' with { type: 'json' };
 import { compileSchema, type JsonPath, parseYaml, type SourceFile, schemaIssues } from '../config/yaml.ts';
 import { ConfigError, type ConfigIssue } from '../errors.ts';
+import { sortKeys } from '../files.ts';
 
 /** A variable value: rpm-ostree's VarValue (bool, unsigned integer, string). */
 export type VarValue = boolean | number | string;
@@ -975,23 +976,6 @@ function serialize(cfg: Config, basearch: string): Record<string, unknown> {
     } else out[key] = key === 'releasever' || key === 'packages' ? v : sortKeys(v);
   }
   return out;
-}
-
-/** Deep copy with object keys sorted (serde's BTreeMap order); arrays keep their order. */
-export function sortKeys(v: unknown): unknown {
-  if (Array.isArray(v)) return v.map(sortKeys);
-  if (isObject(v))
-    return Object.fromEntries(
-      Object.keys(v)
-        .sort(cmp)
-        .map((k) => [k, sortKeys(v[k])]),
-    );
-  return v;
-}
-
-/** JSON with sorted keys and no whitespace: the form hashed for change detection. */
-export function canonicalJson(v: unknown): string {
-  return JSON.stringify(sortKeys(v));
 }
 
 type Cond = { variable: string; op: '==' | '!=' | '<' | '<=' | '>' | '>='; value: VarValue };

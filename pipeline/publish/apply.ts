@@ -3,21 +3,12 @@
 // tags; then the metadata (each document schema-checked and written atomically); the GitHub
 // release is published last. Each step checks what is already there, so a re-run converges.
 import { createHash } from 'node:crypto';
-import {
-  copyFileSync,
-  createReadStream,
-  existsSync,
-  linkSync,
-  mkdirSync,
-  readFileSync,
-  renameSync,
-  rmSync,
-  writeFileSync,
-} from 'node:fs';
-import { basename, dirname, join } from 'node:path';
+import { copyFileSync, existsSync, linkSync, mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { PipelineError } from '../errors.ts';
 import type { GitHub } from '../exec/github.ts';
 import { signFile } from '../exec/gpg.ts';
+import { sha256File, writeAtomic } from '../files.ts';
 import type { Logger } from '../log.ts';
 import { type ReleaseSpec, syncRelease, type WantedAsset } from './github.ts';
 import {
@@ -59,20 +50,6 @@ export interface ApplyResult {
   github?: string;
 }
 
-export async function sha256Of(path: string): Promise<string> {
-  const h = createHash('sha256');
-  for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20 })) h.update(chunk);
-  return h.digest('hex');
-}
-
-/** Writes bytes to path through a temp file in the same directory and a rename. */
-export function writeFileAtomic(path: string, bytes: string | Buffer): void {
-  mkdirSync(dirname(path), { recursive: true });
-  const tmp = join(dirname(path), `.${basename(path)}.tmp-${process.pid}`);
-  writeFileSync(tmp, bytes);
-  renameSync(tmp, path);
-}
-
 /** Deterministic JSON: two-space indent, trailing newline. */
 export const renderJson = (doc: unknown) => `${JSON.stringify(doc, null, 2)}\n`;
 
@@ -82,7 +59,7 @@ export function writeDocument(siteDir: string, d: Document): 'written' | 'unchan
   checkDoc(d.kind, d.path, d.json);
   const text = renderJson(d.json);
   if (existsSync(file) && readFileSync(file, 'utf8') === text) return 'unchanged';
-  writeFileAtomic(file, text);
+  writeAtomic(file, text);
   return 'written';
 }
 
@@ -119,7 +96,7 @@ export async function applyPlan(req: ApplyRequest): Promise<ApplyResult> {
           copyFileSync(f.src, tmp);
         }
       } else copyFileSync(f.src, tmp);
-      const got = await sha256Of(tmp);
+      const got = await sha256File(tmp);
       if (got !== f.sha256) {
         rmSync(tmp, { force: true });
         throw new PipelineError(`${f.src}: sha256 ${got}, but meta.json records ${f.sha256}; not published`);
@@ -131,13 +108,13 @@ export async function applyPlan(req: ApplyRequest): Promise<ApplyResult> {
       const dest = join(siteDir, s.dest);
       if (existsSync(dest) && readFileSync(dest, 'utf8') === s.text) continue;
       rmSync(`${dest}.sig`, { force: true });
-      writeFileAtomic(dest, s.text);
+      writeAtomic(dest, s.text);
     }
     const all = join(siteDir, plan.files[0] ? dirname(dirname(plan.files[0].dest)) : '.', 'SHA256SUMS');
     const text = [...new Set(plan.files.map((f) => `${f.sha256}  ${f.name}\n`))].join('');
     if (!existsSync(all) || readFileSync(all, 'utf8') !== text) {
       rmSync(`${all}.sig`, { force: true });
-      writeFileAtomic(all, text);
+      writeAtomic(all, text);
     }
   });
   if (req.signBy) {

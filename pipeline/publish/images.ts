@@ -17,7 +17,7 @@ import { tmpdir } from 'node:os';
 import { isAbsolute, join } from 'node:path';
 import { PipelineError, UsageError } from '../errors.ts';
 import { cosignSign } from '../exec/cosign.ts';
-import { fingerprint, quietRunner, readSigned, writeAtomic } from '../exec/gpg.ts';
+import { fingerprint, quietRunner, readSigned } from '../exec/gpg.ts';
 import {
   copyExact,
   copyWithPolicy,
@@ -27,6 +27,7 @@ import {
   standaloneSign,
 } from '../exec/registry.ts';
 import type { Runner } from '../exec/run.ts';
+import { writeAtomic } from '../files.ts';
 
 export type Arch = 'x86_64' | 'aarch64';
 

@@ -5,7 +5,7 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Arch } from '../config/index.ts';
 import { PipelineError } from '../errors.ts';
-import { sha256Of } from './apply.ts';
+import { sha256File } from '../files.ts';
 import type { ArchBuild, Existing, PublishMeta, ReleasesDoc, UpdatesDoc } from './site.ts';
 import { type DocKind, problems } from './validate.ts';
 
@@ -52,7 +52,7 @@ export async function readExisting(siteDir: string, stream: string, dests: strin
   const files: Existing['files'] = {};
   for (const d of dests) {
     const p = join(siteDir, d);
-    if (existsSync(p)) files[d] = { size: statSync(p).size, sha256: await sha256Of(p) };
+    if (existsSync(p)) files[d] = { size: statSync(p).size, sha256: await sha256File(p) };
   }
   return {
     files,

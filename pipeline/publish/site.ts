@@ -14,6 +14,7 @@ import {
   PipelineError,
   UsageError,
 } from '../errors.ts';
+import { canonicalJson } from '../files.ts';
 import { compareVersions } from '../plan/version.ts';
 import { staticGraph, staticGraphPath } from './graph.ts';
 import { type DocKind, problems } from './validate.ts';
@@ -502,18 +503,6 @@ export function staticGraphs(
  */
 export const immediateRollout = (nowSeconds: number) => ({ start_epoch: nowSeconds, start_percentage: 1 });
 
-/** JSON with object keys sorted, to compare entries whatever order a file has them in. */
-const canonical = (v: unknown): string =>
-  JSON.stringify(v, (_k, x) =>
-    x && typeof x === 'object' && !Array.isArray(x)
-      ? Object.fromEntries(
-          Object.keys(x)
-            .sort()
-            .map((k) => [k, (x as Record<string, unknown>)[k]]),
-        )
-      : x,
-  );
-
 /**
  * A release's updates entry after a publish, promote or `rollout`:
  * - nothing asked: the entry as it is, with an immediate rollout added when it has none, so that
@@ -574,7 +563,7 @@ export function upsertUpdates(
   if (at >= 0) releases[at] = { version, metadata: next };
   else releases.push({ version, metadata: next });
   const cleaned = cleanUpdates(releases, Math.floor(now / 1000), order);
-  if (canonical(cleaned) === canonical(current.releases)) return current;
+  if (canonicalJson(cleaned) === canonicalJson(current.releases)) return current;
   return { stream, metadata: { 'last-modified': when }, releases: cleaned };
 }
 

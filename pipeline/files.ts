@@ -1,0 +1,55 @@
+// File helpers every stage shares: atomic writes, streamed sha256, canonical JSON.
+import { createHash } from 'node:crypto';
+import { closeSync, createReadStream, fsyncSync, mkdirSync, openSync, renameSync, writeSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+
+/**
+ * Writes `bytes` to `path` so that a reader sees the old file or the whole new one, also after a
+ * crash: a temp file in the same directory, fsync, rename over the path, fsync of the directory.
+ * Parent directories are created.
+ */
+export function writeAtomic(path: string, bytes: string | Uint8Array, mode = 0o644): void {
+  const dir = dirname(path);
+  mkdirSync(dir, { recursive: true });
+  const tmp = join(dir, `.${basename(path)}.tmp-${process.pid}`);
+  const fd = openSync(tmp, 'w', mode);
+  try {
+    const buf = typeof bytes === 'string' ? Buffer.from(bytes) : bytes;
+    for (let off = 0; off < buf.length; ) off += writeSync(fd, buf, off, buf.length - off);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  renameSync(tmp, path);
+  const dfd = openSync(dir, 'r');
+  try {
+    fsyncSync(dfd);
+  } finally {
+    closeSync(dfd);
+  }
+}
+
+/** sha256 of a file, hex, read in 1 MiB chunks (memory does not grow with the file). */
+export async function sha256File(path: string): Promise<string> {
+  const h = createHash('sha256');
+  for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20 })) h.update(chunk);
+  return h.digest('hex');
+}
+
+/** Object keys in UTF-16 code-unit order, the same on every machine (no locale). */
+const byCodeUnit = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
+
+/** `v` with every object's keys sorted (code-unit order), arrays kept in order. */
+export function sortKeys(v: unknown): unknown {
+  if (Array.isArray(v)) return v.map(sortKeys);
+  if (v && typeof v === 'object')
+    return Object.fromEntries(
+      Object.keys(v)
+        .sort(byCodeUnit)
+        .map((k) => [k, sortKeys((v as Record<string, unknown>)[k])]),
+    );
+  return v;
+}
+
+/** JSON with sorted keys and no whitespace: the form hashed for input hashes and compared for changes. */
+export const canonicalJson = (v: unknown): string => JSON.stringify(sortKeys(v));
