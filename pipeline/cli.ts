@@ -4,7 +4,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { commands } from './commands/index.ts';
-import type { Context } from './commands/types.ts';
+import { type Context, optionProblems, parseArgsOptions } from './commands/types.ts';
 import { ConfigError, ExitCode, PipelineError, UsageError } from './errors.ts';
 import { createRunner } from './exec/run.ts';
 import { createLogger, detectMode, type Logger } from './log.ts';
@@ -65,7 +65,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
     const { values, positionals } = parseArgs({
       args: rest,
       options: {
-        ...command.options,
+        ...parseArgsOptions(command.options),
         project: { type: 'string' },
         verbose: { type: 'boolean', short: 'v' },
         help: { type: 'boolean', short: 'h' },
@@ -77,6 +77,8 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
       process.stdout.write(`${command.usage.trim()}\n`);
       return ExitCode.ok;
     }
+    const problems = optionProblems(command.options, values);
+    if (problems.length) throw new UsageError(`${problems.join('\n')}\n(see --help)`);
     const ctx: Context = {
       root: typeof values.project === 'string' ? values.project : projectRoot,
       cwd: process.cwd(),

@@ -9,7 +9,7 @@ import type { Arch } from '../config/index.ts';
 import { UsageError } from '../errors.ts';
 import type { Compression } from '../exec/compress.ts';
 import { loadConfig } from './build-glue.ts';
-import type { Command, Context } from './types.ts';
+import { type Command, type Context, intOption } from './types.ts';
 
 export const artifactOptionSpec = {
   build: { type: 'string', short: 'b' },
@@ -20,8 +20,9 @@ export const artifactOptionSpec = {
   compression: { type: 'string' },
   'pxe-base-url': { type: 'string' },
   'ignition-url': { type: 'string' },
-  'root-size': { type: 'string' },
-  jobs: { type: 'string' },
+  // MiB; XFS needs at least 300.
+  'root-size': { type: 'string', int: { min: 300 } },
+  jobs: { type: 'string', int: { min: 1 } },
 } as const;
 
 export const artifactOptionHelp = `
@@ -90,14 +91,8 @@ export function artifactRequest(ctx: Context, values: Record<string, unknown>): 
         : undefined;
   if (!baseUrl && wanted.includes('pxe'))
     throw new UsageError(`stream ${config.stream.stream} has no publish.site-url: give --pxe-base-url`);
-  const rootSize = values['root-size'] === undefined ? undefined : Number(values['root-size']);
-  if (rootSize !== undefined && !(Number.isInteger(rootSize) && rootSize >= 300))
-    throw new UsageError(
-      `--root-size must be a whole number of MiB, at least 300 (XFS), not '${values['root-size']}'`,
-    );
-  const jobs = values.jobs === undefined ? undefined : Number(values.jobs);
-  if (jobs !== undefined && !(Number.isInteger(jobs) && jobs >= 1))
-    throw new UsageError(`--jobs must be a positive number`);
+  const rootSize = intOption(values, 'root-size');
+  const jobs = intOption(values, 'jobs');
   return {
     output,
     version,

@@ -35,7 +35,7 @@ import {
   parseBuildOptions,
   prepare,
 } from './build-glue.ts';
-import type { Command, Context } from './types.ts';
+import { type Command, type Context, intOption } from './types.ts';
 
 export const build: Command = {
   name: 'build',
@@ -59,7 +59,7 @@ Options:${buildOptionHelp}
   options: {
     ...buildOptionSpec,
     force: { type: 'boolean' },
-    jobs: { type: 'string' },
+    jobs: { type: 'string', int: { min: 1 } },
     artifacts: { type: 'boolean' },
     compression: { type: 'string' },
   },
@@ -103,8 +103,8 @@ Options:${buildOptionHelp}
       }
     }
     const jobs =
-      typeof values.jobs === 'string'
-        ? Math.max(1, Number(values.jobs))
+      intOption(values, 'jobs') !== undefined
+        ? intOption(values, 'jobs')!
         : Math.min(plan.arches.length, Math.max(1, ctx.cores));
     const queue = new PQueue({ concurrency: jobs });
     const buildah = new Buildah(ctx.run, opts.storage);

@@ -8,7 +8,7 @@ import { writeAtomic } from '../files.ts';
 import { planPrune } from '../plan/prune.ts';
 import { parseVersion } from '../plan/version.ts';
 import { readBuildsJson } from './build-glue.ts';
-import type { Command } from './types.ts';
+import { type Command, intOption } from './types.ts';
 
 export const prune: Command = {
   name: 'prune',
@@ -28,19 +28,17 @@ Options:
 `,
   options: {
     output: { type: 'string', short: 'o' },
-    keep: { type: 'string' },
+    keep: { type: 'string', int: { min: 1 } },
     pin: { type: 'string', multiple: true },
     'dry-run': { type: 'boolean' },
   },
   async run(ctx, values) {
     const output = resolve(ctx.cwd, typeof values.output === 'string' ? values.output : 'out');
-    const keepArg = typeof values.keep === 'string' ? values.keep : '3';
-    if (!/^[1-9][0-9]*$/.test(keepArg))
-      throw new UsageError(`--keep must be a whole number >= 1, not '${keepArg}'`);
+    const keep = intOption(values, 'keep') ?? 3;
     const pinned = (values.pin as string[] | undefined) ?? [];
     for (const v of pinned) if (!parseVersion(v)) throw new UsageError(`--pin '${v}' is not X.YYYYMMDD.S.N`);
     const builds = readBuildsJson(output);
-    const plan = planPrune(builds.builds, Number(keepArg), pinned);
+    const plan = planPrune(builds.builds, keep, pinned);
     const dir = join(output, 'builds');
     const listed = new Set(builds.builds.map((b) => b.id));
     const strays = existsSync(dir)

@@ -9,7 +9,7 @@ import { createGitHub } from '../exec/github.ts';
 import { type ApplyRequest, applyPlan } from '../publish/apply.ts';
 import { readBuilds, readExisting } from '../publish/read.ts';
 import { buildDir, parseControls, planSite, type SitePlan } from '../publish/site.ts';
-import type { Command, Context } from './types.ts';
+import { type Command, type Context, intOption } from './types.ts';
 
 export type Values = Record<string, string | boolean | string[] | undefined>;
 export const str = (v: Values, k: string) => (typeof v[k] === 'string' ? (v[k] as string) : undefined);
@@ -185,7 +185,7 @@ Options:
     ...targetOptions,
     github: { type: 'string' },
     'github-api': { type: 'string' },
-    'github-pace-ms': { type: 'string' },
+    'github-pace-ms': { type: 'string', int: { min: 0 } },
     ...controlOptions,
     plan: { type: 'boolean' },
   },
@@ -229,8 +229,7 @@ Options:
             repo,
             baseUrl: str(v, 'github-api') ?? ctx.env.GITHUB_API_URL,
             warn: (m) => ctx.log.warn(m),
-            writeIntervalMs:
-              str(v, 'github-pace-ms') === undefined ? undefined : Number(str(v, 'github-pace-ms')),
+            writeIntervalMs: intOption(v, 'github-pace-ms'),
           }),
           spec: {
             tag: `v${t.version}`,

@@ -14,7 +14,7 @@ import type { Logger } from '../log.ts';
 import { computeWariness, graphFromMetadata, ServedGraph } from '../publish/graph.ts';
 import { checkSiteDocText, type ReleasesDoc, type UpdatesDoc } from '../publish/site.ts';
 import { str } from './publish.ts';
-import type { Command } from './types.ts';
+import { type Command, intOption } from './types.ts';
 
 const streamName = /^[a-z][a-z0-9-]*$/;
 
@@ -439,23 +439,18 @@ Options:
 `,
   options: {
     site: { type: 'string' },
-    'metadata-url': { type: 'string' },
+    'metadata-url': { type: 'string', url: true },
     stream: { type: 'string', multiple: true },
     listen: { type: 'string' },
-    refresh: { type: 'string' },
+    refresh: { type: 'string', int: { min: 1 } },
     'access-log': { type: 'boolean' },
   },
   async run(ctx, v) {
     const site = str(v, 'site');
     const metadataUrl = str(v, 'metadata-url');
-    if (metadataUrl && !/^https?:\/\/[^/]/.test(metadataUrl))
-      throw new UsageError(`--metadata-url must be an http(s) URL (got ${metadataUrl})`);
     const streams = ((v.stream as string[] | undefined) ?? []).flatMap((s) => s.split(',')).filter(Boolean);
     for (const s of streams) if (!streamName.test(s)) throw new UsageError(`'${s}' is not a stream name`);
-    const refreshText = str(v, 'refresh');
-    const refreshSeconds = refreshText === undefined ? 30 : Number(refreshText);
-    if (!(refreshSeconds >= 1))
-      throw new UsageError(`--refresh must be a number of seconds >= 1 (got ${refreshText})`);
+    const refreshSeconds = intOption(v, 'refresh') ?? 30;
     const { host, port } = parseListen(str(v, 'listen') ?? '0.0.0.0:8080');
     const siteDir = site === undefined ? undefined : resolve(ctx.cwd, site);
     if (siteDir !== undefined && !statSync(siteDir, { throwIfNoEntry: false })?.isDirectory())

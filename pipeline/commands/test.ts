@@ -7,7 +7,7 @@ import { BootPlanError, bootCases, planBoot } from '../boot/plan.ts';
 import { type ArchBootPlan, runBootTests } from '../boot/run.ts';
 import { UsageError } from '../errors.ts';
 import { readBuildsJson } from './build-glue.ts';
-import type { Command } from './types.ts';
+import { type Command, intOption } from './types.ts';
 
 const list = (v: unknown) =>
   typeof v === 'string'
@@ -55,8 +55,8 @@ Options:
     arch: { type: 'string', short: 'a' },
     case: { type: 'string' },
     marker: { type: 'string' },
-    timeout: { type: 'string' },
-    jobs: { type: 'string' },
+    timeout: { type: 'string', int: { min: 1 } },
+    jobs: { type: 'string', int: { min: 1 } },
   },
   async run(ctx, values) {
     if (typeof values.build !== 'string') throw new UsageError('--build DIR is required');
@@ -70,15 +70,8 @@ Options:
     for (const a of arches)
       if (!build.arches.includes(a as never))
         throw new UsageError(`build ${version} has no ${a} (it has ${build.arches.join(', ')})`);
-    const num = (name: string, v: unknown) => {
-      if (v === undefined) return undefined;
-      const n = Number(v);
-      if (!(Number.isInteger(n) && n >= 1))
-        throw new UsageError(`--${name} must be a positive whole number, not '${v}'`);
-      return n;
-    };
-    const timeoutSec = num('timeout', values.timeout);
-    const jobs = num('jobs', values.jobs) ?? Math.max(1, ctx.cores);
+    const timeoutSec = intOption(values, 'timeout');
+    const jobs = intOption(values, 'jobs') ?? Math.max(1, ctx.cores);
     const cases = list(values.case);
     if (typeof values.marker === 'string' && !values.marker.trim())
       throw new UsageError('--marker must not be empty');

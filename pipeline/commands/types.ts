@@ -19,7 +19,51 @@ export interface Context {
   cores: number;
 }
 
-export type OptionSpec = NonNullable<ParseArgsConfig['options']>;
+/**
+ * One option as node:util parseArgs takes it, plus what its value must be, checked once by the
+ * CLI before the command runs (every problem listed, exit 64, never a stack trace):
+ * `int`, a whole number in [min, max]; `url`, an http(s) URL.
+ */
+export type OptionDef = NonNullable<ParseArgsConfig['options']>[string] & {
+  int?: { min: number; max?: number };
+  url?: true;
+};
+export type OptionSpec = Record<string, OptionDef>;
+
+type Values = Record<string, string | boolean | string[] | undefined>;
+
+/** Problems with the given option values, as `--name must ... (got 'value')`. */
+export function optionProblems(spec: OptionSpec, values: Values): string[] {
+  const out: string[] = [];
+  for (const [name, def] of Object.entries(spec)) {
+    const given = values[name];
+    if (given === undefined || typeof given === 'boolean') continue;
+    for (const v of Array.isArray(given) ? given : [given]) {
+      if (def.int) {
+        const { min, max } = def.int;
+        const n = /^-?\d+$/.test(v) ? Number(v) : Number.NaN;
+        if (!Number.isSafeInteger(n) || n < min || (max !== undefined && n > max))
+          out.push(
+            `--${name} must be a whole number ${max === undefined ? `>= ${min}` : `from ${min} to ${max}`} (got '${v}')`,
+          );
+      }
+      if (def.url && !/^https?:\/\/[^/\s]+/.test(v))
+        out.push(`--${name} must be an http(s) URL (got '${v}')`);
+    }
+  }
+  return out;
+}
+
+/** An `int` option's value (checked by the CLI), or undefined when not given. */
+export function intOption(values: Record<string, unknown>, name: string): number | undefined {
+  const v = values[name];
+  return typeof v === 'string' ? Number(v) : undefined;
+}
+
+/** The spec as parseArgs takes it (without our checks). */
+export function parseArgsOptions(spec: OptionSpec): NonNullable<ParseArgsConfig['options']> {
+  return Object.fromEntries(Object.entries(spec).map(([k, { int: _i, url: _u, ...rest }]) => [k, rest]));
+}
 
 export interface Command {
   name: string;

@@ -314,7 +314,7 @@ test('refusals: exit 64 before any boot, meta.json untouched', () => {
   assert.match(none.stderr, /no build \(none\)/);
   const t = cli(['test', '--build', out, '--timeout', '0']);
   assert.is(t.code, 64);
-  assert.match(t.stderr, /--timeout must be a positive whole number/);
+  assert.match(t.stderr, /--timeout must be a whole number >= 1 \(got '0'\)/);
   assert.is(readFileSync(join(dir('x86_64'), 'meta.json'), 'utf8'), before);
 });
 
