@@ -1,5 +1,5 @@
 // Ignition that goes into and beside the image, from manifests/image.yaml `ignition:`: the base
-// profile's storage config (baked at /usr/lib/ignition/base.d/) and every published profile's
+// profile's storage and update-strategy config (baked at /usr/lib/ignition/base.d/) and every published profile's
 // config, rendered without SSH keys so a site merges it from its own small config.
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';

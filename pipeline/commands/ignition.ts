@@ -32,8 +32,9 @@ Options:
   --output F      write the config to F (default: standard output)
   --spec V        Ignition spec: ${SPECS.join(', ')} (default: the profile's
                   ignition-spec, else 3.3.0)
-  --base          render only the storage part (partitions, filesystems, mount units), the
-                  base config baked into the image at /usr/lib/ignition/base.d/
+  --base          render only the storage part (partitions, filesystems, mount units) and the
+                  Zincati update strategy: the base config baked into the image at
+                  /usr/lib/ignition/base.d/
   --validate      check the result with ignition-validate (needs --output or writes a
                   temporary file); exit 1 when it reports anything
 
