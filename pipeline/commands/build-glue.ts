@@ -11,7 +11,7 @@ import { checkTransport, resolveDigest } from '../exec/skopeo.ts';
 import { type Storage, storageFromDir } from '../exec/storage.ts';
 import { writeAtomic } from '../files.ts';
 import { type BaseFacts, type BuildPlan, ociArch, planBuild } from '../plan/build-plan.ts';
-import { indexOverlay } from '../plan/overlay-index.ts';
+import { indexOverlay } from '../config/overlay-index.ts';
 import { nextVersion, parseVersion, utcDate } from '../plan/version.ts';
 import { composeOutputDir } from './compose-paths.ts';
 import { imageIgnition } from './ignition-glue.ts';

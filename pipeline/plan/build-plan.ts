@@ -5,7 +5,7 @@ import { createHash } from 'node:crypto';
 import type { Arch, ResolvedConfig } from '../config/index.ts';
 import { ConfigError, type ConfigIssue } from '../errors.ts';
 import { canonicalJson } from '../files.ts';
-import type { OverlayIndex } from './overlay-index.ts';
+import type { OverlayIndex } from '../config/overlay-index.ts';
 import {
   legacyLinks,
   renderAgentPreset,

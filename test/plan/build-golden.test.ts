@@ -9,7 +9,7 @@ import * as assert from 'uvu/assert';
 import { imageIgnition } from '../../pipeline/commands/ignition-glue.ts';
 import { loadProject, projectPaths, resolveStream } from '../../pipeline/config/index.ts';
 import { type BaseFacts, planBuild } from '../../pipeline/plan/build-plan.ts';
-import { indexOverlay } from '../../pipeline/plan/overlay-index.ts';
+import { indexOverlay } from '../../pipeline/config/overlay-index.ts';
 import { KVER, repoRoot } from '../world/fcos-base.ts';
 
 const goldenDir = join(repoRoot, 'test/golden/build');
