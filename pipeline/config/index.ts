@@ -81,6 +81,8 @@ export interface StreamConfig {
     registry?: string;
     github?: string;
     siteUrl?: string;
+    /** Object store serving disk images instead of the GitHub release (publish/site.ts ArtifactHost). */
+    artifactUrl?: string;
     /** The update-graph service Zincati asks (plan/zincati.ts); default the site's static graph. */
     updateUrl?: string;
     trust?: TrustConfig;
@@ -151,6 +153,7 @@ interface RawStream {
     registry?: string;
     github?: string;
     'site-url'?: string;
+    'artifact-url'?: string;
     'update-url'?: string;
     trust?: { 'gpg-key': string; lookaside: string; 'cosign-key'?: string };
   };
@@ -350,8 +353,32 @@ function crossChecks(
     const updateUrl = raw.publish?.['update-url'];
     const problem = updateUrl === undefined ? undefined : baseUrlProblem(updateUrl);
     if (problem) issues.push(issueAt(source, ['publish', 'update-url'], 'update-url', problem, updateUrl));
+    const artifactUrl = raw.publish?.['artifact-url'];
+    const bad = artifactUrl === undefined ? undefined : artifactUrlProblem(artifactUrl);
+    if (bad) issues.push(issueAt(source, ['publish', 'artifact-url'], 'artifact-url', bad, artifactUrl));
   }
   return issues;
+}
+
+/**
+ * publish.artifact-url: a base that file paths are URL-joined onto (WHATWG URL resolution, as
+ * site.ts does), so it needs its trailing `/` (without it the last segment is replaced) and no
+ * query or fragment (dropped by the join).
+ */
+export function artifactUrlProblem(url: string): string | undefined {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    return 'not a URL';
+  }
+  if (parsed.protocol !== 'https:' && parsed.protocol !== 'http:')
+    return 'must be an http:// or https:// URL';
+  if (parsed.search || parsed.hash || /[?#]/.test(url))
+    return 'must have no query or fragment: file paths are URL-joined onto it, which drops them';
+  if (!url.endsWith('/'))
+    return "must end with '/': file paths are URL-joined onto it, which replaces a last segment without one";
+  return undefined;
 }
 
 /** publish.trust: needs publish.registry; its key files exist under the project root. */
@@ -461,6 +488,7 @@ export function resolveStream(project: LoadedProject, name: string, root: string
       registry: raw.publish?.registry,
       github: raw.publish?.github,
       siteUrl: raw.publish?.['site-url'],
+      artifactUrl: raw.publish?.['artifact-url'],
       updateUrl: raw.publish?.['update-url'],
       trust: resolveTrust(raw, root),
     },

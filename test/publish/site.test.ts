@@ -73,6 +73,7 @@ const input = (version: string, over: Partial<SiteInput> = {}): SiteInput => ({
   existing: { files: {} },
   now: NOW,
   nativeDisks: { allowed: true, at: { file: 'manifests/streams/stable.yaml', line: 1, col: 1 } },
+  signed: true,
   ...over,
 });
 
