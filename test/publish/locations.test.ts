@@ -14,10 +14,7 @@ import * as assert from 'uvu/assert';
 import { PipelineError } from '../../pipeline/errors.ts';
 import { createGitHub } from '../../pipeline/exec/github.ts';
 import { signFile } from '../../pipeline/exec/gpg.ts';
-import { createLogger } from '../../pipeline/log.ts';
-import { applyPlan } from '../../pipeline/publish/apply.ts';
 import { checkServed } from '../../pipeline/publish/github.ts';
-import { readExisting } from '../../pipeline/publish/read.ts';
 import {
   type ArtifactHost,
   buildDir,
@@ -29,10 +26,9 @@ import { repoRoot } from '../world/fcos-base.ts';
 import { type FakeGitHub, startFakeGitHub } from '../world/github.ts';
 import { makeKey, stopAgent, type TestKey } from '../world/gpg.ts';
 import { type StaticServer, serveDir } from '../world/http.ts';
-import { walkMetadata, xzBuild } from '../world/published.ts';
+import { publishXz, walkMetadata, xzBuild } from '../world/published.ts';
 
 const work = join(repoRoot, '.cache', 'publish', `locations-${process.pid}`);
-const quiet = createLogger({ mode: 'plain', out: { write: () => true } });
 const NOW = Date.UTC(2026, 10, 30, 12);
 const V1 = '43.20261130.3.0';
 const V2 = '43.20261130.2.0';
@@ -47,47 +43,22 @@ const siteDir = join(work, 'site');
 const storeDir = join(work, 'store');
 const siteUrl = () => `http://127.0.0.1:${site.port}`;
 
-async function publish(
+const publish = (
   stream: string,
   version: string,
-  opts: { signed: boolean; host?: ArtifactHost; github: boolean },
-): Promise<SitePlan> {
-  const builds = (['x86_64', 'aarch64'] as const).map((a) => xzBuild(join(work, 'out'), version, a));
-  const dests = builds.flatMap((b) =>
-    Object.values(b.meta.images).map((i) => `${buildDir(stream, version)}/${b.arch}/${i.path}`),
-  );
-  const plan = planSite({
+  o: { signed: boolean; host?: ArtifactHost; github: boolean },
+): Promise<SitePlan> =>
+  publishXz({
+    work,
+    siteDir,
+    siteUrl: siteUrl(),
     stream,
     version,
-    requireArches: ['x86_64', 'aarch64'],
-    builds,
-    baseUrl: siteUrl(),
-    imageRepo: `ghcr.io/${REPO}`,
-    existing: await readExisting(siteDir, stream, dests),
     now: NOW,
-    signed: opts.signed,
-    artifactHost: opts.host,
+    host: o.host,
+    ...(o.signed && { key }),
+    ...(o.github && { github: fake }),
   });
-  await applyPlan({
-    plan,
-    siteDir,
-    ...(opts.signed && { signBy: key.fingerprint, gpgHome: key.home }),
-    ...(opts.github && {
-      github: {
-        gh: createGitHub({
-          token: fake.token,
-          repo: REPO,
-          baseUrl: fake.url,
-          writeIntervalMs: 0,
-          retryBaseMs: 10,
-        }),
-        spec: { tag: `v${version}`, name: version, body: '' },
-      },
-    }),
-    log: quiet,
-  });
-  return plan;
-}
 
 test.before(async () => {
   rmSync(work, { recursive: true, force: true });

@@ -8,7 +8,19 @@ import { createHash } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { ArchBuild } from '../../pipeline/publish/site.ts';
+import { createGitHub } from '../../pipeline/exec/github.ts';
+import { createLogger } from '../../pipeline/log.ts';
+import { applyPlan } from '../../pipeline/publish/apply.ts';
+import { readExisting } from '../../pipeline/publish/read.ts';
+import {
+  type ArchBuild,
+  type ArtifactHost,
+  buildDir,
+  planSite,
+  type SitePlan,
+} from '../../pipeline/publish/site.ts';
+import type { FakeGitHub } from './github.ts';
+import type { TestKey } from './gpg.ts';
 import { needTool, sh, shResult } from './tools.ts';
 
 /** Runs a tool with bytes in and bytes out (tools.ts sh/shResult carry text only). */
@@ -178,4 +190,58 @@ export async function walkMetadata(siteUrl: string, stream: string, publicKey: s
     await visit(json, '');
   }
   return out;
+}
+
+/**
+ * Publishes `version` of `stream` (xzBuild for both arches under `work/out`) into `siteDir`,
+ * served at `siteUrl`: as `rock-image publish` plans and applies it, minus the images: signed
+ * by `key` when given, with a GitHub release on `github` (the double) when given.
+ */
+export async function publishXz(o: {
+  work: string;
+  siteDir: string;
+  siteUrl: string;
+  stream: string;
+  version: string;
+  key?: TestKey;
+  github?: FakeGitHub;
+  host?: ArtifactHost;
+  now: number;
+}): Promise<SitePlan> {
+  const builds = (['x86_64', 'aarch64'] as const).map((a) => xzBuild(join(o.work, 'out'), o.version, a));
+  const dests = builds.flatMap((b) =>
+    Object.values(b.meta.images).map((i) => `${buildDir(o.stream, o.version)}/${b.arch}/${i.path}`),
+  );
+  const plan = planSite({
+    stream: o.stream,
+    version: o.version,
+    requireArches: ['x86_64', 'aarch64'],
+    builds,
+    baseUrl: o.siteUrl,
+    imageRepo: 'ghcr.io/rocknsm/rocknsm-coreos',
+    existing: await readExisting(o.siteDir, o.stream, dests),
+    now: o.now,
+    signed: Boolean(o.key),
+    artifactHost: o.host,
+  });
+  const gh = o.github;
+  await applyPlan({
+    plan,
+    siteDir: o.siteDir,
+    ...(o.key && { signBy: o.key.fingerprint, gpgHome: o.key.home }),
+    ...(gh && {
+      github: {
+        gh: createGitHub({
+          token: gh.token,
+          repo: `${gh.owner}/${gh.repo}`,
+          baseUrl: gh.url,
+          writeIntervalMs: 0,
+          retryBaseMs: 10,
+        }),
+        spec: { tag: `v${o.version}`, name: o.version, body: '' },
+      },
+    }),
+    log: createLogger({ mode: 'plain', out: { write: () => true } }),
+  });
+  return plan;
 }
