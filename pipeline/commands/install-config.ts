@@ -13,6 +13,7 @@ import { basename, join, resolve } from 'node:path';
 import { loadProject, projectPaths, resolveStream } from '../config/index.ts';
 import { PipelineError, UsageError } from '../errors.ts';
 import { renderIgnition, serializeIgnition } from '../plan/ignition.ts';
+import { joinBaseProblem } from '../plan/zincati.ts';
 import { profileFromArgs } from './ignition.ts';
 import { str } from './publish.ts';
 import type { Command } from './types.ts';
@@ -22,18 +23,14 @@ import type { Command } from './types.ts';
  * src/source.rs:435-440 @bee45001, rust-url's join): without a trailing `/` the last segment
  * is replaced, so `.../streams` fetches `.../stable.json`. Refused here rather than printed.
  */
-export function streamBaseUrlProblem(url: string): string | undefined {
-  let u: URL;
-  try {
-    u = new URL(url);
-  } catch {
-    return 'is not a URL';
-  }
-  if (u.protocol !== 'https:' && u.protocol !== 'http:') return 'must be an http:// or https:// URL';
-  if (u.search || u.hash) return 'must have no query or fragment (the join drops them)';
-  if (!url.endsWith('/'))
-    return `must end with '/': coreos-installer joins <stream>.json onto it (coreos/coreos-installer src/source.rs:435-440), so ${url} would fetch ${new URL('stable.json', url).href}; give ${url}/`;
-  return undefined;
+export function streamBaseUrlProblem(url: string, stream = 'stable'): string | undefined {
+  const problem = joinBaseProblem(
+    url,
+    'coreos-installer joins <stream>.json onto it (coreos/coreos-installer src/source.rs:435-440)',
+  );
+  return problem?.startsWith('must end with')
+    ? `${problem}: ${url} would fetch ${new URL(`${stream}.json`, url).href}; give ${url}/`
+    : problem;
 }
 
 /** A word for sh: as it is when plain, else single-quoted. */
@@ -179,7 +176,7 @@ Options:
     const base = given ?? (cfg.publish.siteUrl ? `${cfg.publish.siteUrl}/streams/` : undefined);
     if (!base)
       throw new UsageError(`--stream-base-url is required (stream ${stream} has no publish.site-url)`);
-    const problem = streamBaseUrlProblem(base);
+    const problem = streamBaseUrlProblem(base, stream);
     if (problem) throw new UsageError(`--stream-base-url ${problem}`);
     const keyFile = str(v, 'key') ? resolve(ctx.cwd, str(v, 'key')!) : cfg.publish.trust?.gpgKey.source;
     if (!keyFile) throw new UsageError(`--key is required (stream ${stream} has no publish.trust.gpg-key)`);

@@ -6,7 +6,7 @@ import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { basename, join, relative } from 'node:path';
 import { ConfigError, type ConfigIssue, type Location } from '../errors.ts';
 import type { TrustConfig } from '../plan/trust.ts';
-import { baseUrlProblem } from '../plan/zincati.ts';
+import { baseUrlProblem, joinBaseProblem } from '../plan/zincati.ts';
 import imageSchema from './schema/image.schema.json' with { type: 'json' };
 import streamSchema from './schema/stream.schema.json' with { type: 'json' };
 import { compileSchema, readYaml, type SourceFile, schemaIssues } from './yaml.ts';
@@ -360,26 +360,9 @@ function crossChecks(
   return issues;
 }
 
-/**
- * publish.artifact-url: a base that file paths are URL-joined onto (WHATWG URL resolution, as
- * site.ts does), so it needs its trailing `/` (without it the last segment is replaced) and no
- * query or fragment (dropped by the join).
- */
-export function artifactUrlProblem(url: string): string | undefined {
-  let parsed: URL;
-  try {
-    parsed = new URL(url);
-  } catch {
-    return 'not a URL';
-  }
-  if (parsed.protocol !== 'https:' && parsed.protocol !== 'http:')
-    return 'must be an http:// or https:// URL';
-  if (parsed.search || parsed.hash || /[?#]/.test(url))
-    return 'must have no query or fragment: file paths are URL-joined onto it, which drops them';
-  if (!url.endsWith('/'))
-    return "must end with '/': file paths are URL-joined onto it, which replaces a last segment without one";
-  return undefined;
-}
+/** publish.artifact-url: file paths are URL-joined onto it (publish/site.ts), so it needs its `/`. */
+export const artifactUrlProblem = (url: string) =>
+  joinBaseProblem(url, "the files' paths (prod/streams/...) are URL-joined onto it");
 
 /** publish.trust: needs publish.registry; its key files exist under the project root. */
 function trustChecks(raw: RawStream, source: SourceFile, paths: ProjectPaths): ConfigIssue[] {
