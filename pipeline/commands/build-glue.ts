@@ -3,6 +3,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { type Arch, loadProject, projectPaths, type ResolvedConfig, resolveStream } from '../config/index.ts';
+import { indexOverlay } from '../config/overlay-index.ts';
 import { ExitCode, PipelineError, UsageError } from '../errors.ts';
 import { Buildah } from '../exec/buildah.ts';
 import { hasExecutable, kernelVersions, listTree, readInRoot, resolveInRoot } from '../exec/rootfs.ts';
@@ -11,7 +12,6 @@ import { checkTransport, resolveDigest } from '../exec/skopeo.ts';
 import { type Storage, storageFromDir } from '../exec/storage.ts';
 import { writeAtomic } from '../files.ts';
 import { type BaseFacts, type BuildPlan, ociArch, planBuild } from '../plan/build-plan.ts';
-import { indexOverlay } from '../config/overlay-index.ts';
 import { nextVersion, parseVersion, utcDate } from '../plan/version.ts';
 import { composeOutputDir } from './compose-paths.ts';
 import { imageIgnition } from './ignition-glue.ts';

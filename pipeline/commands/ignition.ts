@@ -8,6 +8,7 @@ import {
   catalogFromProject,
   loadProfile,
   parseSshKeyFile,
+  type SensorProfile,
   SPECS,
   type SpecVersion,
 } from '../config/profile.ts';
@@ -15,7 +16,30 @@ import { UsageError } from '../errors.ts';
 import { validateIgnitionFile } from '../exec/ignition.ts';
 import { writeAtomic } from '../files.ts';
 import { renderBaseConfig, renderIgnition, serializeIgnition } from '../plan/ignition.ts';
-import type { Command } from './types.ts';
+import type { Command, Context } from './types.ts';
+
+/**
+ * The sensor profile `--profile P` names (manifests/profiles/P.yaml, or a YAML path), with the
+ * public keys of each `--ssh-key FILE` added to the admin user. Usage errors (64) for a missing
+ * profile or key file; the profile's own errors at their file:line (65).
+ */
+export function profileFromArgs(ctx: Context, profileArg: string, keyFiles: string[]): SensorProfile {
+  const paths = projectPaths(ctx.root);
+  const catalog = catalogFromProject(loadProject(paths));
+  const byName = join(paths.manifests, 'profiles', `${profileArg}.yaml`);
+  const file =
+    !profileArg.includes('/') && !profileArg.endsWith('.yaml') && !profileArg.endsWith('.yml')
+      ? byName
+      : resolve(ctx.cwd, profileArg);
+  if (!existsSync(file)) throw new UsageError(`no profile '${profileArg}' (looked for ${file})`);
+  const display = (f: string) => (relative(ctx.root, f).startsWith('..') ? f : relative(ctx.root, f));
+  const extraKeys = keyFiles.flatMap((k) => {
+    const f = resolve(ctx.cwd, k);
+    if (!existsSync(f)) throw new UsageError(`--ssh-key: no such file ${k}`);
+    return parseSshKeyFile(readFileSync(f, 'utf8'), k);
+  });
+  return loadProfile(file, display(file), catalog, extraKeys);
+}
 
 export const ignition: Command = {
   name: 'ignition',
@@ -55,23 +79,7 @@ Exit codes: 0 ok, 1 validation failed, 64 usage, 65 invalid profile, 69 ignition
     if (spec !== undefined && !SPECS.includes(spec as SpecVersion))
       throw new UsageError(`--spec must be one of ${SPECS.join(', ')}, not '${String(spec)}'`);
 
-    const paths = projectPaths(ctx.root);
-    const catalog = catalogFromProject(loadProject(paths));
-    const byName = join(paths.manifests, 'profiles', `${profileArg}.yaml`);
-    const file =
-      !profileArg.includes('/') && !profileArg.endsWith('.yaml') && !profileArg.endsWith('.yml')
-        ? byName
-        : resolve(ctx.cwd, profileArg);
-    if (!existsSync(file)) throw new UsageError(`no profile '${profileArg}' (looked for ${file})`);
-    const display = (f: string) => (relative(ctx.root, f).startsWith('..') ? f : relative(ctx.root, f));
-
-    const keyFiles = (values['ssh-key'] as string[] | undefined) ?? [];
-    const extraKeys = keyFiles.flatMap((k) => {
-      const f = resolve(ctx.cwd, k);
-      if (!existsSync(f)) throw new UsageError(`--ssh-key: no such file ${k}`);
-      return parseSshKeyFile(readFileSync(f, 'utf8'), k);
-    });
-    const profile = loadProfile(file, display(file), catalog, extraKeys);
+    const profile = profileFromArgs(ctx, profileArg, (values['ssh-key'] as string[] | undefined) ?? []);
     const opts = { spec: spec as SpecVersion | undefined };
     const config = values.base ? renderBaseConfig(profile, opts) : renderIgnition(profile, opts);
     const text = serializeIgnition(config);

@@ -7,7 +7,9 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PipelineError, UsageError } from '../errors.ts';
+import { createGitHub } from '../exec/github.ts';
 import { applyPlan, writeDocument } from '../publish/apply.ts';
+import { checkServed } from '../publish/github.ts';
 import { readBuilds, readDoc, readExisting } from '../publish/read.ts';
 import {
   buildDir,
@@ -21,9 +23,11 @@ import {
 } from '../publish/site.ts';
 import { checkDoc } from '../publish/validate.ts';
 import {
+  artifactHostOf,
   attachLog,
   controlOptions,
   controlsOf,
+  githubRepoOf,
   imageJob,
   nativeDisksOf,
   resolveTarget,
@@ -60,11 +64,15 @@ arch of S2, no failed boot test), links S1's artifacts into S2's build directory
 (sha256 checked), signs the index for tag S2 and moves the tag by digest, then appends V to S2's
 releases.json and rewrites S2's release.json, streams/S2.json, updates/S2.json (V's entry, always
 with a rollout, so V is an update target) and the static graph graph/S2/<arch>/v1/graph.
+Disk images are named where publish put them: S2's publish.artifact-url, else V's GitHub release
+(S2's publish.github, tag vV), else the site.
 
 Options:
   --version V, --from S1, --to S2   (required)
   --build DIR, --site DIR, --base-url URL, --registry HOST/REPO, --authfile FILE,
   --insecure-registry, --sign-by KEY, --require-arch A[,A]   as for publish
+  --github OWNER/REPO, --github-api URL   the repository whose release vV holds the disk images
+                        (default: S2's publish.github); checked to serve them before anything is written
 ${controlsUsage}
 `,
   options: {
@@ -72,6 +80,8 @@ ${controlsUsage}
     from: { type: 'string' },
     to: { type: 'string' },
     ...targetOptions,
+    github: { type: 'string' },
+    'github-api': { type: 'string' },
     ...controlOptions,
   },
   async run(ctx, v) {
@@ -111,9 +121,22 @@ ${controlsUsage}
       existing: await readExisting(t.siteDir, to, dests),
       now: ctx.now(),
       nativeDisks: nativeDisksOf(ctx, to),
+      signed: Boolean(str(v, 'sign-by')),
+      artifactHost: artifactHostOf(ctx, to, t.version, githubRepoOf(ctx, v, to)),
     });
+    const served = plan.files.filter((f) => f.served === 'github');
+    if (served.length) {
+      const gh = createGitHub({
+        token: ctx.env.GITHUB_TOKEN ?? '',
+        repo: githubRepoOf(ctx, v, to)!,
+        baseUrl: str(v, 'github-api') ?? ctx.env.GITHUB_API_URL,
+        warn: (m) => ctx.log.warn(m),
+      });
+      await checkServed(gh, `v${t.version}`, served, Boolean(str(v, 'sign-by')));
+    }
     attachLog(ctx, t, 'promote');
     await applyPlan({
+      githubChecked: served.length > 0,
       plan,
       siteDir: t.siteDir,
       images: imageJob(ctx, t, plan, v, [to]),

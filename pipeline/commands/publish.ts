@@ -8,7 +8,14 @@ import { UsageError } from '../errors.ts';
 import { createGitHub } from '../exec/github.ts';
 import { type ApplyRequest, applyPlan } from '../publish/apply.ts';
 import { readBuilds, readExisting } from '../publish/read.ts';
-import { buildDir, parseControls, planSite, type SitePlan } from '../publish/site.ts';
+import {
+  type ArtifactHost,
+  buildDir,
+  githubDownloadBase,
+  parseControls,
+  planSite,
+  type SitePlan,
+} from '../publish/site.ts';
 import { type Command, type Context, intOption } from './types.ts';
 
 export type Values = Record<string, string | boolean | string[] | undefined>;
@@ -54,6 +61,7 @@ function streamDefaults(ctx: Context, stream: string) {
       registry: cfg.publish.registry,
       github: cfg.publish.github,
       siteUrl: cfg.publish.siteUrl,
+      artifactUrl: cfg.publish.artifactUrl,
       nativeDisks: cfg.nativeDisks,
     };
   } catch {
@@ -63,6 +71,29 @@ function streamDefaults(ctx: Context, stream: string) {
 
 /** The stream's allow-native-disks and its place in the stream file (publish/site.ts checkNativeDisks). */
 export const nativeDisksOf = (ctx: Context, stream: string) => streamDefaults(ctx, stream)?.nativeDisks;
+
+/**
+ * Where the stream's disk images are downloaded from (publish/site.ts ArtifactHost): the stream's
+ * publish.artifact-url, else the version's GitHub release (tag v<version>; the server from
+ * $GITHUB_SERVER_URL, as GitHub Actions sets it, else https://github.com), else nowhere but
+ * the site.
+ */
+export function artifactHostOf(
+  ctx: Context,
+  stream: string,
+  version: string,
+  githubRepo: string | undefined,
+): ArtifactHost | undefined {
+  const store = streamDefaults(ctx, stream)?.artifactUrl;
+  if (store) return { kind: 'object-store', baseUrl: store };
+  if (!githubRepo) return undefined;
+  const server = ctx.env.GITHUB_SERVER_URL || 'https://github.com';
+  return { kind: 'github', downloadBase: githubDownloadBase(server, githubRepo, `v${version}`) };
+}
+
+/** The GitHub repository of a publish or promote: --github, else the stream's publish.github. */
+export const githubRepoOf = (ctx: Context, v: Values, stream: string) =>
+  str(v, 'github') ?? streamDefaults(ctx, stream)?.github;
 
 export interface Target {
   stream: string;
@@ -151,10 +182,13 @@ Usage: rock-image publish --stream S --version V [options]
 
 Pushes each arch's image by digest and an OCI index (registry, or an OCI layout under the site),
 copies every artifact of DIR/builds/V into SITE/prod/streams/S/builds/V/<arch>/, signs each one
-(<file>.sig) and writes SHA256SUMS, fills a DRAFT GitHub release, signs and tags the index
+(<file>.sig, with --sign-by only: without it no document names a signature) and writes SHA256SUMS, fills a DRAFT GitHub release, signs and tags the index
 (S and V), then writes release.json, releases.json (appended), streams/S.json, updates/S.json and
 the static update graph graph/S/<arch>/v1/graph (each checked against pipeline/publish/schema/), and publishes the GitHub
-release last. Every step checks what is already there: a re-run after a failure converges.
+release last. Disk images (and files over 95 MiB, which the gh-pages site cannot hold) are named
+in the metadata at the stream's publish.artifact-url (an object store the site's prod/ tree is
+uploaded to), else at the GitHub release's download URL (<$GITHUB_SERVER_URL or
+https://github.com>/OWNER/REPO/releases/download/vV/<file>), else on the site. Every step checks what is already there: a re-run after a failure converges.
 Refuses a version lacking an arch of the stream or with a failed boot test, disk images that are
 not xz (coreos-installer reads only raw.xz and 4k.raw.xz), and artifacts the native backend made
 unless the stream file says allow-native-disks: true (exit 65); all before anything is written.
@@ -195,6 +229,7 @@ Options:
     const t = resolveTarget(ctx, v, stream);
     const controls = controlsOf(v, ctx.now());
     const builds = readBuilds(t.buildRoot, t.version);
+    const repo = githubRepoOf(ctx, v, stream);
     const dests = builds.flatMap((b) =>
       Object.values(b.meta.images).map((i) => `${buildDir(stream, t.version)}/${b.arch}/${i.path}`),
     );
@@ -210,6 +245,8 @@ Options:
       existing,
       now: ctx.now(),
       nativeDisks: nativeDisksOf(ctx, stream),
+      signed: Boolean(str(v, 'sign-by')),
+      artifactHost: artifactHostOf(ctx, stream, t.version, repo),
     });
     for (const b of builds)
       if (!b.meta.images.ostree)
@@ -219,7 +256,6 @@ Options:
       return 0;
     }
     attachLog(ctx, t, 'publish');
-    const repo = str(v, 'github') ?? streamDefaults(ctx, stream)?.github;
     const token = ctx.env.GITHUB_TOKEN ?? '';
     if (repo && token && ctx.env.GITHUB_ACTIONS === 'true') ctx.stdout.write(`::add-mask::${token}\n`);
     const github = repo

@@ -6,7 +6,7 @@ import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { basename, join, relative } from 'node:path';
 import { ConfigError, type ConfigIssue, type Location } from '../errors.ts';
 import type { TrustConfig } from '../plan/trust.ts';
-import { baseUrlProblem } from '../plan/zincati.ts';
+import { baseUrlProblem, joinBaseProblem } from '../plan/zincati.ts';
 import imageSchema from './schema/image.schema.json' with { type: 'json' };
 import streamSchema from './schema/stream.schema.json' with { type: 'json' };
 import { compileSchema, readYaml, type SourceFile, schemaIssues } from './yaml.ts';
@@ -81,6 +81,8 @@ export interface StreamConfig {
     registry?: string;
     github?: string;
     siteUrl?: string;
+    /** Object store serving disk images instead of the GitHub release (publish/site.ts ArtifactHost). */
+    artifactUrl?: string;
     /** The update-graph service Zincati asks (plan/zincati.ts); default the site's static graph. */
     updateUrl?: string;
     trust?: TrustConfig;
@@ -151,6 +153,7 @@ interface RawStream {
     registry?: string;
     github?: string;
     'site-url'?: string;
+    'artifact-url'?: string;
     'update-url'?: string;
     trust?: { 'gpg-key': string; lookaside: string; 'cosign-key'?: string };
   };
@@ -350,9 +353,16 @@ function crossChecks(
     const updateUrl = raw.publish?.['update-url'];
     const problem = updateUrl === undefined ? undefined : baseUrlProblem(updateUrl);
     if (problem) issues.push(issueAt(source, ['publish', 'update-url'], 'update-url', problem, updateUrl));
+    const artifactUrl = raw.publish?.['artifact-url'];
+    const bad = artifactUrl === undefined ? undefined : artifactUrlProblem(artifactUrl);
+    if (bad) issues.push(issueAt(source, ['publish', 'artifact-url'], 'artifact-url', bad, artifactUrl));
   }
   return issues;
 }
+
+/** publish.artifact-url: file paths are URL-joined onto it (publish/site.ts), so it needs its `/`. */
+export const artifactUrlProblem = (url: string) =>
+  joinBaseProblem(url, "the files' paths (prod/streams/...) are URL-joined onto it");
 
 /** publish.trust: needs publish.registry; its key files exist under the project root. */
 function trustChecks(raw: RawStream, source: SourceFile, paths: ProjectPaths): ConfigIssue[] {
@@ -461,6 +471,7 @@ export function resolveStream(project: LoadedProject, name: string, root: string
       registry: raw.publish?.registry,
       github: raw.publish?.github,
       siteUrl: raw.publish?.['site-url'],
+      artifactUrl: raw.publish?.['artifact-url'],
       updateUrl: raw.publish?.['update-url'],
       trust: resolveTrust(raw, root),
     },

@@ -3,9 +3,9 @@
 // in commands/build.ts reads the world and passes it in; exec/ applies the plan.
 import { createHash } from 'node:crypto';
 import type { Arch, ResolvedConfig } from '../config/index.ts';
+import type { OverlayIndex } from '../config/overlay-index.ts';
 import { ConfigError, type ConfigIssue } from '../errors.ts';
 import { canonicalJson } from '../files.ts';
-import type { OverlayIndex } from '../config/overlay-index.ts';
 import {
   legacyLinks,
   renderAgentPreset,

@@ -59,18 +59,30 @@ export function baseUrlProblem(url: string): string | undefined {
   if (unknown.length)
     return `unknown variable ${unknown.map(variable).join(', ')}; Zincati substitutes only ${URL_VARIABLES.map(variable).join(', ')}`;
   if (/\$\{/.test(url.replace(/\$\{[a-z]+\}/g, ''))) return 'a variable without its closing brace';
+  return joinBaseProblem(
+    url.replace(/\$\{([a-z]+)\}/g, '$1'),
+    'Zincati URL-joins its API path (v1/...) onto it',
+  );
+}
+
+/**
+ * Why `url` cannot be a base that paths are URL-joined onto (WHATWG URL resolution, as rust-url's
+ * `join` and `new URL(path, base)` do), or undefined: it must parse, be http(s), carry no query
+ * or fragment (dropped by the join) and end with `/` (without it the last segment is replaced).
+ * `joiner` says who joins what onto it, for the message.
+ */
+export function joinBaseProblem(url: string, joiner: string): string | undefined {
   let parsed: URL;
   try {
-    parsed = new URL(url.replace(/\$\{([a-z]+)\}/g, '$1'));
+    parsed = new URL(url);
   } catch {
     return 'not a URL';
   }
   if (parsed.protocol !== 'https:' && parsed.protocol !== 'http:')
     return 'must be an http:// or https:// URL';
   if (parsed.search || parsed.hash || /[?#]/.test(url))
-    return 'must have no query or fragment: Zincati URL-joins its API path onto it, which drops them';
-  if (!url.endsWith('/'))
-    return "must end with '/': Zincati URL-joins its API path (v1/...) onto it, which replaces a last segment without one";
+    return `must have no query or fragment: ${joiner}, which drops them`;
+  if (!url.endsWith('/')) return `must end with '/': ${joiner}, which replaces a last segment without one`;
   return undefined;
 }
 

@@ -37,6 +37,8 @@ export interface ApplyRequest {
   signBy?: string;
   gpgHome?: string;
   github?: { gh: GitHub; spec: Omit<ReleaseSpec, 'assets'> };
+  /** Files named at a GitHub release were checked there already (promote: publish put them). */
+  githubChecked?: boolean;
   /** How files get into the site: copied (publish) or hard-linked where possible (promote). */
   link?: boolean;
   log: Logger;
@@ -139,10 +141,25 @@ export async function applyPlan(req: ApplyRequest): Promise<ApplyResult> {
   if (req.github) {
     const gh = req.github;
     const assets = releaseAssets(plan, siteDir, Boolean(req.signBy));
-    await log.step('GitHub draft release and assets', () =>
+    const draft = await log.step('GitHub draft release and assets', () =>
       syncRelease(gh.gh, { ...gh.spec, assets }, { publish: false, log: (m) => log.info(m) }),
     );
-  }
+    // The documents name these files at the release's download URL: GitHub's own must be it.
+    const named = plan.files.filter((f) => f.served === 'github');
+    if (named.length) {
+      const have = await gh.gh.listAssets(draft.release.id);
+      const wrong = named.filter(
+        (f) => have.find((a) => a.name === f.name)?.browser_download_url !== f.location,
+      );
+      if (wrong.length)
+        throw new PipelineError(
+          `GitHub serves ${wrong.map((f) => `${f.name} at ${have.find((a) => a.name === f.name)?.browser_download_url ?? 'no URL (not an asset)'}`).join(', ')}, not where the metadata would name it (${wrong[0]!.location}); metadata not written. Set GITHUB_SERVER_URL to the server's web URL.`,
+        );
+    }
+  } else if (!req.githubChecked && plan.files.some((f) => f.served === 'github'))
+    throw new PipelineError(
+      'the plan names files at a GitHub release, but no GitHub release is being made; metadata not written',
+    );
   boundary(log, 'github-assets');
 
   if (req.images && result.pushed) {

@@ -145,3 +145,34 @@ export async function syncRelease(
   log(`GitHub: published release ${spec.tag}`);
   return { release, assets: results, published: 'published' };
 }
+
+/**
+ * Checks that a published release `tag` serves each file at its planned location (GitHub's
+ * browser_download_url) with the same bytes (size and sha256), and its .sig when `signed`: for
+ * a promote, which names the files publish put on the version's release.
+ */
+export async function checkServed(
+  gh: GitHub,
+  tag: string,
+  files: { name: string; location: string; size: number; sha256: string; dest: string }[],
+  signed: boolean,
+): Promise<void> {
+  const release = await gh.getReleaseByTag(tag);
+  if (!release)
+    throw new PipelineError(`no published GitHub release ${tag}: publish the version first; nothing written`);
+  const have = await gh.listAssets(release.id);
+  const errs: string[] = [];
+  for (const f of files) {
+    const a = have.find((x) => x.name === f.name);
+    if (!a || !assetMatches(a, { name: f.name, path: f.dest, size: f.size, sha256: f.sha256 }))
+      errs.push(`${f.name}: ${a ? 'other bytes' : 'not an asset'}`);
+    else if (a.browser_download_url !== f.location)
+      errs.push(`${f.name}: served at ${a.browser_download_url}, not ${f.location}`);
+    if (signed && !have.some((x) => x.name === `${f.name}.sig` && x.state === 'uploaded'))
+      errs.push(`${f.name}.sig: not an asset`);
+  }
+  if (errs.length)
+    throw new PipelineError(
+      `GitHub release ${tag} does not serve what the metadata would name; nothing written:\n  ${errs.join('\n  ')}`,
+    );
+}

@@ -73,6 +73,10 @@ export interface PlannedFile {
   size: number;
   uncompressedSha256?: string;
   media?: Media;
+  /** Where the file is served: the site (url), the version's GitHub release, or the object store. */
+  served: 'site' | ArtifactHost['kind'];
+  /** The URL metadata documents name: url on the site, else the download URL where it is served. */
+  location: string;
   /** What the site holds at dest now. */
   state: 'missing' | 'present' | 'differs';
 }
@@ -156,7 +160,45 @@ export interface SiteInput {
    * the project does not define the stream, and then native artifacts are refused.
    */
   nativeDisks?: { allowed: boolean; at: Location };
+  /**
+   * Whether every file gets a detached signature (`--sign-by`): only then do documents carry
+   * `signature` URLs, so that none names a .sig that does not exist.
+   */
+  signed: boolean;
+  /** Where offSite files are served; absent, every file is named at its site URL. */
+  artifactHost?: ArtifactHost;
 }
+
+/**
+ * Where files the site does not serve are downloaded from:
+ * - `github`: the version's GitHub release, `downloadBase` being
+ *   `<server>/<owner>/<repo>/releases/download/<tag>/` (githubDownloadBase); every artifact is an
+ *   asset of it (apply.ts releaseAssets), and apply.ts checks GitHub's browser_download_url of
+ *   each asset against the location before any document is written;
+ * - `object-store`: the stream's `publish.artifact-url` (ends with `/`), under which the site's
+ *   own paths (prod/streams/<s>/builds/<v>/<arch>/<file>, with .sig) are uploaded.
+ */
+export type ArtifactHost =
+  | { kind: 'github'; downloadBase: string }
+  | { kind: 'object-store'; baseUrl: string };
+
+/**
+ * The largest file the gh-pages site holds: .github/scripts/site-branch.sh leaves out files
+ * over 95 MiB (GitHub refuses pushes of files over 100 MB).
+ */
+export const SITE_FILE_LIMIT = 95 * 1024 * 1024;
+
+/** The release download URL prefix of a GitHub release (what browser_download_url starts with). */
+export const githubDownloadBase = (server: string, repo: string, tag: string) =>
+  `${server.replace(/\/+$/, '')}/${repo}/releases/download/${encodeURIComponent(tag)}/`;
+
+/**
+ * Files the site does not serve when another host is there: disk images (metal, metal4k, qemu,
+ * live ISO), which grow past what gh-pages holds, and anything over SITE_FILE_LIMIT (the live
+ * rootfs). The PXE kernel and initramfs, SHA256SUMS and small files stay on the site.
+ */
+export const offSite = (f: { media?: Media; size: number }) =>
+  f.media?.artifact === 'disk' || f.size > SITE_FILE_LIMIT;
 
 export interface SitePlan {
   schema: typeof PLAN_SCHEMA;
@@ -302,6 +344,8 @@ export function planSite(input: SiteInput): SitePlan {
     for (const [key, img] of Object.entries(b.meta.images).sort(([x], [y]) => x.localeCompare(y))) {
       const dest = `${dir}/${b.arch}/${img.path}`;
       const have = input.existing.files[dest];
+      const media = mediaOf(key, img.path, b.arch);
+      const host = input.artifactHost && offSite({ media, size: img.size }) ? input.artifactHost : undefined;
       files.push({
         arch: b.arch,
         key,
@@ -312,7 +356,13 @@ export function planSite(input: SiteInput): SitePlan {
         sha256: img.sha256,
         size: img.size,
         uncompressedSha256: img['uncompressed-sha256'],
-        media: mediaOf(key, img.path, b.arch),
+        media,
+        served: host?.kind ?? 'site',
+        location: !host
+          ? `${base}/${dest}`
+          : host.kind === 'github'
+            ? `${host.downloadBase}${encodeURIComponent(img.path)}`
+            : new URL(dest, host.baseUrl).href,
         state: !have
           ? 'missing'
           : have.sha256 === img.sha256 && have.size === img.size
@@ -346,7 +396,7 @@ export function planSite(input: SiteInput): SitePlan {
   }));
 
   const when = rfc3339(input.now);
-  const release = renderRelease(stream, version, when, builds, files, input.imageRepo);
+  const release = renderRelease(stream, version, when, builds, files, input.imageRepo, input.signed);
   const entry: ReleaseEntry = {
     version,
     metadata: `${base}/${dir}/release.json`,
@@ -368,7 +418,7 @@ export function planSite(input: SiteInput): SitePlan {
     input.now,
     releases.releases.map((r) => r.version),
   );
-  const streamDoc = renderStream(stream, when, version, files);
+  const streamDoc = renderStream(stream, when, version, files, input.signed);
   const graphs = staticGraphs(stream, releases, updates, input.now);
   return {
     schema: PLAN_SCHEMA,
@@ -391,14 +441,21 @@ export function planSite(input: SiteInput): SitePlan {
 
 type Formats = Record<string, Record<string, Record<string, string>>>;
 
-function formatsOf(files: PlannedFile[], platform: string): Formats {
+/**
+ * The formats of one platform. `signature` only when the files are signed. coreos-installer
+ * declares it a required string (`struct Artifact { location: String, signature: String }`,
+ * coreos/coreos-installer src/source.rs:527-531 @bee45001), so it cannot decode an unsigned
+ * stream at all; a signed one it cannot use either, as it trusts only its built-in keys
+ * (README, "Installing a sensor").
+ */
+function formatsOf(files: PlannedFile[], platform: string, signed: boolean): Formats {
   const out: Formats = {};
   for (const f of files) {
     if (f.media?.platform !== platform) continue;
     out[f.media.format] ??= {};
     out[f.media.format]![f.media.artifact] = {
-      location: f.url,
-      signature: `${f.url}.sig`,
+      location: f.location,
+      ...(signed ? { signature: `${f.location}.sig` } : {}),
       sha256: f.sha256,
       ...(f.uncompressedSha256 ? { 'uncompressed-sha256': f.uncompressedSha256 } : {}),
     };
@@ -416,6 +473,7 @@ export function renderRelease(
   builds: ArchBuild[],
   files: PlannedFile[],
   imageRepo: string,
+  signed: boolean,
 ) {
   const architectures: Record<string, unknown> = {};
   for (const b of builds) {
@@ -423,20 +481,26 @@ export function renderRelease(
     architectures[b.arch] = {
       ...(b.meta['ostree-commit'] ? { commit: b.meta['ostree-commit'] } : {}),
       'oci-image': { image: imageRepo, 'digest-ref': `${imageRepo}@${b.meta['rocknsm.image-digest']}` },
-      media: Object.fromEntries(platformsOf(mine).map((p) => [p, { artifacts: formatsOf(mine, p) }])),
+      media: Object.fromEntries(platformsOf(mine).map((p) => [p, { artifacts: formatsOf(mine, p, signed) }])),
     };
   }
   return { release: version, stream, metadata: { 'last-modified': when }, architectures };
 }
 
-export function renderStream(stream: string, when: string, version: string, files: PlannedFile[]) {
+export function renderStream(
+  stream: string,
+  when: string,
+  version: string,
+  files: PlannedFile[],
+  signed: boolean,
+) {
   const architectures: Record<string, unknown> = {};
   for (const arch of archOrder) {
     const mine = files.filter((f) => f.arch === arch);
     if (!mine.length) continue;
     architectures[arch] = {
       artifacts: Object.fromEntries(
-        platformsOf(mine).map((p) => [p, { release: version, formats: formatsOf(mine, p) }]),
+        platformsOf(mine).map((p) => [p, { release: version, formats: formatsOf(mine, p, signed) }]),
       ),
     };
   }

@@ -8,8 +8,8 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { imageIgnition } from '../../pipeline/commands/ignition-glue.ts';
 import { loadProject, projectPaths, resolveStream } from '../../pipeline/config/index.ts';
-import { type BaseFacts, planBuild } from '../../pipeline/plan/build-plan.ts';
 import { indexOverlay } from '../../pipeline/config/overlay-index.ts';
+import { type BaseFacts, planBuild } from '../../pipeline/plan/build-plan.ts';
 import { KVER, repoRoot } from '../world/fcos-base.ts';
 
 const goldenDir = join(repoRoot, 'test/golden/build');

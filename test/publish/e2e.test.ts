@@ -27,7 +27,15 @@ let fake: FakeGitHub;
 const cli = (args: string[], env: Record<string, string> = {}) =>
   new Promise<{ code: number; stderr: string }>((resolve) => {
     const p = spawn(process.execPath, [join(repoRoot, 'bin/rock-image.js'), ...args], {
-      env: { ...process.env, CI: 'true', GNUPGHOME: key.home, GITHUB_TOKEN: fake.token, ...env },
+      env: {
+        ...process.env,
+        CI: 'true',
+        GNUPGHOME: key.home,
+        GITHUB_TOKEN: fake.token,
+        // Release download URLs are on the double, as GitHub Actions names its server.
+        GITHUB_SERVER_URL: fake.url,
+        ...env,
+      },
       stdio: ['ignore', 'ignore', 'pipe'],
     });
     let stderr = '';

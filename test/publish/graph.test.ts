@@ -604,6 +604,7 @@ function plan(
     existing: { files: {}, ...existing },
     now,
     controls,
+    signed: true,
   });
 }
 const doc = <T>(p: ReturnType<typeof planSite>, path: string) =>

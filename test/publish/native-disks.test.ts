@@ -52,6 +52,7 @@ const input = (builds: ArchBuild[], over: Partial<SiteInput> = {}): SiteInput =>
   imageRepo: 'ghcr.io/rocknsm/rocknsm-coreos',
   existing: { files: {} },
   now: Date.UTC(2026, 10, 26),
+  signed: true,
   ...over,
 });
 

@@ -25,6 +25,7 @@ const plan = planSite({
   now: Date.UTC(2026, 10, 22, 12),
   // The fake builds are the native backend's (site.test.ts fakeBuild); a test stream allows them.
   nativeDisks: { allowed: true, at: { file: 'manifests/streams/stable.yaml', line: 1, col: 1 } },
+  signed: true,
 });
 await applyPlan({
   plan,

@@ -15,6 +15,7 @@ import {
   buildDir,
   planSite,
   type ReleasesDoc,
+  SITE_FILE_LIMIT,
   type SiteInput,
 } from '../../pipeline/publish/site.ts';
 import { problems } from '../../pipeline/publish/validate.ts';
@@ -73,6 +74,7 @@ const input = (version: string, over: Partial<SiteInput> = {}): SiteInput => ({
   existing: { files: {} },
   now: NOW,
   nativeDisks: { allowed: true, at: { file: 'manifests/streams/stable.yaml', line: 1, col: 1 } },
+  signed: true,
   ...over,
 });
 
@@ -139,6 +141,50 @@ test('plan: every file with its final URL; documents valid against the schemas; 
     rel.architectures.aarch64!['oci-image']['digest-ref'],
     `ghcr.io/rocknsm/rocknsm-coreos@sha256:${sha('manifest 41.20261122.3.0 aarch64')}`,
   );
+});
+
+test('plan: where each file is named: disks and files over 95 MiB at the host, the rest on the site; signatures only when signed', () => {
+  const V = '41.20261122.3.0';
+  const builds = [fakeBuild(V, 'x86_64'), fakeBuild(V, 'aarch64')];
+  // The plan reads sizes from meta.json only: a rootfs past what gh-pages holds.
+  builds[0]!.meta.images['live-rootfs']!.size = SITE_FILE_LIMIT + 1;
+  const downloadBase = 'https://github.com/rocknsm/rocknsm-coreos/releases/download/v41.20261122.3.0/';
+  const plan = planSite(input(V, { builds, artifactHost: { kind: 'github', downloadBase } }));
+  const at = (key: string, arch = 'x86_64') => plan.files.find((f) => f.key === key && f.arch === arch)!;
+  for (const k of ['metal', 'qemu']) {
+    assert.is(at(k).served, 'github', k);
+    assert.is(at(k).location, `${downloadBase}${at(k).name}`);
+  }
+  assert.is(at('live-rootfs').served, 'github', 'over SITE_FILE_LIMIT');
+  assert.is(at('live-rootfs', 'aarch64').served, 'site', 'a small rootfs stays');
+  assert.is(at('live-kernel').location, at('live-kernel').url);
+  const stream = plan.documents.find((d) => d.kind === 'stream')!.json as {
+    architectures: Record<
+      string,
+      { artifacts: Record<string, { formats: Record<string, Record<string, unknown>> }> }
+    >;
+  };
+  assert.equal(stream.architectures.x86_64!.artifacts.metal!.formats['raw.xz']!.disk, {
+    location: at('metal').location,
+    signature: `${at('metal').location}.sig`,
+    sha256: at('metal').sha256,
+    'uncompressed-sha256': at('metal').uncompressedSha256,
+  });
+  const store = planSite(
+    input(V, {
+      builds,
+      signed: false,
+      artifactHost: { kind: 'object-store', baseUrl: 'https://store.example/rock/' },
+    }),
+  );
+  const metal = store.files.find((f) => f.key === 'metal' && f.arch === 'x86_64')!;
+  assert.is(metal.location, `https://store.example/rock/${metal.dest}`);
+  for (const d of store.documents) {
+    assert.not.match(JSON.stringify(d.json), '"signature"', d.path);
+    assert.equal(problems(d.kind, d.json), [], d.path);
+  }
+  const plain = planSite(input(V, { builds }));
+  assert.ok(plain.files.every((f) => f.served === 'site' && f.location === f.url));
 });
 
 test('plan: refuses a missing arch and a failed boot test, naming them', () => {

@@ -241,9 +241,47 @@ export async function startFakeGitHub(
     ...extra,
   });
 
+  /**
+   * Release downloads (browser_download_url), outside the API: a published release's uploaded
+   * asset, anonymously, as a 302 to an opaque storage URL (GitHub's API documents that a
+   * download may be "redirect[ed] ... to the location" and that clients must handle 200 and 302:
+   * repos/get-release-asset in github/rest-api-description); a draft's asset is not public: 404.
+   */
+  const download = (u: URL, res: ServerResponse): boolean => {
+    const m = /^\/([^/]+)\/([^/]+)\/releases\/download\/([^/]+)\/([^/]+)$/.exec(u.pathname);
+    const blob = /^\/_storage\/(\d+)$/.exec(u.pathname);
+    if (!m && !blob) return false;
+    const published = state.releases.filter((r) => !r.draft);
+    const found = m
+      ? m[1] === owner && m[2] === repo
+        ? published
+            .find((r) => r.tag_name === decodeURIComponent(m[3]!))
+            ?.assets.find((a) => a.name === decodeURIComponent(m[4]!) && a.state === 'uploaded')
+        : undefined
+      : published.flatMap((r) => r.assets).find((a) => a.id === Number(blob![1]));
+    state.requests.push({
+      op: 'download',
+      method: 'GET',
+      path: u.pathname,
+      status: found ? (m ? 302 : 200) : 404,
+    });
+    if (!found) res.writeHead(404, { 'content-type': 'text/plain' }).end('Not Found');
+    else if (m) res.writeHead(302, { location: `${state.url}/_storage/${found.id}` }).end();
+    else
+      res
+        .writeHead(200, {
+          'content-type': 'application/octet-stream',
+          'content-length': String(found.data.length),
+          'content-disposition': `attachment; filename=${found.name}`,
+        })
+        .end(found.data);
+    return true;
+  };
+
   const handle = async (req: IncomingMessage, res: ServerResponse) => {
     const u = new URL(req.url ?? '/', 'http://x');
     const method = req.method ?? 'GET';
+    if (method === 'GET' && download(u, res)) return;
     const match = matchOperation(method, u.pathname);
     const chunks: Buffer[] = [];
     const send = (status: number, body?: unknown, headers: Record<string, string> = {}, checked = true) => {
