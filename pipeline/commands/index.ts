@@ -5,6 +5,7 @@ import { ciPlan } from './ci-plan.ts';
 import { compose } from './compose.ts';
 import { doctor } from './doctor.ts';
 import { ignition } from './ignition.ts';
+import { keys } from './keys.ts';
 import { mergeBuilds } from './merge-builds.ts';
 import { plan } from './plan.ts';
 import { promote, rollout } from './promote.ts';
@@ -21,6 +22,7 @@ export const commands: Command[] = [
   doctor,
   compose,
   ignition,
+  keys,
   prune,
   artifacts,
   ciPlan,

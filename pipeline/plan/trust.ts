@@ -2,7 +2,15 @@
 // (default reject; our repository signedBy our GPG key, plus sigstoreSigned when a cosign key is
 // configured; the service and agent images the image itself names accepted as they are; local
 // transports accepted), registries.d telling where our signatures live, and the public keys.
-// No I/O: the config loader has read the key files and passes their path and digest.
+// No I/O: the config loader has read the key files and passes their path and digest (or, during a
+// key rotation, the keyring text holding both keys).
+//
+// Rotation: ONE signedBy requirement whose keyPath is a keyring holding both keys. containers/image
+// docs/containers-policy.json.5.md @ df7e80d2d19872b61f352a8a182ec934dc0c2346: keyPath holds "a
+// GPG keyring of one or more public keys.  Only signatures made by these keys are accepted"
+// (:230), whereas "For an image to be accepted, *all* of the requirements must be satisfied
+// simultaneously" (:180-181; the vendor + reviewer example at :467-480 is two signedBy entries
+// meaning both signatures). Two signedBy entries would demand a signature by each key.
 import { createHash } from 'node:crypto';
 import type { ResolvedConfig } from '../config/index.ts';
 
@@ -11,8 +19,13 @@ export interface TrustConfig {
   registry: string;
   /** URL prefix of the simple-signing lookaside (signatures published with the site). */
   lookaside: string;
-  /** GPG public key file (absolute path) and its sha256. */
-  gpgKey: { source: string; sha256: string };
+  /**
+   * The keyring sensors verify with: one public key file (absolute path, copied as it is), or the
+   * text of two ASCII-armored keys joined (a rotation window); and its sha256.
+   */
+  gpgKey:
+    | { source: string; content?: undefined; sha256: string }
+    | { source?: undefined; content: string; sha256: string };
   /** Cosign public key file (absolute path) and its sha256; adds a sigstoreSigned requirement. */
   cosignKey?: { source: string; sha256: string };
 }
@@ -105,7 +118,9 @@ export function renderTrust(name: string, trust: TrustConfig, others: string[]):
   return [
     { path: POLICY_PATH, mode: 0o644, content: policy, sha256: sha256(policy) },
     { path: registriesDPath(name), mode: 0o644, content: regd, sha256: sha256(regd) },
-    { path: paths.gpg, mode: 0o644, source: trust.gpgKey.source, sha256: trust.gpgKey.sha256 },
+    trust.gpgKey.source !== undefined
+      ? { path: paths.gpg, mode: 0o644, source: trust.gpgKey.source, sha256: trust.gpgKey.sha256 }
+      : { path: paths.gpg, mode: 0o644, content: trust.gpgKey.content, sha256: trust.gpgKey.sha256 },
     ...(trust.cosignKey
       ? [{ path: paths.cosign, mode: 0o644, source: trust.cosignKey.source, sha256: trust.cosignKey.sha256 }]
       : []),
