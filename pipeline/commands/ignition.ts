@@ -14,6 +14,7 @@ import {
 import { UsageError } from '../errors.ts';
 import { validateIgnitionFile } from '../exec/ignition.ts';
 import { renderBaseConfig, renderIgnition, serializeIgnition } from '../plan/ignition.ts';
+import { followedTrust } from './ignition-glue.ts';
 import type { Command } from './types.ts';
 
 export const ignition: Command = {
@@ -54,7 +55,8 @@ Exit codes: 0 ok, 1 validation failed, 64 usage, 65 invalid profile, 69 ignition
       throw new UsageError(`--spec must be one of ${SPECS.join(', ')}, not '${String(spec)}'`);
 
     const paths = projectPaths(ctx.root);
-    const catalog = catalogFromProject(loadProject(paths));
+    const project = loadProject(paths);
+    const catalog = catalogFromProject(project);
     const byName = join(paths.manifests, 'profiles', `${profileArg}.yaml`);
     const file =
       !profileArg.includes('/') && !profileArg.endsWith('.yaml') && !profileArg.endsWith('.yml')
@@ -71,7 +73,9 @@ Exit codes: 0 ok, 1 validation failed, 64 usage, 65 invalid profile, 69 ignition
     });
     const profile = loadProfile(file, display(file), catalog, extraKeys);
     const opts = { spec: spec as SpecVersion | undefined };
-    const config = values.base ? renderBaseConfig(profile, opts) : renderIgnition(profile, opts);
+    const config = values.base
+      ? renderBaseConfig(profile, opts)
+      : renderIgnition(profile, { ...opts, trust: followedTrust(project, profile, ctx.root) });
     const text = serializeIgnition(config);
 
     const output = typeof values.output === 'string' ? resolve(ctx.cwd, values.output) : undefined;
