@@ -503,7 +503,7 @@ function resolveTrust(raw: RawStream, root: string): TrustConfig | undefined {
           const content = files.map((f) => readFileSync(f, 'utf8').replace(/\n*$/, '\n')).join('');
           return { content, sha256: sha256(content) };
         })();
-  return { registry: raw.publish.registry, lookaside: t.lookaside, gpgKey };
+  return { registry: raw.publish.registry, lookaside: t.lookaside, gpgKey, keyFiles: gpgKeysOf(t) };
 }
 
 /** Resolves one stream against the image definition. */

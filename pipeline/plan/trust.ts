@@ -12,7 +12,7 @@
 // simultaneously" (:180-181; the vendor + reviewer example at :467-480 is two signedBy entries
 // meaning both signatures). Two signedBy entries would demand a signature by each key.
 import { createHash } from 'node:crypto';
-import type { ResolvedConfig } from '../config/index.ts';
+import type { ResolvedConfig, StreamConfig } from '../config/index.ts';
 
 export interface TrustConfig {
   /** Repository sensors update from, host/path (the stream's publish.registry). */
@@ -26,6 +26,8 @@ export interface TrustConfig {
   gpgKey:
     | { source: string; content?: undefined; sha256: string }
     | { source?: undefined; content: string; sha256: string };
+  /** The key files as the stream names them (relative to the project root), for reports. */
+  keyFiles: string[];
   /** Cosign public key file (absolute path) and its sha256; adds a sigstoreSigned requirement. */
   cosignKey?: { source: string; sha256: string };
 }
@@ -136,4 +138,34 @@ export function trustFiles(config: ResolvedConfig): TrustFile[] {
     ...config.agents.filter((a) => a.mode === 'container').map((a) => a.image),
   ];
   return renderTrust(config.image.name, trust, pulled);
+}
+
+/** How a stream's published images are signed: what plan output, meta.json and the summary show. */
+export type Signing =
+  | { policy: 'required'; registry: string; keys: string[]; lookaside: string }
+  | { policy: 'unsigned'; reason: string; at: string }
+  | { policy: 'not-published' };
+
+export function signingOf(publish: StreamConfig['publish']): Signing {
+  if (publish.trust)
+    return {
+      policy: 'required',
+      registry: publish.trust.registry,
+      keys: publish.trust.keyFiles,
+      lookaside: publish.trust.lookaside,
+    };
+  if (publish.unsigned) {
+    const { file, line } = publish.unsigned.at;
+    return { policy: 'unsigned', reason: publish.unsigned.reason, at: `${file}${line ? `:${line}` : ''}` };
+  }
+  return { policy: 'not-published' };
+}
+
+/** One line for people: plan output and the build summary. */
+export function describeSigning(s: Signing): string {
+  if (s.policy === 'required')
+    return `required: sensors accept ${s.registry} only signed by ${s.keys.join(' or ')} (signatures at ${s.lookaside})`;
+  if (s.policy === 'unsigned')
+    return `NONE, on purpose (publish.unsigned at ${s.at}: ${s.reason}): sensors of this stream accept unsigned images`;
+  return 'not published to a registry (no publish.registry): nothing to sign';
 }

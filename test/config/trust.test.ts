@@ -9,8 +9,9 @@ import * as assert from 'uvu/assert';
 import { loadProject, projectPaths, resolveStream } from '../../pipeline/config/index.ts';
 import { ConfigError, formatIssue } from '../../pipeline/errors.ts';
 import { showKeysSync } from '../../pipeline/exec/gpg.ts';
-import { trustFiles } from '../../pipeline/plan/trust.ts';
-import { repoRoot } from '../world/fcos-base.ts';
+import { renderSummary } from '../../pipeline/gha.ts';
+import { describeSigning, signingOf, trustFiles } from '../../pipeline/plan/trust.ts';
+import { fcosBase, repoRoot } from '../world/fcos-base.ts';
 import { exportArmored, exportSecret, makeKey, stopAgent, type TestKey } from '../world/gpg.ts';
 import { needTool, shResult } from '../world/tools.ts';
 
@@ -182,6 +183,70 @@ test('a stream that publishes without trust needs publish.unsigned; plan shows t
   assert.is(cfg.stream.publish.unsigned?.reason, 'a lab stream, sensors verify nothing');
   assert.is(cfg.stream.publish.unsigned?.at.file, 'manifests/streams/stable.yaml');
   assert.equal(trustFiles(cfg), []);
+});
+
+test('the opt-out is visible: plan line and build summary say NONE with the reason and its line', () => {
+  const ok = project('  unsigned: a lab stream, sensors verify nothing\n');
+  const unsigned = signingOf(resolveStream(loadProject(projectPaths(ok)), 'stable', ok).stream.publish);
+  const line = readFileSync(join(ok, 'manifests/streams/stable.yaml'), 'utf8')
+    .split('\n')
+    .findIndex((l) => l.startsWith('  unsigned:'));
+  assert.equal(unsigned, {
+    policy: 'unsigned',
+    reason: 'a lab stream, sensors verify nothing',
+    at: `manifests/streams/stable.yaml:${line + 1}`,
+  });
+  assert.match(
+    describeSigning(unsigned),
+    /^NONE, on purpose \(publish\.unsigned at manifests\/streams\/stable\.yaml:\d+: a lab stream/,
+  );
+  const meta = (signing: unknown) => ({
+    buildid: '41.20261123.3.0',
+    'coreos-assembler.basearch': 'x86_64',
+    'rocknsm.signing': signing as never,
+  });
+  const md = renderSummary({ stream: 'stable', version: '41.20261123.3.0', current: [meta(unsigned)] });
+  assert.match(
+    md,
+    '**Signatures: NONE.** NONE, on purpose (publish.unsigned at manifests/streams/stable.yaml:',
+  );
+  const shipped = signingOf(
+    resolveStream(loadProject(projectPaths(repoRoot)), 'stable', repoRoot).stream.publish,
+  );
+  assert.equal(shipped, {
+    policy: 'required',
+    registry: 'ghcr.io/rocknsm/rocknsm-coreos',
+    keys: ['manifests/keys/rocknsm.gpg'],
+    lookaside: 'https://rocknsm.github.io/rocknsm-coreos/signatures',
+  });
+  const signed = renderSummary({ stream: 'stable', version: '41.20261123.3.0', current: [meta(shipped)] });
+  assert.match(
+    signed,
+    '**Signatures:** required: sensors accept ghcr.io/rocknsm/rocknsm-coreos only signed by manifests/keys/rocknsm.gpg',
+  );
+});
+
+test('rock-image plan prints the opt-out with its reason and line', () => {
+  const ok = project('  unsigned: a lab stream, sensors verify nothing\n');
+  const r = shResult(process.execPath, [
+    join(repoRoot, 'bin/rock-image.js'),
+    'plan',
+    '--project',
+    ok,
+    '--stream',
+    'stable',
+    '--arch',
+    'x86_64',
+    '--base',
+    `x86_64=${fcosBase('x86_64')}`,
+    '--storage',
+    join(work, 'storage'),
+  ]);
+  assert.is(r.code, 0, r.stderr);
+  assert.match(
+    r.stdout,
+    /^# signatures: NONE, on purpose \(publish\.unsigned at manifests\/streams\/stable\.yaml:\d+: a lab stream, sensors verify nothing\): sensors of this stream accept unsigned images$/m,
+  );
 });
 
 test('keys generate: RSA-4096 signing key with an expiry; public half armored in manifests/keys, private half 0600 outside', () => {
