@@ -27,8 +27,12 @@
 // are on disk before the real root's systemd starts any unit. The unit also asserts them
 // (AssertPathExists=: "any assertion setting that is not met results in failure of the start
 // job", systemd.unit(5), systemd 252) and checks that policy.json is ours, so a config without
-// them can never rebase unverified. The bytes are the image's own, so after the rebase the files
-// equal the image's /usr/etc copies and later images' trust files (a rotated keyring) apply.
+// them can never rebase unverified. The bytes are the image's own (same mode, owner root): each
+// new deployment's /etc keeps only what differs between the running deployment's usr/etc and
+// etc (ostreedev/ostree src/libostree/ostree-sysroot-deploy.c:530-546 @
+// 462046551181b14c91668eb5378a70ba18607ddd, ostree_diff_dirs with xattrs ignored), so once our
+// image runs these files are unmodified copies of its own, and a later image's trust files (a
+// rotated keyring) replace them.
 //
 // Updates. The profile's update strategy goes to Zincati's /etc/zincati/config.d/ (plan/zincati.ts),
 // in the full config and in the base config alike: a sensor booted with only a user config of
