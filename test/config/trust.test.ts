@@ -33,6 +33,10 @@ test.after(() => {
   rmSync(work, { recursive: true, force: true });
 });
 
+/** The real CLI, as a user runs it. */
+const rockImage = (...args: string[]) =>
+  shResult(process.execPath, [join(repoRoot, 'bin/rock-image.js'), ...args]);
+
 let n = 0;
 /** A copy of the project whose stable stream's trust block is `trust` (YAML under publish:). */
 function project(trust: string, keys: Record<string, string | Buffer> = {}): string {
@@ -123,16 +127,7 @@ test('trust key refused at its line: no OpenPGP data, a private key, an expired 
 test('CLI: a bad trust key exits 65 naming file:line and rule, no stack trace, nothing written', () => {
   const dir = project(trustYaml('manifests/keys/garbage.gpg'), { 'manifests/keys/garbage.gpg': 'junk\n' });
   const out = join(work, 'cli-out.ign');
-  const r = shResult(process.execPath, [
-    join(repoRoot, 'bin/rock-image.js'),
-    'ignition',
-    '--project',
-    dir,
-    '--profile',
-    'default',
-    '--output',
-    out,
-  ]);
+  const r = rockImage('ignition', '--project', dir, '--profile', 'default', '--output', out);
   assert.is(r.code, 65, r.stderr);
   assert.match(r.stderr, `manifests/streams/stable.yaml:${keyLine(dir)}: trust-key-openpgp`);
   assert.not.match(r.stderr, /\n\s+at /);
@@ -228,8 +223,7 @@ test('the opt-out is visible: plan line and build summary say NONE with the reas
 
 test('rock-image plan prints the opt-out with its reason and line', () => {
   const ok = project('  unsigned: a lab stream, sensors verify nothing\n');
-  const r = shResult(process.execPath, [
-    join(repoRoot, 'bin/rock-image.js'),
+  const r = rockImage(
     'plan',
     '--project',
     ok,
@@ -241,7 +235,7 @@ test('rock-image plan prints the opt-out with its reason and line', () => {
     `x86_64=${fcosBase('x86_64')}`,
     '--storage',
     join(work, 'storage'),
-  ]);
+  );
   assert.is(r.code, 0, r.stderr);
   assert.match(
     r.stdout,
@@ -252,8 +246,7 @@ test('rock-image plan prints the opt-out with its reason and line', () => {
 test('keys generate: RSA-4096 signing key with an expiry; public half armored in manifests/keys, private half 0600 outside', () => {
   const dir = project(trustYaml('manifests/keys/rocknsm.gpg'));
   rmSync(join(dir, 'manifests/keys'), { recursive: true });
-  const cli = (...args: string[]) =>
-    shResult(process.execPath, [join(repoRoot, 'bin/rock-image.js'), 'keys', ...args, '--project', dir]);
+  const cli = (...args: string[]) => rockImage('keys', ...args, '--project', dir);
   // Inside the project: refused before anything is made.
   const inside = cli('generate', '--name', 'release', '--private-out', join(dir, 'secret.asc'));
   assert.is(inside.code, 64, inside.stderr);
