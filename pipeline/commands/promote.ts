@@ -22,6 +22,7 @@ import {
 import { checkDoc } from '../publish/validate.ts';
 import {
   attachLog,
+  checkSigner,
   controlOptions,
   controlsOf,
   imageJob,
@@ -112,6 +113,7 @@ ${controlsUsage}
       now: ctx.now(),
       nativeDisks: nativeDisksOf(ctx, to),
     });
+    await checkSigner(ctx, to, t, str(v, 'sign-by'));
     attachLog(ctx, t, 'promote');
     await applyPlan({
       plan,

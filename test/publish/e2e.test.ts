@@ -45,16 +45,19 @@ test.before(async () => {
   key = makeKey(join(work, 'key'), 'rock-e2e');
   reg = await startRegistry(join(work, 'registry'));
   fake = await startFakeGitHub();
-  // The project as shipped, its stable stream trusting the test key and the site's lookaside.
+  // The project as shipped, its stable and testing streams trusting the test key and the site's lookaside.
   for (const d of ['manifests', 'overlays', 'containerfiles'])
     cpSync(join(repoRoot, d), join(work, 'project', d), { recursive: true });
   mkdirSync(join(work, 'project/manifests/keys'));
   copyFileSync(key.publicKey, join(work, 'project/manifests/keys/rocknsm-release.gpg'));
-  const stream = join(work, 'project/manifests/streams/stable.yaml');
-  writeFileSync(
-    stream,
-    `${readFileSync(stream, 'utf8').replace(/^publish:\n( {2}.*\n)*/m, '')}publish:\n  registry: ${reg.host}/rocknsm/rocknsm-coreos\n  trust:\n    gpg-key: manifests/keys/rocknsm-release.gpg\n    lookaside: file://${join(work, 'site/signatures')}\n`,
-  );
+  // testing too: promote signs for it, and refuses a key its sensors do not trust.
+  for (const name of ['stable', 'testing']) {
+    const stream = join(work, `project/manifests/streams/${name}.yaml`);
+    writeFileSync(
+      stream,
+      `${readFileSync(stream, 'utf8').replace(/^publish:\n( {2}.*\n)*/m, '')}publish:\n  registry: ${reg.host}/rocknsm/rocknsm-coreos\n  trust:\n    gpg-key: manifests/keys/rocknsm-release.gpg\n    lookaside: file://${join(work, 'site/signatures')}\n`,
+    );
+  }
   const r = shResult(
     process.execPath,
     [
