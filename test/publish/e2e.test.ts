@@ -14,6 +14,7 @@ import { problems } from '../../pipeline/publish/validate.ts';
 import { fcosBase, repoRoot } from '../world/fcos-base.ts';
 import { type FakeGitHub, startFakeGitHub } from '../world/github.ts';
 import { makeKey, stopAgent, type TestKey } from '../world/gpg.ts';
+import { followRegistry } from '../world/project.ts';
 import { startRegistry, type TestRegistry } from '../world/registry.ts';
 import { needTool, sh, shResult } from '../world/tools.ts';
 
@@ -48,7 +49,7 @@ test.before(async () => {
   // The project as shipped, its stable and testing streams trusting the test key and the site's lookaside.
   for (const d of ['manifests', 'overlays', 'containerfiles'])
     cpSync(join(repoRoot, d), join(work, 'project', d), { recursive: true });
-  mkdirSync(join(work, 'project/manifests/keys'));
+  mkdirSync(join(work, 'project/manifests/keys'), { recursive: true });
   copyFileSync(key.publicKey, join(work, 'project/manifests/keys/rocknsm-release.gpg'));
   // testing too: promote signs for it, and refuses a key its sensors do not trust.
   for (const name of ['stable', 'testing']) {
@@ -58,6 +59,7 @@ test.before(async () => {
       `${readFileSync(stream, 'utf8').replace(/^publish:\n( {2}.*\n)*/m, '')}publish:\n  registry: ${reg.host}/rocknsm/rocknsm-coreos\n  trust:\n    gpg-key: manifests/keys/rocknsm-release.gpg\n    lookaside: file://${join(work, 'site/signatures')}\n`,
     );
   }
+  followRegistry(join(work, 'project'), `${reg.host}/rocknsm/rocknsm-coreos`, ['stable', 'testing']);
   const r = shResult(
     process.execPath,
     [

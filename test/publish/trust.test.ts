@@ -25,6 +25,7 @@ import {
 import { repoRoot } from '../world/fcos-base.ts';
 import { exportArmored, makeKey, stopAgent, type TestKey } from '../world/gpg.ts';
 import { type StaticServer, serveDir } from '../world/http.ts';
+import { followRegistry } from '../world/project.ts';
 import { startRegistry, type TestRegistry } from '../world/registry.ts';
 import { needTool, sh, shResult } from '../world/tools.ts';
 
@@ -118,11 +119,7 @@ function project(name: string, keyFiles: string[]): string {
     stream,
     `${text}publish:\n  registry: ${repo()}\n  trust:\n    gpg-key: [${names.join(', ')}]\n    lookaside: http://127.0.0.1:${site.port}/signatures\n`,
   );
-  const profile = join(dir, 'manifests/profiles/default.yaml');
-  writeFileSync(
-    profile,
-    readFileSync(profile, 'utf8').replace(/^follows: .*$/m, `follows: ${repo()}:stable`),
-  );
+  followRegistry(dir, repo(), ['stable']);
   return dir;
 }
 
@@ -303,7 +300,10 @@ test('rejected: a tampered signature, both arches', () => {
   for (const arch of ARCHES) {
     const r = pull(single, arch);
     assert.not.ok(r.ok, arch);
-    assert.match(r.why, /Source image rejected: (Invalid GPG signature|Unexpected GPG signature count)/);
+    // The policy rejects the signature that is there (gpgme's complaint varies with the byte hit:
+    // a bad signature, no signature packet, "No data"), not a missing one.
+    assert.match(r.why, 'Source image rejected: ');
+    assert.not.match(r.why, 'no signature exists');
   }
 });
 
