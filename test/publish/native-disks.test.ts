@@ -127,6 +127,32 @@ test('plan: zstd disks refused whatever the backend (coreos-installer reads only
   assert.match(err.message, /images\.qemu is .*qcow2\.zst, not xz/);
 });
 
+/** `rock-image publish` of VERSION to stable from the test project (made by the first cli test). */
+const publishCli = (more: string[], env: NodeJS.ProcessEnv) =>
+  shResult(
+    process.execPath,
+    [
+      join(repoRoot, 'bin/rock-image.js'),
+      '--project',
+      join(work, 'project'),
+      'publish',
+      '--stream',
+      'stable',
+      '--version',
+      VERSION,
+      '--build',
+      join(work, 'out'),
+      '--site',
+      join(work, 'site'),
+      '--base-url',
+      'https://sensors.example/rock',
+      '--registry',
+      '127.0.0.1:9/none',
+      ...more,
+    ],
+    { env: { CI: 'true', ...env } },
+  );
+
 test('cli: publish and publish --plan refuse native disks (exit 65) before anything is written; opting in plans', () => {
   const project = join(work, 'project');
   for (const d of ['manifests', 'overlays', 'containerfiles'])
@@ -143,33 +169,9 @@ test('cli: publish and publish --plan refuse native disks (exit 65) before anyth
   }
   const site = join(work, 'site');
   const publish = (...more: string[]) =>
-    shResult(
-      process.execPath,
-      [
-        join(repoRoot, 'bin/rock-image.js'),
-        '--project',
-        project,
-        'publish',
-        '--stream',
-        'stable',
-        '--version',
-        VERSION,
-        '--build',
-        join(work, 'out'),
-        '--site',
-        site,
-        '--base-url',
-        'https://sensors.example/rock',
-        '--registry',
-        '127.0.0.1:9/none',
-        '--github',
-        'rocknsm/rocknsm-coreos',
-        '--github-api',
-        'http://127.0.0.1:9',
-        ...more,
-      ],
-      { env: { CI: 'true', GITHUB_TOKEN: 'ghp_unused' } },
-    );
+    publishCli(['--github', 'rocknsm/rocknsm-coreos', '--github-api', 'http://127.0.0.1:9', ...more], {
+      GITHUB_TOKEN: 'ghp_unused',
+    });
   for (const args of [[], ['--plan']]) {
     const r = publish(...args);
     assert.is(r.code, 65, r.stderr);
@@ -196,34 +198,10 @@ test('cli: publish and publish --plan refuse native disks (exit 65) before anyth
 
 test('cli: a signed stream (publish.trust) is not published unsigned, nor signed by a key its sensors do not trust', () => {
   // The project of the test above, its disks allowed; the shipped stable stream trusts manifests/keys/rocknsm.gpg.
-  const project = join(work, 'project');
   const site = join(work, 'site');
   const stranger = makeKey(join(work, 'stranger'), 'stranger');
   try {
-    const run = (...more: string[]) =>
-      shResult(
-        process.execPath,
-        [
-          join(repoRoot, 'bin/rock-image.js'),
-          '--project',
-          project,
-          'publish',
-          '--stream',
-          'stable',
-          '--version',
-          VERSION,
-          '--build',
-          join(work, 'out'),
-          '--site',
-          site,
-          '--base-url',
-          'https://sensors.example/rock',
-          '--registry',
-          '127.0.0.1:9/none',
-          ...more,
-        ],
-        { env: { CI: 'true', GNUPGHOME: stranger.home } },
-      );
+    const run = (...more: string[]) => publishCli(more, { GNUPGHOME: stranger.home });
     const unsigned = run();
     assert.is(unsigned.code, 64, unsigned.stderr);
     assert.match(
