@@ -6,6 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { appendFileSync, existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Arch } from './config/index.ts';
+import { describeSigning, type Signing } from './plan/trust.ts';
 import { compareVersions } from './plan/version.ts';
 
 /** GitHub-hosted runner that builds each arch natively (no emulation). */
@@ -25,6 +26,8 @@ export interface BuildMeta {
   'rocknsm.stream'?: string;
   'rocknsm.input-hash'?: string;
   'rocknsm.image-digest'?: string;
+  /** How the stream's published images are signed (plan/trust.ts signingOf). */
+  'rocknsm.signing'?: Signing;
 }
 
 export interface BuildsJson {
@@ -149,6 +152,14 @@ export interface SummaryInput {
  */
 export function renderSummary(input: SummaryInput): string {
   const lines = [`### ${input.stream} ${input.version}`, ''];
+  const signing = input.current.find((m) => m['rocknsm.signing'])?.['rocknsm.signing'];
+  if (signing)
+    lines.push(
+      signing.policy === 'unsigned'
+        ? `**Signatures: NONE.** ${describeSigning(signing)}`
+        : `**Signatures:** ${describeSigning(signing)}`,
+      '',
+    );
   lines.push('| arch | image digest | base digest | input hash |', '| --- | --- | --- | --- |');
   for (const m of input.current) {
     lines.push(

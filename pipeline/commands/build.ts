@@ -278,6 +278,7 @@ async function buildArch(ctx: Context, buildah: Buildah, plan: BuildPlan, a: Arc
     'rocknsm.image-config': image.id,
     'rocknsm.labels': a.labels,
     'rocknsm.containerfile': 'Containerfile',
+    'rocknsm.signing': plan.signing,
   };
   writeFileSync(join(outDir, 'Containerfile'), a.containerfile);
   writeAtomic(join(outDir, 'meta.json'), `${JSON.stringify(meta, null, 2)}\n`);

@@ -16,6 +16,7 @@ import { UsageError } from '../errors.ts';
 import { validateIgnitionFile } from '../exec/ignition.ts';
 import { writeAtomic } from '../files.ts';
 import { renderBaseConfig, renderIgnition, serializeIgnition } from '../plan/ignition.ts';
+import { followedTrust } from './ignition-glue.ts';
 import type { Command, Context } from './types.ts';
 
 /**
@@ -80,8 +81,11 @@ Exit codes: 0 ok, 1 validation failed, 64 usage, 65 invalid profile, 69 ignition
       throw new UsageError(`--spec must be one of ${SPECS.join(', ')}, not '${String(spec)}'`);
 
     const profile = profileFromArgs(ctx, profileArg, (values['ssh-key'] as string[] | undefined) ?? []);
+    const project = loadProject(projectPaths(ctx.root));
     const opts = { spec: spec as SpecVersion | undefined };
-    const config = values.base ? renderBaseConfig(profile, opts) : renderIgnition(profile, opts);
+    const config = values.base
+      ? renderBaseConfig(profile, opts)
+      : renderIgnition(profile, { ...opts, trust: followedTrust(project, profile, ctx.root) });
     const text = serializeIgnition(config);
 
     const output = typeof values.output === 'string' ? resolve(ctx.cwd, values.output) : undefined;

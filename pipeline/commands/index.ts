@@ -6,6 +6,7 @@ import { compose } from './compose.ts';
 import { doctor } from './doctor.ts';
 import { ignition } from './ignition.ts';
 import { installConfig } from './install-config.ts';
+import { keys } from './keys.ts';
 import { mergeBuilds } from './merge-builds.ts';
 import { plan } from './plan.ts';
 import { promote, rollout } from './promote.ts';
@@ -23,6 +24,7 @@ export const commands: Command[] = [
   compose,
   ignition,
   installConfig,
+  keys,
   prune,
   artifacts,
   ciPlan,

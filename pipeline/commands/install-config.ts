@@ -15,6 +15,7 @@ import { PipelineError, UsageError } from '../errors.ts';
 import { renderIgnition, serializeIgnition } from '../plan/ignition.ts';
 import { joinBaseProblem } from '../plan/zincati.ts';
 import { profileFromArgs } from './ignition.ts';
+import { followedTrust } from './ignition-glue.ts';
 import { str } from './publish.ts';
 import type { Command } from './types.ts';
 
@@ -171,7 +172,8 @@ Options:
       );
     const device = str(v, 'device') ?? '/dev/sda';
     if (!device.startsWith('/dev/')) throw new UsageError(`--device: a /dev path, not ${device}`);
-    const cfg = resolveStream(loadProject(projectPaths(ctx.root)), stream, ctx.root).stream;
+    const project = loadProject(projectPaths(ctx.root));
+    const cfg = resolveStream(project, stream, ctx.root).stream;
     const given = str(v, 'stream-base-url');
     const base = given ?? (cfg.publish.siteUrl ? `${cfg.publish.siteUrl}/streams/` : undefined);
     if (!base)
@@ -179,10 +181,16 @@ Options:
     const problem = streamBaseUrlProblem(base, stream);
     if (problem) throw new UsageError(`--stream-base-url ${problem}`);
     const keyFile = str(v, 'key') ? resolve(ctx.cwd, str(v, 'key')!) : cfg.publish.trust?.gpgKey.source;
-    if (!keyFile) throw new UsageError(`--key is required (stream ${stream} has no publish.trust.gpg-key)`);
+    if (!keyFile)
+      throw new UsageError(
+        `--key is required (stream ${stream} ${cfg.publish.trust ? 'names two keys, a rotation: give the one the disk is signed with' : 'has no publish.trust.gpg-key'})`,
+      );
     if (!existsSync(keyFile)) throw new UsageError(`--key: no such file ${keyFile}`);
     const profile = profileFromArgs(ctx, profileArg, (v['ssh-key'] as string[] | undefined) ?? []);
-    const text = serializeIgnition(renderIgnition(profile));
+    // As `rock-image ignition` renders it: our trust files first, then the rebase (trust-first).
+    const text = serializeIgnition(
+      renderIgnition(profile, { trust: followedTrust(project, profile, ctx.root) }),
+    );
 
     const url = new URL(`${stream}.json`, base).href;
     let doc: unknown;

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { UsageError } from '../errors.ts';
 import { Buildah } from '../exec/buildah.ts';
 import { storageArgs } from '../exec/storage.ts';
+import { describeSigning } from '../plan/trust.ts';
 import { artifactOptionSpec, artifactRequest, artifactsPlanText } from './artifacts.ts';
 import { buildOptionHelp, buildOptionSpec, parseBuildOptions, prepare } from './build-glue.ts';
 import { composePlanText } from './compose.ts';
@@ -104,6 +105,7 @@ Options:${buildOptionHelp}
     out.push(
       `# composefs: ${config.stream.composefs}; agents: ${config.agents.map((a) => `${a.name}=${a.mode}`).join(', ')}`,
     );
+    out.push(`# signatures: ${describeSigning(plan.signing)}`);
     out.push(
       `# services: ${config.services.map((s) => `${s.name}${s.enabled ? '' : ' (disabled)'}=${s.image}`).join(', ')}`,
     );

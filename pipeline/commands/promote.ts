@@ -25,6 +25,7 @@ import { checkDoc } from '../publish/validate.ts';
 import {
   artifactHostOf,
   attachLog,
+  checkSigner,
   controlOptions,
   controlsOf,
   githubRepoOf,
@@ -124,6 +125,7 @@ ${controlsUsage}
       signed: Boolean(str(v, 'sign-by')),
       artifactHost: artifactHostOf(ctx, to, t.version, githubRepoOf(ctx, v, to)),
     });
+    await checkSigner(ctx, to, t, str(v, 'sign-by'));
     const served = plan.files.filter((f) => f.served === 'github');
     if (served.length) {
       const gh = createGitHub({

@@ -6,6 +6,7 @@ import type { Arch } from '../config/index.ts';
 import { loadProject, projectPaths, resolveStream } from '../config/index.ts';
 import { UsageError } from '../errors.ts';
 import { createGitHub } from '../exec/github.ts';
+import { fingerprint, showKeysSync } from '../exec/gpg.ts';
 import { type ApplyRequest, applyPlan } from '../publish/apply.ts';
 import { readBuilds, readExisting } from '../publish/read.ts';
 import {
@@ -63,6 +64,7 @@ function streamDefaults(ctx: Context, stream: string) {
       siteUrl: cfg.publish.siteUrl,
       artifactUrl: cfg.publish.artifactUrl,
       nativeDisks: cfg.nativeDisks,
+      trust: cfg.publish.trust,
     };
   } catch {
     return undefined;
@@ -169,6 +171,34 @@ export function imageJob(
   };
 }
 
+/**
+ * Images of a stream with publish.trust go out signed by a key its sensors trust: unsigned, or
+ * signed by another key, every sensor would reject them (their policy: default reject, our
+ * repository signedBy the stream's key ring). Checked before anything is pushed.
+ */
+export async function checkSigner(
+  ctx: Context,
+  stream: string,
+  t: Target,
+  signBy: string | undefined,
+): Promise<void> {
+  const trust = streamDefaults(ctx, stream)?.trust;
+  if (!trust || !t.registry) return;
+  if (!signBy)
+    throw new UsageError(
+      `stream ${stream} is signed (publish.trust: ${trust.keyFiles.join(', ')}): give --sign-by with that key, or its sensors reject every image`,
+    );
+  const signer = await fingerprint(signBy, ctx.env.GNUPGHOME, { run: ctx.run });
+  const trusted = trust.keyFiles.flatMap((f) => {
+    const shown = showKeysSync(resolve(ctx.root, f));
+    return 'keys' in shown ? shown.keys.map((k) => k.fingerprint) : [];
+  });
+  if (!trusted.includes(signer))
+    throw new UsageError(
+      `--sign-by ${signBy} is key ${signer}, which sensors of ${stream} do not trust (publish.trust: ${trust.keyFiles.join(', ')} hold ${trusted.join(', ')})`,
+    );
+}
+
 export function attachLog(ctx: Context, t: Target, what: string): void {
   const stamp = new Date(ctx.now()).toISOString().replace(/[:.]/g, '-');
   ctx.log.attachFile(`${t.buildRoot}/logs/${what}-${t.stream}-${t.version}-${stamp}.jsonl`);
@@ -255,6 +285,7 @@ Options:
       ctx.stdout.write(`${JSON.stringify(plan, null, 2)}\n`);
       return 0;
     }
+    await checkSigner(ctx, stream, t, str(v, 'sign-by'));
     attachLog(ctx, t, 'publish');
     const token = ctx.env.GITHUB_TOKEN ?? '';
     if (repo && token && ctx.env.GITHUB_ACTIONS === 'true') ctx.stdout.write(`::add-mask::${token}\n`);

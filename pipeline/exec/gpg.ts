@@ -1,7 +1,10 @@
 // gpg: detached signatures for published artifacts (what coreos-installer checks: a binary
 // detached signature, <file>.sig), public key export, and reading back who signed what.
-import { readFileSync, renameSync, rmSync } from 'node:fs';
-import { UsageError } from '../errors.ts';
+import { spawnSync } from 'node:child_process';
+import { chmodSync, mkdtempSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PipelineError, UsageError } from '../errors.ts';
 import { createLogger } from '../log.ts';
 import { createRunner, type Runner } from './run.ts';
 import { requireTool } from './tools.ts';
@@ -137,5 +140,113 @@ export async function readSigned(
     return undefined;
   } finally {
     rmSync(statusFile, { force: true });
+  }
+}
+
+/** One primary key of a key file, as `gpg --with-colons --show-keys` lists it. */
+export interface ListedKey {
+  /** `pub` (public) or `sec` (the file holds the private half). */
+  type: 'pub' | 'sec';
+  fingerprint: string;
+  /** Field 2: `e` expired, `r` revoked, `i` invalid, `-`/`q`/... otherwise. */
+  validity: string;
+  /** Field 7: expiry, seconds since the epoch; undefined when the key never expires. */
+  expires?: number;
+  /** Field 12: the usable capabilities of the whole key are the uppercase letters (S = can sign). */
+  capabilities: string;
+  uids: string[];
+}
+
+/**
+ * What an OpenPGP key file holds, read with real gpg without importing it anywhere: a throwaway
+ * homedir, `gpg --with-colons --show-keys FILE` (gpg(1) of gnupg 2.2.40: "takes OpenPGP keys as
+ * input and prints information about them in the same way the command --list-keys does").
+ * Record layout from GnuPG's doc/DETAILS (Debian gnupg 2.2.40-1.1+deb12u2,
+ * /usr/share/doc/gnupg/DETAILS.gz): field 1 record type (pub/sec), field 2 validity (e expired,
+ * r revoked), field 7 expiration date, field 12 capabilities (uppercase = usable for the whole
+ * key), the `fpr` record's field 10 the fingerprint, `uid` field 10 the user ID.
+ * Synchronous: the config loader, which is synchronous, checks every trust key before any work.
+ * Returns the keys, or gpg's complaint when the file is no OpenPGP key data at all.
+ */
+export function showKeysSync(file: string): { keys: ListedKey[] } | { error: string } {
+  requireTool('gpg');
+  const home = mkdtempSync(join(tmpdir(), 'rock-gpg-show-'));
+  try {
+    chmodSync(home, 0o700);
+    const r = spawnSync(
+      'gpg',
+      ['--batch', '--no-tty', '--homedir', home, '--with-colons', '--show-keys', '--', file],
+      {
+        encoding: 'utf8',
+      },
+    );
+    if (r.error) throw new PipelineError(`gpg --show-keys ${file}: ${r.error.message}`);
+    const keys: ListedKey[] = [];
+    let last: ListedKey | undefined;
+    let inPrimary = false;
+    for (const line of r.stdout.split('\n')) {
+      const f = line.split(':');
+      if (f[0] === 'pub' || f[0] === 'sec') {
+        last = {
+          type: f[0],
+          fingerprint: '',
+          validity: f[1] ?? '',
+          expires: f[6] ? Number(f[6]) : undefined,
+          capabilities: f[11] ?? '',
+          uids: [],
+        };
+        keys.push(last);
+        inPrimary = true;
+      } else if (f[0] === 'sub' || f[0] === 'ssb') inPrimary = false;
+      else if (f[0] === 'fpr' && last && inPrimary && !last.fingerprint) last.fingerprint = f[9] ?? '';
+      else if (f[0] === 'uid' && last) last.uids.push(f[9] ?? '');
+    }
+    if (r.status !== 0 || keys.length === 0) {
+      const said = r.stderr
+        .split('\n')
+        .map((l) => l.replace(/^gpg: /, '').trim())
+        .filter((l) => l && !/keybox|trustdb/.test(l));
+      return { error: said.at(-1) ?? `gpg exited ${r.status}` };
+    }
+    return { keys };
+  } finally {
+    rmSync(home, { recursive: true, force: true });
+  }
+}
+
+export interface GeneratedKey {
+  fingerprint: string;
+  /** ASCII-armored public key (gpg --armor --export). */
+  publicKey: string;
+  /** ASCII-armored private key without a passphrase (gpg --armor --export-secret-keys). */
+  privateKey: string;
+}
+
+/**
+ * Makes a release key pair in a throwaway homedir with real gpg, batch mode, no passphrase:
+ * `--quick-gen-key UID rsa4096 sign EXPIRE` makes only a primary key, RSA-4096, usable for
+ * signing (gpg(1) of gnupg 2.2.40, --quick-generate-key: "If algo or usage are given, only the
+ * primary key is created and no prompts are shown"; expire as in --quick-add-key: an ISO date
+ * YYYY-MM-DD or Nd/Nw/Nm/Ny). The homedir and its agent are gone afterwards.
+ */
+export async function generateKeyPair(
+  uid: string,
+  expire: string,
+  opts: { run?: Runner } = {},
+): Promise<GeneratedKey> {
+  requireTool('gpg');
+  const run = opts.run ?? quietRunner();
+  const home = mkdtempSync(join(tmpdir(), 'rock-gpg-gen-'));
+  chmodSync(home, 0o700);
+  const gpg = ['--batch', '--no-tty', '--homedir', home, '--pinentry-mode', 'loopback', '--passphrase', ''];
+  try {
+    await run('gpg', [...gpg, '--quick-gen-key', '--', uid, 'rsa4096', 'sign', expire]);
+    const fpr = await fingerprint(uid, home, { run });
+    const publicKey = (await run('gpg', [...gpg, '--armor', '--export', '--', fpr])).stdout;
+    const privateKey = (await run('gpg', [...gpg, '--armor', '--export-secret-keys', '--', fpr])).stdout;
+    return { fingerprint: fpr, publicKey, privateKey };
+  } finally {
+    await run('gpgconf', ['--homedir', home, '--kill', 'gpg-agent'], { allowFailure: true }).catch(() => {});
+    rmSync(home, { recursive: true, force: true });
   }
 }

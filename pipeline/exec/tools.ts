@@ -295,8 +295,8 @@ export const tools: Tool[] = [
     versionArg: '--version',
     deb: 'gnupg',
     fedora: 'gnupg2',
-    stages: ['publish', 'test'],
-    why: 'simple signing of images and artifacts',
+    stages: ['build', 'compose', 'artifacts', 'publish', 'test'],
+    why: 'checks the publish.trust keys whenever the manifests are loaded; simple signing of images and artifacts',
   },
   {
     name: 'xz',

@@ -20,7 +20,7 @@ import {
   renderTmpfiles,
 } from './render.ts';
 import { fillTemplate } from './template.ts';
-import { trustFiles } from './trust.ts';
+import { type Signing, signingOf, trustFiles } from './trust.ts';
 import { CINCINNATI_DROPIN, renderCincinnatiDropin, updateServer } from './zincati.ts';
 
 /** Version of the planning rules; bump when a change must invalidate every input hash. */
@@ -89,6 +89,8 @@ export interface BuildPlan {
   arches: ArchPlan[];
   /** Ignition configs published with the build, profile -> JSON text (file <name>-<version>-<profile>.ign). */
   ignition: Record<string, string>;
+  /** How the stream's published images are signed (plan/trust.ts), for plan output and meta.json. */
+  signing: Signing;
 }
 
 export interface PlanInput {
@@ -138,6 +140,7 @@ export function planBuild(input: PlanInput): BuildPlan {
     timestamp: input.timestamp,
     arches,
     ignition: input.ignitionConfigs ?? {},
+    signing: signingOf(config.stream.publish),
   };
 }
 

@@ -15,6 +15,25 @@
 // the XFS limit). Each filesystem is mounted by a `.mount` unit named by systemd's path
 // escaping, and each service `rocknsm-<svc>.service` gets RequiresMountsFor= its data paths.
 //
+// Trust. The profile's rocknsm-follow.service rebases a stock Fedora CoreOS onto our image with
+// `bootc switch --enforce-container-sigpolicy`. Stock FCOS's policy.json accepts anything by
+// default, which bootc refuses outright with that flag (bootc-dev/bootc
+// crates/ostree-ext/src/container/store.rs:942-948 @ 534c76ea474a356aa288f6767635e579ea2614d5:
+// "containers-policy.json specifies a default of `insecureAcceptAnything`; refusing usage"). So
+// the config writes the followed stream's trust files (plan/trust.ts: policy.json, the
+// registries.d entry, the public key) as storage.files: Ignition applies its config in the
+// initramfs "before `switch_root` is called to pivot to the machine's root filesystem"
+// (coreos/ignition docs/getting-started.md:11 @ a5d574a8d2ad42a6f5702c6982d7c5f67ec05107), so they
+// are on disk before the real root's systemd starts any unit. The unit also asserts them
+// (AssertPathExists=: "any assertion setting that is not met results in failure of the start
+// job", systemd.unit(5), systemd 252) and checks that policy.json is ours, so a config without
+// them can never rebase unverified. The bytes are the image's own (same mode, owner root): each
+// new deployment's /etc keeps only what differs between the running deployment's usr/etc and
+// etc (ostreedev/ostree src/libostree/ostree-sysroot-deploy.c:530-546 @
+// 462046551181b14c91668eb5378a70ba18607ddd, ostree_diff_dirs with xattrs ignored), so once our
+// image runs these files are unmodified copies of its own, and a later image's trust files (a
+// rotated keyring) replace them.
+//
 // Updates. The profile's update strategy goes to Zincati's /etc/zincati/config.d/ (plan/zincati.ts),
 // in the full config and in the base config alike: a sensor booted with only a user config of
 // SSH keys still reboots into updates only as its image's base profile says.
@@ -28,6 +47,7 @@ import {
   XFS_MIN_MIB,
 } from '../config/profile.ts';
 import { ConfigError, type ConfigIssue } from '../errors.ts';
+import { POLICY_PATH } from './trust.ts';
 import { renderUpdatesDropin, UPDATES_DROPIN } from './zincati.ts';
 
 export const LINUX_DATA_GUID = '0FC63DAF-8483-4772-8E79-3D69D8477DE4';
@@ -298,7 +318,21 @@ export interface IgnitionConfig {
   kernelArguments?: { shouldExist: string[] };
 }
 
+/** One file of the followed stream's trust (plan/trust.ts), with its bytes. */
+export interface TrustFileContents {
+  path: string;
+  mode: number;
+  /** Text (policy, registries.d, armored keys) or bytes (a binary key export). */
+  contents: string | Buffer;
+}
+
 export interface RenderOptions {
+  /**
+   * The followed stream's trust files (publish.trust), written before the follow unit runs and
+   * asserted by it. Without them (a stream published unsigned) the unit rebases as the node's
+   * own policy says.
+   */
+  trust?: TrustFileContents[];
   /** Spec version to render; default the profile's `ignition-spec` (3.3.0 when unset). */
   spec?: SpecVersion;
   /**
@@ -367,7 +401,12 @@ function mountUnit(profile: SensorProfile, p: PlacedPartition): string {
   ].join('\n');
 }
 
-function followUnit(ref: string): string {
+/** The policy.json line that names our keyring (plan/trust.ts renders it with two-space JSON). */
+export const policyKeyLine = (keyPath: string) => `"keyPath": "${keyPath}"`;
+
+function followUnit(ref: string, trust: TrustFileContents[]): string {
+  const policy = trust.find((f) => f.path === POLICY_PATH);
+  const key = trust.find((f) => f.path.startsWith('/etc/pki/containers/'));
   return [
     '# Points OS updates at the image this sensor follows, once (rendered by rock-image).',
     '[Unit]',
@@ -375,10 +414,18 @@ function followUnit(ref: string): string {
     'Wants=network-online.target',
     'After=network-online.target',
     'ConditionPathExists=!/var/lib/rocknsm/follows.done',
+    ...(trust.length
+      ? [
+          '# Our signature policy, its registries.d entry and key(s), written by Ignition in the',
+          '# initramfs: without them the rebase must not run.',
+          ...trust.map((f) => `AssertPathExists=${f.path}`),
+        ]
+      : []),
     '',
     '[Service]',
     'Type=oneshot',
     'RemainAfterExit=yes',
+    ...(policy && key ? [`ExecStartPre=/usr/bin/grep -qF '${policyKeyLine(key.path)}' ${policy.path}`] : []),
     `ExecStart=/usr/bin/bootc switch --enforce-container-sigpolicy ${ref}`,
     'ExecStartPost=/usr/bin/mkdir -p /var/lib/rocknsm',
     'ExecStartPost=/usr/bin/touch /var/lib/rocknsm/follows.done',
@@ -389,7 +436,8 @@ function followUnit(ref: string): string {
   ].join('\n');
 }
 
-const dataUrl = (text: string) => `data:,${encodeURIComponent(text)}`;
+const dataUrl = (text: string | Buffer) =>
+  typeof text === 'string' ? `data:,${encodeURIComponent(text)}` : `data:;base64,${text.toString('base64')}`;
 
 /** Zincati's update strategy drop-in (plan/zincati.ts). */
 function updatesFile(profile: SensorProfile): IgnitionFile {
@@ -456,7 +504,8 @@ export function renderIgnition(profile: SensorProfile, opts: RenderOptions = {})
       });
   }
   for (const unit of profile.maskedAgentUnits) units.push({ name: unit, mask: true });
-  units.push({ name: 'rocknsm-follow.service', enabled: true, contents: followUnit(profile.follows) });
+  const trust = opts.trust ?? [];
+  units.push({ name: 'rocknsm-follow.service', enabled: true, contents: followUnit(profile.follows, trust) });
 
   const keys = profile.admin.sshKeys.length ? { sshAuthorizedKeys: profile.admin.sshKeys } : {};
   const user =
@@ -481,6 +530,12 @@ export function renderIgnition(profile: SensorProfile, opts: RenderOptions = {})
           contents: { source: dataUrl(`${profile.follows}\n`) },
         },
         updatesFile(profile),
+        ...trust.map((f) => ({
+          path: f.path,
+          mode: f.mode,
+          overwrite: true,
+          contents: { source: dataUrl(f.contents) },
+        })),
       ],
     },
     systemd: { units },

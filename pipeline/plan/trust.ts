@@ -2,17 +2,32 @@
 // (default reject; our repository signedBy our GPG key, plus sigstoreSigned when a cosign key is
 // configured; the service and agent images the image itself names accepted as they are; local
 // transports accepted), registries.d telling where our signatures live, and the public keys.
-// No I/O: the config loader has read the key files and passes their path and digest.
+// No I/O: the config loader has read the key files and passes their path and digest (or, during a
+// key rotation, the keyring text holding both keys).
+//
+// Rotation: ONE signedBy requirement whose keyPath is a keyring holding both keys. containers/image
+// docs/containers-policy.json.5.md @ df7e80d2d19872b61f352a8a182ec934dc0c2346: keyPath holds "a
+// GPG keyring of one or more public keys.  Only signatures made by these keys are accepted"
+// (:230), whereas "For an image to be accepted, *all* of the requirements must be satisfied
+// simultaneously" (:180-181; the vendor + reviewer example at :467-480 is two signedBy entries
+// meaning both signatures). Two signedBy entries would demand a signature by each key.
 import { createHash } from 'node:crypto';
-import type { ResolvedConfig } from '../config/index.ts';
+import type { ResolvedConfig, StreamConfig } from '../config/index.ts';
 
 export interface TrustConfig {
   /** Repository sensors update from, host/path (the stream's publish.registry). */
   registry: string;
   /** URL prefix of the simple-signing lookaside (signatures published with the site). */
   lookaside: string;
-  /** GPG public key file (absolute path) and its sha256. */
-  gpgKey: { source: string; sha256: string };
+  /**
+   * The keyring sensors verify with: one public key file (absolute path, copied as it is), or the
+   * text of two ASCII-armored keys joined (a rotation window); and its sha256.
+   */
+  gpgKey:
+    | { source: string; content?: undefined; sha256: string }
+    | { source?: undefined; content: string; sha256: string };
+  /** The key files as the stream names them (relative to the project root), for reports. */
+  keyFiles: string[];
   /** Cosign public key file (absolute path) and its sha256; adds a sigstoreSigned requirement. */
   cosignKey?: { source: string; sha256: string };
 }
@@ -105,7 +120,9 @@ export function renderTrust(name: string, trust: TrustConfig, others: string[]):
   return [
     { path: POLICY_PATH, mode: 0o644, content: policy, sha256: sha256(policy) },
     { path: registriesDPath(name), mode: 0o644, content: regd, sha256: sha256(regd) },
-    { path: paths.gpg, mode: 0o644, source: trust.gpgKey.source, sha256: trust.gpgKey.sha256 },
+    trust.gpgKey.source !== undefined
+      ? { path: paths.gpg, mode: 0o644, source: trust.gpgKey.source, sha256: trust.gpgKey.sha256 }
+      : { path: paths.gpg, mode: 0o644, content: trust.gpgKey.content, sha256: trust.gpgKey.sha256 },
     ...(trust.cosignKey
       ? [{ path: paths.cosign, mode: 0o644, source: trust.cosignKey.source, sha256: trust.cosignKey.sha256 }]
       : []),
@@ -121,4 +138,34 @@ export function trustFiles(config: ResolvedConfig): TrustFile[] {
     ...config.agents.filter((a) => a.mode === 'container').map((a) => a.image),
   ];
   return renderTrust(config.image.name, trust, pulled);
+}
+
+/** How a stream's published images are signed: what plan output, meta.json and the summary show. */
+export type Signing =
+  | { policy: 'required'; registry: string; keys: string[]; lookaside: string }
+  | { policy: 'unsigned'; reason: string; at: string }
+  | { policy: 'not-published' };
+
+export function signingOf(publish: StreamConfig['publish']): Signing {
+  if (publish.trust)
+    return {
+      policy: 'required',
+      registry: publish.trust.registry,
+      keys: publish.trust.keyFiles,
+      lookaside: publish.trust.lookaside,
+    };
+  if (publish.unsigned) {
+    const { file, line } = publish.unsigned.at;
+    return { policy: 'unsigned', reason: publish.unsigned.reason, at: `${file}${line ? `:${line}` : ''}` };
+  }
+  return { policy: 'not-published' };
+}
+
+/** One line for people: plan output and the build summary. */
+export function describeSigning(s: Signing): string {
+  if (s.policy === 'required')
+    return `required: sensors accept ${s.registry} only signed by ${s.keys.join(' or ')} (signatures at ${s.lookaside})`;
+  if (s.policy === 'unsigned')
+    return `NONE, on purpose (publish.unsigned at ${s.at}: ${s.reason}): sensors of this stream accept unsigned images`;
+  return 'not published to a registry (no publish.registry): nothing to sign';
 }

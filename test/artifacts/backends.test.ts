@@ -201,6 +201,8 @@ test('bootc: image into containers-storage, then bootc install to-disk --via-loo
     'xfs',
     '--target-imgref',
     'ghcr.io/rocknsm/rocknsm-coreos:stable',
+    // The shipped stable stream carries publish.trust: the image holds our policy, so installs enforce it.
+    '--enforce-container-sigpolicy',
     '--karg',
     '$ignition_firstboot',
     '--karg',

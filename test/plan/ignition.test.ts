@@ -3,12 +3,21 @@
 // reviewed golden file (regenerate on purpose: UPDATE_GOLDEN=1); every bad profile under
 // test/fixtures/profiles/bad fails with the rule and position its `# expect:` header names;
 // systemd path escaping agrees with the real systemd-escape.
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import {
+  cpSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { loadProject, projectPaths } from '../../pipeline/config/index.ts';
+import { followedTrust } from '../../pipeline/commands/ignition-glue.ts';
+import { loadProject, projectPaths, resolveStream } from '../../pipeline/config/index.ts';
 import {
   catalogFromProject,
   loadProfile,
@@ -26,10 +35,12 @@ import {
   serializeIgnition,
   systemdEscapePath,
 } from '../../pipeline/plan/ignition.ts';
+import { trustFiles } from '../../pipeline/plan/trust.ts';
 import { repoRoot } from '../world/fcos-base.ts';
 import { needTool, shResult } from '../world/tools.ts';
 
-const catalog = catalogFromProject(loadProject(projectPaths(repoRoot)));
+const project = loadProject(projectPaths(repoRoot));
+const catalog = catalogFromProject(project);
 const keyFile = join(repoRoot, 'test/fixtures/profiles/test-keys.pub');
 const keys = parseSshKeyFile(readFileSync(keyFile, 'utf8'), 'test/fixtures/profiles/test-keys.pub');
 const profileDir = join(repoRoot, 'manifests/profiles');
@@ -37,6 +48,11 @@ const profiles = readdirSync(profileDir)
   .filter((f) => f.endsWith('.yaml'))
   .sort();
 const load = (f: string) => loadProfile(join(profileDir, f), `manifests/profiles/${f}`, catalog, keys);
+/** What `rock-image ignition` renders: with the followed stream's trust files. */
+const render = (f: string, spec?: (typeof SPECS)[number]) => {
+  const profile = load(f);
+  return renderIgnition(profile, { spec, trust: followedTrust(project, profile, repoRoot) });
+};
 const scratch = mkdtempSync(join(tmpdir(), 'rock-ignition-test-'));
 
 function validate(name: string, text: string): string {
@@ -61,7 +77,7 @@ test('the required profiles exist, each with its $schema header', () => {
 for (const f of profiles) {
   for (const spec of SPECS) {
     test(`${f} renders valid Ignition ${spec} (ignition-validate)`, () => {
-      const text = serializeIgnition(renderIgnition(load(f), { spec }));
+      const text = serializeIgnition(render(f, spec));
       assert.is(validate(`${f}-${spec}.ign`, text), '');
       const base = serializeIgnition(renderBaseConfig(load(f), { spec }));
       assert.is(validate(`${f}-${spec}.base.ign`, base), '');
@@ -70,7 +86,7 @@ for (const f of profiles) {
   test(`${f} matches its golden file`, () => {
     const name = f.replace(/\.yaml$/, '');
     for (const [suffix, text] of [
-      ['ign', serializeIgnition(renderIgnition(load(f)))],
+      ['ign', serializeIgnition(render(f))],
       ['base.ign', serializeIgnition(renderBaseConfig(load(f)))],
     ] as const) {
       const path = join(repoRoot, 'test/golden/ignition', `${name}.${suffix}`);
@@ -229,6 +245,110 @@ test('systemdEscapePath equals the real systemd-escape --path', () => {
   for (const d of catalog.dataPaths) {
     const r = shResult(bin, ['--path', '--suffix=mount', '--', d.path]);
     assert.is(mountUnitName(d.path), r.stdout.trim());
+  }
+});
+
+/** The bytes of an Ignition data URL, as Ignition decodes it (RFC 2397: percent-encoded or base64). */
+function dataBytes(source: string): Buffer {
+  const m = /^data:([^,]*),(.*)$/s.exec(source);
+  assert.ok(m, source.slice(0, 40));
+  return m![1]!.endsWith(';base64')
+    ? Buffer.from(m![2]!, 'base64')
+    : Buffer.from(decodeURIComponent(m![2]!), 'utf8');
+}
+
+test("trust: the followed stream's policy, registries.d and key written by Ignition, asserted by the follow unit", () => {
+  for (const f of profiles) {
+    const profile = load(f);
+    const cfg = render(f);
+    const stream = resolveStream(project, profile.follows.split(':').at(-1)!, repoRoot);
+    const expected = trustFiles(stream);
+    assert.equal(
+      expected.map((t) => t.path),
+      [
+        '/etc/containers/policy.json',
+        '/etc/containers/registries.d/rocknsm-coreos.yaml',
+        '/etc/pki/containers/rocknsm-coreos.gpg',
+      ],
+      f,
+    );
+    // Byte for byte what the image carries (so after the rebase the files match the image's).
+    for (const t of expected) {
+      const file = cfg.storage!.files!.find((x) => x.path === t.path);
+      assert.ok(file, `${f}: ${t.path} written`);
+      assert.is(file!.mode, 0o644);
+      assert.is(file!.overwrite, true);
+      const want = t.content !== undefined ? Buffer.from(t.content) : readFileSync(t.source!);
+      assert.ok(dataBytes(file!.contents.source).equals(want), `${f}: ${t.path} bytes`);
+    }
+    const unit = cfg.systemd!.units.find((u) => u.name === 'rocknsm-follow.service')!;
+    const lines = unit.contents!.split('\n');
+    const exec = lines.findIndex((l) =>
+      l.startsWith('ExecStart=/usr/bin/bootc switch --enforce-container-sigpolicy '),
+    );
+    assert.ok(exec > 0, unit.contents);
+    // Every trust file asserted in [Unit], before [Service] and its ExecStart.
+    const service = lines.indexOf('[Service]');
+    for (const t of expected) {
+      const at = lines.indexOf(`AssertPathExists=${t.path}`);
+      assert.ok(at > lines.indexOf('[Unit]') && at < service, `${f}: asserts ${t.path}`);
+    }
+    // The ExecStartPre check runs before the switch and passes on the policy Ignition writes,
+    // and only on one naming our keyring.
+    const pre = lines.findIndex((l) => l.startsWith('ExecStartPre='));
+    assert.ok(pre > service && pre < exec);
+    const needle = /^ExecStartPre=\/usr\/bin\/grep -qF '(.+)' \/etc\/containers\/policy\.json$/.exec(
+      lines[pre]!,
+    );
+    assert.ok(needle, lines[pre]);
+    const policy = dataBytes(
+      cfg.storage!.files!.find((x) => x.path === '/etc/containers/policy.json')!.contents.source,
+    );
+    assert.ok(policy.toString().includes(needle![1]!), 'the check passes on our policy');
+    assert.not.ok(
+      JSON.stringify({ default: [{ type: 'insecureAcceptAnything' }] }, null, 2).includes(needle![1]!),
+    );
+  }
+});
+
+test('trust: a profile following an unsigned stream gets no trust files; one following another repository is refused', () => {
+  const dir = mkdtempSync(join(scratch, 'unsigned-'));
+  for (const d of ['manifests', 'overlays', 'containerfiles'])
+    cpSync(join(repoRoot, d), join(dir, d), { recursive: true });
+  const streamFile = join(dir, 'manifests/streams/stable.yaml');
+  writeFileSync(
+    streamFile,
+    readFileSync(streamFile, 'utf8').replace(/^ {2}trust:\n( {4}.*\n)*/m, '  unsigned: lab only\n'),
+  );
+  const unsignedProject = loadProject(projectPaths(dir));
+  const profile = loadProfile(
+    join(profileDir, 'default.yaml'),
+    'manifests/profiles/default.yaml',
+    catalog,
+    keys,
+  );
+  assert.equal(followedTrust(unsignedProject, profile, dir), []);
+  const cfg = renderIgnition(profile, { trust: [] });
+  const unit = cfg.systemd!.units.find((u) => u.name === 'rocknsm-follow.service')!;
+  assert.not.match(unit.contents!, 'AssertPathExists');
+  assert.not.ok(cfg.storage!.files!.some((x) => x.path.startsWith('/etc/containers/')));
+
+  const elsewhere = parseProfile(
+    'hostname: s1\nfollows: quay.io/someone/else:stable\npartitions: {}\n',
+    'bad/elsewhere.yaml',
+    catalog,
+    keys,
+  );
+  try {
+    followedTrust(project, elsewhere, repoRoot);
+    assert.unreachable('accepted');
+  } catch (e) {
+    assert.instance(e, ConfigError);
+    const issue = (e as ConfigError).issues[0]!;
+    assert.is(issue.rule, 'follows-trusted');
+    assert.is(issue.file, 'bad/elsewhere.yaml');
+    assert.is(issue.line, 2);
+    assert.match(issue.message, 'ghcr.io/rocknsm/rocknsm-coreos');
   }
 });
 

@@ -106,7 +106,11 @@ const dropin = (url: string) =>
   ].join('\n');
 
 test('the image drop-in: the static graph on the site by default', () => {
-  const a = plan(config(`publish:\n  registry: ghcr.io/rocknsm/rocknsm-coreos\n  site-url: ${SITE}\n`));
+  const a = plan(
+    config(
+      `publish:\n  registry: ghcr.io/rocknsm/rocknsm-coreos\n  unsigned: not what this test is about\n  site-url: ${SITE}\n`,
+    ),
+  );
   const f = a.context.find((c) => c.path === dropinPath);
   assert.ok(f, `${dropinPath} in the build context`);
   assert.is(f!.content, dropin(`${SITE}/graph/\${stream}/\${basearch}/`));
@@ -135,10 +139,14 @@ test('the image drop-in: publish.update-url, with or without a site', () => {
 });
 
 test('no update server known (no update-url, no site-url): no drop-in, and a different input hash', () => {
-  const without = plan(config('publish:\n  registry: ghcr.io/rocknsm/rocknsm-coreos\n'));
+  const without = plan(
+    config('publish:\n  registry: ghcr.io/rocknsm/rocknsm-coreos\n  unsigned: not what this test is about\n'),
+  );
   assert.not.ok(without.context.some((c) => c.path.includes('zincati')));
   const withSite = plan(
-    config(`publish:\n  registry: ghcr.io/rocknsm/rocknsm-coreos\n  site-url: ${SITE}\n`),
+    config(
+      `publish:\n  registry: ghcr.io/rocknsm/rocknsm-coreos\n  unsigned: not what this test is about\n  site-url: ${SITE}\n`,
+    ),
   );
   assert.is.not(without.inputHash, withSite.inputHash);
 });

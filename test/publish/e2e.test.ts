@@ -14,6 +14,7 @@ import { problems } from '../../pipeline/publish/validate.ts';
 import { fcosBase, repoRoot } from '../world/fcos-base.ts';
 import { type FakeGitHub, startFakeGitHub } from '../world/github.ts';
 import { makeKey, stopAgent, type TestKey } from '../world/gpg.ts';
+import { followRegistry } from '../world/project.ts';
 import { startRegistry, type TestRegistry } from '../world/registry.ts';
 import { needTool, sh, shResult } from '../world/tools.ts';
 
@@ -53,16 +54,20 @@ test.before(async () => {
   key = makeKey(join(work, 'key'), 'rock-e2e');
   reg = await startRegistry(join(work, 'registry'));
   fake = await startFakeGitHub();
-  // The project as shipped, its stable stream trusting the test key and the site's lookaside.
+  // The project as shipped, its stable and testing streams trusting the test key and the site's lookaside.
   for (const d of ['manifests', 'overlays', 'containerfiles'])
     cpSync(join(repoRoot, d), join(work, 'project', d), { recursive: true });
-  mkdirSync(join(work, 'project/manifests/keys'));
+  mkdirSync(join(work, 'project/manifests/keys'), { recursive: true });
   copyFileSync(key.publicKey, join(work, 'project/manifests/keys/rocknsm-release.gpg'));
-  const stream = join(work, 'project/manifests/streams/stable.yaml');
-  writeFileSync(
-    stream,
-    `${readFileSync(stream, 'utf8').replace(/^publish:\n( {2}.*\n)*/m, '')}publish:\n  registry: ${reg.host}/rocknsm/rocknsm-coreos\n  trust:\n    gpg-key: manifests/keys/rocknsm-release.gpg\n    lookaside: file://${join(work, 'site/signatures')}\n`,
-  );
+  // testing too: promote signs for it, and refuses a key its sensors do not trust.
+  for (const name of ['stable', 'testing']) {
+    const stream = join(work, `project/manifests/streams/${name}.yaml`);
+    writeFileSync(
+      stream,
+      `${readFileSync(stream, 'utf8').replace(/^publish:\n( {2}.*\n)*/m, '')}publish:\n  registry: ${reg.host}/rocknsm/rocknsm-coreos\n  trust:\n    gpg-key: manifests/keys/rocknsm-release.gpg\n    lookaside: file://${join(work, 'site/signatures')}\n`,
+    );
+  }
+  followRegistry(join(work, 'project'), `${reg.host}/rocknsm/rocknsm-coreos`, ['stable', 'testing']);
   const r = shResult(
     process.execPath,
     [

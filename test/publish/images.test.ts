@@ -32,6 +32,7 @@ import {
 } from '../../pipeline/publish/images.ts';
 import { fcosBase, repoRoot } from '../world/fcos-base.ts';
 import { makeKey, stopAgent, type TestKey } from '../world/gpg.ts';
+import { followRegistry } from '../world/project.ts';
 import { startRegistry, type TestRegistry } from '../world/registry.ts';
 import { needTool, sh, shResult } from '../world/tools.ts';
 
@@ -87,6 +88,7 @@ function makeProject(dir: string, trust: string): string {
   const stream = join(dir, 'manifests/streams/stable.yaml');
   const text = readFileSync(stream, 'utf8').replace(/^publish:\n( {2}.*\n)*/m, '');
   writeFileSync(stream, `${text}publish:\n  registry: ${repo()}\n${trust}`);
+  followRegistry(dir, repo(), ['stable']);
   return dir;
 }
 
@@ -102,7 +104,7 @@ test.before(async () => {
     join(work, 'project'),
     `  trust:\n    gpg-key: manifests/keys/rocknsm-release.gpg\n    lookaside: file://${sigs}\n`,
   );
-  mkdirSync(join(project, 'manifests/keys'));
+  mkdirSync(join(project, 'manifests/keys'), { recursive: true });
   copyFileSync(key.publicKey, join(project, 'manifests/keys/rocknsm-release.gpg'));
   const out = join(work, 'out');
   const r = shResult(

@@ -11,6 +11,7 @@ import { ExitCode, PipelineError } from '../../pipeline/errors.ts';
 import { type ArchBuild, planSite, type SiteInput } from '../../pipeline/publish/site.ts';
 import { problems } from '../../pipeline/publish/validate.ts';
 import { repoRoot } from '../world/fcos-base.ts';
+import { makeKey, stopAgent } from '../world/gpg.ts';
 import { shResult } from '../world/tools.ts';
 
 const work = join(repoRoot, '.cache', 'publish', `native-disks-${process.pid}`);
@@ -127,6 +128,32 @@ test('plan: zstd disks refused whatever the backend (coreos-installer reads only
   assert.match(err.message, /images\.qemu is .*qcow2\.zst, not xz/);
 });
 
+/** `rock-image publish` of VERSION to stable from the test project (made by the first cli test). */
+const publishCli = (more: string[], env: NodeJS.ProcessEnv) =>
+  shResult(
+    process.execPath,
+    [
+      join(repoRoot, 'bin/rock-image.js'),
+      '--project',
+      join(work, 'project'),
+      'publish',
+      '--stream',
+      'stable',
+      '--version',
+      VERSION,
+      '--build',
+      join(work, 'out'),
+      '--site',
+      join(work, 'site'),
+      '--base-url',
+      'https://sensors.example/rock',
+      '--registry',
+      '127.0.0.1:9/none',
+      ...more,
+    ],
+    { env: { CI: 'true', ...env } },
+  );
+
 test('cli: publish and publish --plan refuse native disks (exit 65) before anything is written; opting in plans', () => {
   const project = join(work, 'project');
   for (const d of ['manifests', 'overlays', 'containerfiles'])
@@ -143,33 +170,9 @@ test('cli: publish and publish --plan refuse native disks (exit 65) before anyth
   }
   const site = join(work, 'site');
   const publish = (...more: string[]) =>
-    shResult(
-      process.execPath,
-      [
-        join(repoRoot, 'bin/rock-image.js'),
-        '--project',
-        project,
-        'publish',
-        '--stream',
-        'stable',
-        '--version',
-        VERSION,
-        '--build',
-        join(work, 'out'),
-        '--site',
-        site,
-        '--base-url',
-        'https://sensors.example/rock',
-        '--registry',
-        '127.0.0.1:9/none',
-        '--github',
-        'rocknsm/rocknsm-coreos',
-        '--github-api',
-        'http://127.0.0.1:9',
-        ...more,
-      ],
-      { env: { CI: 'true', GITHUB_TOKEN: 'ghp_unused' } },
-    );
+    publishCli(['--github', 'rocknsm/rocknsm-coreos', '--github-api', 'http://127.0.0.1:9', ...more], {
+      GITHUB_TOKEN: 'ghp_unused',
+    });
   for (const args of [[], ['--plan']]) {
     const r = publish(...args);
     assert.is(r.code, 65, r.stderr);
@@ -192,6 +195,28 @@ test('cli: publish and publish --plan refuse native disks (exit 65) before anyth
   assert.is(ok.code, 0, ok.stderr);
   assert.match(ok.stdout, '"raw.xz"');
   assert.not.ok(existsSync(site));
+});
+
+test('cli: a signed stream (publish.trust) is not published unsigned, nor signed by a key its sensors do not trust', () => {
+  // The project of the test above, its disks allowed; the shipped stable stream trusts manifests/keys/rocknsm.gpg.
+  const site = join(work, 'site');
+  const stranger = makeKey(join(work, 'stranger'), 'stranger');
+  try {
+    const run = (...more: string[]) => publishCli(more, { GNUPGHOME: stranger.home });
+    const unsigned = run();
+    assert.is(unsigned.code, 64, unsigned.stderr);
+    assert.match(
+      unsigned.stderr,
+      'stream stable is signed (publish.trust: manifests/keys/rocknsm.gpg): give --sign-by',
+    );
+    const other = run('--sign-by', stranger.fingerprint);
+    assert.is(other.code, 64, other.stderr);
+    assert.match(other.stderr, `is key ${stranger.fingerprint}, which sensors of stable do not trust`);
+    for (const r of [unsigned, other]) assert.not.match(r.stderr, /skopeo|127\.0\.0\.1:9/);
+    assert.not.ok(existsSync(site), 'no site written');
+  } finally {
+    stopAgent(stranger);
+  }
 });
 
 test.run();
