@@ -285,6 +285,8 @@ async function buildArch(ctx: Context, buildah: Buildah, plan: BuildPlan, a: Arc
     'rocknsm.image-config': image.id,
     'rocknsm.labels': a.labels,
     'rocknsm.containerfile': 'Containerfile',
+    // The service and agent images the quadlets run: by digest when manifests/image-pins.json pins them.
+    'rocknsm.images': plan.images,
   };
   writeFileSync(join(outDir, 'Containerfile'), a.containerfile);
   writeAtomic(join(outDir, 'meta.json'), `${JSON.stringify(meta, null, 2)}\n`);
