@@ -6,6 +6,7 @@ import { compose } from './compose.ts';
 import { doctor } from './doctor.ts';
 import { ignition } from './ignition.ts';
 import { mergeBuilds } from './merge-builds.ts';
+import { pin } from './pin.ts';
 import { plan } from './plan.ts';
 import { promote, rollout } from './promote.ts';
 import { prune } from './prune.ts';
@@ -20,6 +21,7 @@ export const commands: Command[] = [
   plan,
   doctor,
   compose,
+  pin,
   ignition,
   prune,
   artifacts,
