@@ -48,7 +48,9 @@ export interface ImagePin {
  * `ref` as the quadlet names it. A pinned reference carries the digest alone: containers/image
  * refuses a docker reference with both a tag and a digest ("Docker references with both a tag
  * and digest are currently not supported", containers/image docker/docker_transport.go:105
- * @df7e80d2d19872b61f352a8a182ec934dc0c2346), and podman's quadlet Image= is what `podman pull`
+ * @df7e80d2d19872b61f352a8a182ec934dc0c2346; podman alone strips the tag, containers/common
+ * libimage/normalize.go:102-105 @f437c58aab67eec2b1c942f7ad4fec37a25a3766), and podman's quadlet
+ * Image= is what `podman pull`
  * takes, `:tag` or a digest (containers/podman docs/source/markdown/podman-systemd.unit.5.md:710-718
  * @c6580b4a5219c9efb9ab79a540637d8a58b736f8).
  */

@@ -11,10 +11,10 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { imageIgnition } from '../../pipeline/commands/ignition-glue.ts';
 import { loadProject, projectPaths, resolveStream } from '../../pipeline/config/index.ts';
-import { type BaseFacts, planBuild } from '../../pipeline/plan/build-plan.ts';
+import type { BaseFacts } from '../../pipeline/plan/build-plan.ts';
 import type { ImageLock } from '../../pipeline/plan/image-lock.ts';
-import { indexOverlay } from '../../pipeline/plan/overlay-index.ts';
 import { KVER, repoRoot } from '../world/fcos-base.ts';
+import { planProject } from './plan-project.ts';
 
 const goldenDir = join(repoRoot, 'test/golden/build');
 const update = process.env.UPDATE_GOLDEN === '1';
@@ -43,24 +43,12 @@ export function testPins(refs: string[]): ImageLock {
 }
 
 function plan(version = '41.20261122.3.0', revision = '0'.repeat(40)) {
-  const paths = projectPaths(repoRoot);
-  const config = resolveStream(loadProject(paths), 'stable', repoRoot);
-  const overlays = config.image.overlays.map((o) => indexOverlay(o, join(paths.overlays, o)));
-  const templates: Record<string, string> = {};
-  for (const o of overlays)
-    for (const e of o.entries)
-      if (e.type === 'file' && e.path.endsWith('.in'))
-        templates[`${o.name}/${e.path}`] = readFileSync(join(o.dir, e.path), 'utf8');
-  return planBuild({
-    config,
+  const config = resolveStream(loadProject(projectPaths(repoRoot)), 'stable', repoRoot);
+  return planProject(repoRoot, 'stable', {
     arches: ['x86_64', 'aarch64'],
-    overlays,
-    templates,
-    containerfileTemplate: readFileSync(join(paths.containerfiles, 'rocknsm.Containerfile'), 'utf8'),
     bases: { x86_64: baseFacts('x86_64'), aarch64: baseFacts('aarch64') },
     version,
     revision,
-    timestamp: 1761955200,
     ...imageIgnition(repoRoot),
     pins: testPins([...config.services, ...config.agents].map((s) => s.image)),
   });

@@ -6,14 +6,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import {
-  loadProject,
-  projectPaths,
-  type ResolvedConfig,
-  resolveStream,
-} from '../../pipeline/config/index.ts';
+import { loadProject, projectPaths, resolveStream } from '../../pipeline/config/index.ts';
 import { ConfigError, formatIssue } from '../../pipeline/errors.ts';
-import { type BaseFacts, planBuild } from '../../pipeline/plan/build-plan.ts';
 import { type ImageLock, parseImageLock } from '../../pipeline/plan/image-lock.ts';
 import {
   diffPins,
@@ -22,8 +16,8 @@ import {
   quadletImage,
   repositoryOf,
 } from '../../pipeline/plan/image-pins.ts';
-import { indexOverlay } from '../../pipeline/plan/overlay-index.ts';
 import { repoRoot } from '../world/fcos-base.ts';
+import { planProject } from './plan-project.ts';
 
 const scratch = mkdtempSync(join(tmpdir(), 'rock-pins-test-'));
 test.after(() => rmSync(scratch, { recursive: true, force: true }));
@@ -41,41 +35,7 @@ function project(edit: (stream: string) => string = (s) => s): string {
   return dir;
 }
 
-const base: BaseFacts = {
-  ref: 'docker://quay.io/fedora/fedora-coreos:stable',
-  name: 'quay.io/fedora/fedora-coreos',
-  digest: `sha256:${'a'.repeat(64)}`,
-  created: '2026-11-01T00:00:00Z',
-  labels: {},
-  osRelease: 'NAME="Fedora Linux"\nID=fedora\nVERSION_ID=41\n',
-  etcOsReleaseIsFile: false,
-  kernels: [],
-  has: { dracut: false, bootc: true, dnf: false, rpmOstree: true },
-  varEntries: [],
-};
-
-function plan(dir: string, pins: ImageLock) {
-  const paths = projectPaths(dir);
-  const config: ResolvedConfig = resolveStream(loadProject(paths), 'stable', dir);
-  const overlays = config.image.overlays.map((o) => indexOverlay(o, join(paths.overlays, o)));
-  const templates: Record<string, string> = {};
-  for (const o of overlays)
-    for (const e of o.entries)
-      if (e.type === 'file' && e.path.endsWith('.in'))
-        templates[`${o.name}/${e.path}`] = readFileSync(join(o.dir, e.path), 'utf8');
-  return planBuild({
-    config,
-    arches: ['x86_64'],
-    overlays,
-    templates,
-    containerfileTemplate: readFileSync(join(paths.containerfiles, 'rocknsm.Containerfile'), 'utf8'),
-    bases: { x86_64: base },
-    version: '41.20261122.3.0',
-    revision: '0'.repeat(40),
-    timestamp: 1761955200,
-    pins,
-  });
-}
+const plan = (dir: string, pins: ImageLock) => planProject(dir, 'stable', { pins });
 
 const lock = (entries: Record<string, string>): ImageLock => ({
   images: Object.fromEntries(
