@@ -7,6 +7,10 @@
 // Pure: values in, values out.
 import type { Location } from '../errors.ts';
 import type { ImageLock } from './image-lock.ts';
+import { repositoryOf } from './trust.ts';
+
+/** The repository of a reference: without `@digest` and without `:tag` (plan/trust.ts). */
+export { repositoryOf };
 
 /** Where the pins live, relative to the project root. */
 export const IMAGE_PINS_FILE = 'manifests/image-pins.json';
@@ -22,17 +26,6 @@ export const BOUND_IMAGES_DIR = '/usr/lib/bootc/bound-images.d';
 export const QUADLET_DIR = '/usr/share/containers/systemd';
 
 const DIGEST_SUFFIX = /@sha256:[0-9a-f]{64}$/;
-
-/**
- * The repository of a reference: without `@digest` and without `:tag` (a `:` after the last `/`;
- * one before it is a registry port).
- */
-export function repositoryOf(ref: string): string {
-  const name = ref.replace(/@.*$/, '');
-  const slash = name.lastIndexOf('/');
-  const colon = name.lastIndexOf(':');
-  return colon > slash ? name.slice(0, colon) : name;
-}
 
 /** One service or agent image as the image runs it. */
 export interface ImagePin {
