@@ -91,6 +91,20 @@ test('require-pins with a pin missing: refused at the manifest line, nothing wri
   assert.not.ok(existsSync(join(out, 'builds')), 'nothing written');
 });
 
+test('a broken pin file: the build refused at its line before any base is read, nothing written', () => {
+  const good = { ...pins };
+  const [first] = Object.keys(good);
+  const text = `${JSON.stringify({ images: { ...good, [first!]: { digest: 'sha256:0123', resolved: '2026-11-22' } } }, null, 2)}\n`;
+  writeFileSync(join(project, IMAGE_PINS_FILE), text);
+  const r = build();
+  assert.is(r.code, 65, r.stderr);
+  const line = text.split('\n').findIndex((l) => l.includes(`"${first}"`)) + 1;
+  assert.match(r.stderr, `${IMAGE_PINS_FILE}:${line}:`);
+  assert.match(r.stderr, 'image-lock-digest');
+  assert.not.match(r.stderr, /resolve bases/, 'stopped before the bases');
+  assert.not.ok(existsSync(join(out, 'builds')), 'nothing written');
+});
+
 test('pinned: no quadlet in the image names a tag; every bound-images link resolves to a quadlet by digest', () => {
   writeFileSync(join(project, IMAGE_PINS_FILE), `${JSON.stringify({ images: pins }, null, 2)}\n`);
   const r = build();
