@@ -28,6 +28,8 @@ export interface BuildMeta {
   'rocknsm.image-digest'?: string;
   /** How the stream's published images are signed (plan/trust.ts signingOf). */
   'rocknsm.signing'?: Signing;
+  /** Service and agent images (`service/<name>`, `agent/<name>`): reference, quadlet image, digest. */
+  'rocknsm.images'?: Record<string, { ref: string; image: string; digest?: string }>;
 }
 
 export interface BuildsJson {
@@ -175,6 +177,18 @@ export function renderSummary(input: SummaryInput): string {
     }
   }
   lines.push('');
+  // Images are the same for every arch (one pin is an index digest): the first arch's list.
+  const images = Object.entries(input.current[0]?.['rocknsm.images'] ?? {}).sort(([a], [b]) =>
+    a.localeCompare(b),
+  );
+  if (images.length) {
+    lines.push('| service image | reference | pinned digest |', '| --- | --- | --- |');
+    for (const [key, i] of images)
+      lines.push(
+        `| ${key} | \`${i.ref}\` | ${i.digest ? `\`${short(i.digest, 23)}\`` : '**by tag, not pinned**'} |`,
+      );
+    lines.push('');
+  }
   const prev = input.previous;
   if (!prev) {
     lines.push('**Changes:** first build of this stream (no previous build known).', '');
@@ -206,6 +220,12 @@ export function renderSummary(input: SummaryInput): string {
         `  - image ${humanSize(oldSize)} → ${humanSize(newSize)} (${delta > 0 ? '+' : '−'}${humanSize(Math.abs(delta))})`,
       );
     }
+  }
+  const oldImages = prev.metas[0]?.['rocknsm.images'] ?? {};
+  for (const [key, i] of images) {
+    const o = oldImages[key];
+    if (o && (o.digest ?? o.ref) !== (i.digest ?? i.ref))
+      changes.push(`- ${key}: \`${short(o.digest ?? o.ref, 23)}\` → \`${short(i.digest ?? i.ref, 23)}\``);
   }
   for (const old of prev.metas)
     if (!input.current.some((m) => m['coreos-assembler.basearch'] === old['coreos-assembler.basearch']))

@@ -12,6 +12,8 @@ import { checkTransport, resolveDigest } from '../exec/skopeo.ts';
 import { type Storage, storageFromDir } from '../exec/storage.ts';
 import { writeAtomic } from '../files.ts';
 import { type BaseFacts, type BuildPlan, ociArch, planBuild } from '../plan/build-plan.ts';
+import { type ImageLock, parseImageLock } from '../plan/image-lock.ts';
+import { IMAGE_PINS_FILE } from '../plan/image-pins.ts';
 import { nextVersion, parseVersion, utcDate } from '../plan/version.ts';
 import { composeOutputDir } from './compose-paths.ts';
 import { imageIgnition } from './ignition-glue.ts';
@@ -201,6 +203,8 @@ export async function prepare(
   pull: boolean,
 ): Promise<{ config: ResolvedConfig; plan: BuildPlan; builds: BuildsJson }> {
   const config = loadConfig(ctx, opts.stream);
+  // Read first: a broken pin file stops the build before anything is pulled or written.
+  const pins = readImagePins(ctx.root);
   const arches = opts.arches ?? config.stream.arches;
   const paths = projectPaths(ctx.root);
   const overlays = config.image.overlays.map((o) => indexOverlay(o, join(paths.overlays, o)));
@@ -245,8 +249,25 @@ export async function prepare(
     revision: await gitRevision(ctx),
     timestamp,
     ...imageIgnition(ctx.root),
+    pins,
   });
+  // Shipped without pins (no require-pins): say so, image by image, at the line naming it.
+  for (const [key, p] of Object.entries(plan.images))
+    if (!p.digest) {
+      const s = key.split('/');
+      const at = (s[0] === 'service' ? config.services : config.agents).find((x) => x.name === s[1])?.at;
+      ctx.log.warn(
+        `${key} runs ${p.ref} by tag: not pinned in ${IMAGE_PINS_FILE} ('rock-image pin'), not bound to the OS image`,
+        at,
+      );
+    }
   return { config, plan, builds };
+}
+
+/** manifests/image-pins.json of the project; none yet is no pins. Read only, offline. */
+export function readImagePins(root: string): ImageLock {
+  const p = join(root, IMAGE_PINS_FILE);
+  return existsSync(p) ? parseImageLock(readFileSync(p, 'utf8'), IMAGE_PINS_FILE) : { images: {} };
 }
 
 function parseOsReleasePairs(text: string): [string, string][] {

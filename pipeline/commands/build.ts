@@ -279,6 +279,8 @@ async function buildArch(ctx: Context, buildah: Buildah, plan: BuildPlan, a: Arc
     'rocknsm.labels': a.labels,
     'rocknsm.containerfile': 'Containerfile',
     'rocknsm.signing': plan.signing,
+    // The service and agent images the quadlets run: by digest when manifests/image-pins.json pins them.
+    'rocknsm.images': plan.images,
   };
   writeFileSync(join(outDir, 'Containerfile'), a.containerfile);
   writeAtomic(join(outDir, 'meta.json'), `${JSON.stringify(meta, null, 2)}\n`);

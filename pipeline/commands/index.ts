@@ -8,6 +8,7 @@ import { ignition } from './ignition.ts';
 import { installConfig } from './install-config.ts';
 import { keys } from './keys.ts';
 import { mergeBuilds } from './merge-builds.ts';
+import { pin } from './pin.ts';
 import { plan } from './plan.ts';
 import { promote, rollout } from './promote.ts';
 import { prune } from './prune.ts';
@@ -22,6 +23,7 @@ export const commands: Command[] = [
   plan,
   doctor,
   compose,
+  pin,
   ignition,
   installConfig,
   keys,

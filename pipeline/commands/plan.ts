@@ -109,6 +109,8 @@ Options:${buildOptionHelp}
     out.push(
       `# services: ${config.services.map((s) => `${s.name}${s.enabled ? '' : ' (disabled)'}=${s.image}`).join(', ')}`,
     );
+    for (const [key, p] of Object.entries(plan.images))
+      out.push(`# image ${key}: ${p.digest ? p.image : `${p.ref} (by tag, not pinned)`}`);
     for (const a of plan.arches) {
       out.push(
         '',

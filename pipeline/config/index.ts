@@ -30,6 +30,8 @@ export interface Service {
   name: string;
   image: string;
   enabled: boolean;
+  /** Where `image` is set: the stream's override, else image.yaml (file:line for pin errors). */
+  at: Location;
 }
 
 export interface Agent {
@@ -39,6 +41,8 @@ export interface Agent {
   unit: string;
   virtualization: string[];
   mode: AgentMode;
+  /** Where `image` is set in image.yaml (file:line for pin errors). */
+  at: Location;
 }
 
 export interface ImageConfig {
@@ -78,6 +82,11 @@ export interface StreamConfig {
    * refusal points: the key itself, else `artifact-backend`, else `stream` (file:line:col).
    */
   nativeDisks: { allowed: boolean; at: Location };
+  /**
+   * `require-pins`: every service and agent image must be pinned by digest (manifests/image-pins.json
+   * or `@sha256:` in the reference); `at` is the key's place, for the error.
+   */
+  requirePins: { required: boolean; at: Location };
   publish: {
     registry?: string;
     github?: string;
@@ -152,6 +161,7 @@ interface RawStream {
   artifacts?: string[];
   'artifact-backend'?: 'native' | 'bootc' | 'coreos';
   'allow-native-disks'?: boolean;
+  'require-pins'?: boolean;
   publish?: {
     registry?: string;
     github?: string;
@@ -575,6 +585,10 @@ export function resolveStream(project: LoadedProject, name: string, root: string
         ),
       },
     },
+    requirePins: {
+      required: raw['require-pins'] === true,
+      at: { file: source.file, ...source.locate(['require-pins' in raw ? 'require-pins' : 'stream'], true) },
+    },
     publish: {
       registry: raw.publish?.registry,
       github: raw.publish?.github,
@@ -592,15 +606,24 @@ export function resolveStream(project: LoadedProject, name: string, root: string
         : {}),
     },
   };
+  const imageAt = (path: string[]): Location => ({
+    file: project.imageSource.file,
+    ...project.imageSource.locate(path),
+  });
   const services = Object.entries(img.services).map(([n, s]) => ({
     name: n,
     image: raw.services?.[n]?.image ?? s.image,
     enabled: raw.services?.[n]?.enabled ?? s.enabled ?? true,
+    at:
+      raw.services?.[n]?.image !== undefined
+        ? { file: source.file, ...source.locate(['services', n, 'image']) }
+        : imageAt(['services', n, 'image']),
   }));
   const agents = Object.entries(img.agents).map(([n, a]) => ({
     name: n,
     ...a,
     mode: raw.agents?.[n] ?? 'none',
+    at: imageAt(['agents', n, 'image']),
   }));
   return {
     image,

@@ -56,8 +56,19 @@ export async function resolveDigest(
 }
 
 /** The manifest (or index) bytes `ref` names, read without pulling, and their digest. */
-async function rawManifest(run: Runner, ref: string): Promise<{ raw: string; digest: string }> {
-  const { stdout } = await run('skopeo', ['inspect', '--raw', '--retry-times', '3', ref]);
+async function rawManifest(
+  run: Runner,
+  ref: string,
+  tlsVerify = true,
+): Promise<{ raw: string; digest: string }> {
+  const { stdout } = await run('skopeo', [
+    'inspect',
+    '--raw',
+    '--retry-times',
+    '3',
+    ...(tlsVerify ? [] : ['--tls-verify=false']),
+    ref,
+  ]);
   const raw = stdout.endsWith('\n') ? stdout.slice(0, -1) : stdout;
   return { raw, digest: `sha256:${createHash('sha256').update(raw).digest('hex')}` };
 }
@@ -66,7 +77,11 @@ async function rawManifest(run: Runner, ref: string): Promise<{ raw: string; dig
  * The digest a registry tag points at now: of its index when it is multi-arch, so the lock holds
  * for every arch (podman picks the host's image from it).
  */
-export async function tagDigest(run: Runner, ref: string): Promise<string> {
+export async function tagDigest(
+  run: Runner,
+  ref: string,
+  opts: { tlsVerify?: boolean } = {},
+): Promise<string> {
   requireTool('skopeo');
-  return (await rawManifest(run, `docker://${ref}`)).digest;
+  return (await rawManifest(run, `docker://${ref}`, opts.tlsVerify ?? true)).digest;
 }

@@ -10,6 +10,7 @@ import {
   IGNITION_BASE_PATH,
   IGNITION_DRACUT_MODULE,
 } from '../plan/build-plan.ts';
+import { BOUND_IMAGES_DIR, isDigestRef, quadletImage } from '../plan/image-pins.ts';
 import { parseOsRelease } from '../plan/render.ts';
 import { parseUnitFile } from './unit-file.ts';
 
@@ -130,6 +131,38 @@ export function lintImage(
       fail('files', 'not executable', p);
   }
   if (!resolveInRoot(root, '/usr/lib/os-release')) fail('os-release', 'missing /usr/lib/os-release');
+  for (const f of lintBoundImages(root)) findings.push(f);
+  return findings;
+}
+
+/**
+ * /usr/lib/bootc/bound-images.d as bootc reads it (bootc-dev/bootc crates/lib/src/boundimage.rs
+ * @534c76ea474a356aa288f6767635e579ea2614d5): only symlinks (:97-99), named `*.container` or
+ * `*.image` (:106-113), resolved inside the root (:78-80, :103), to a file with `[Container]` or
+ * `[Image]` `Image=` (:137-161) free of systemd specifiers (`%%` only, :222-241). Ours also by
+ * digest: bootc does not pull an image its storage already has (:186-189), so a tag never moves.
+ */
+export function lintBoundImages(root: string): LintFinding[] {
+  const findings: LintFinding[] = [];
+  const fail = (message: string, path: string) => findings.push({ check: 'bound-images', message, path });
+  for (const p of listTree(root, BOUND_IMAGES_DIR)) {
+    if (p.slice(BOUND_IMAGES_DIR.length + 1).includes('/')) continue;
+    const ext = /\.(container|image)$/.exec(p)?.[1];
+    if (!isLink(`${root}${p}`)) fail('not a symlink (bootc accepts only links to quadlet files)', p);
+    else if (!ext) fail('bootc reads only links named *.container or *.image', p);
+    else {
+      const text = readInRoot(root, p);
+      if (text === undefined) {
+        fail('the link does not resolve to a file inside the image', p);
+        continue;
+      }
+      const image = quadletImage(text, ext === 'container' ? 'Container' : 'Image');
+      if (!image) fail(`no Image= in the [${ext === 'container' ? 'Container' : 'Image'}] section`, p);
+      else if (image.replace(/%%/g, '').includes('%'))
+        fail(`Image=${image}: bootc refuses systemd specifiers`, p);
+      else if (!isDigestRef(image)) fail(`Image=${image} is not pinned by digest`, p);
+    }
+  }
   return findings;
 }
 

@@ -4,8 +4,19 @@
 import { createHash } from 'node:crypto';
 import type { Arch, ResolvedConfig } from '../config/index.ts';
 import type { OverlayIndex } from '../config/overlay-index.ts';
-import { ConfigError, type ConfigIssue } from '../errors.ts';
+import { ConfigError, type ConfigIssue, type Location } from '../errors.ts';
 import { canonicalJson } from '../files.ts';
+import type { ImageLock } from './image-lock.ts';
+import {
+  BOUND_IMAGES_DIR,
+  IMAGE_PINS_FILE,
+  type ImagePin,
+  imageNote,
+  isDigestRef,
+  pinImage,
+  QUADLET_DIR,
+  quadletImage,
+} from './image-pins.ts';
 import {
   legacyLinks,
   renderAgentPreset,
@@ -91,6 +102,11 @@ export interface BuildPlan {
   ignition: Record<string, string>;
   /** How the stream's published images are signed (plan/trust.ts), for plan output and meta.json. */
   signing: Signing;
+  /**
+   * Every service and container agent image the image's quadlets run, keyed `service/<name>` or
+   * `agent/<name>`: the manifests' reference and what the quadlet says (by digest when pinned).
+   */
+  images: Record<string, ImagePin>;
 }
 
 export interface PlanInput {
@@ -109,6 +125,8 @@ export interface PlanInput {
   ignitionBase?: { profile: string; text: string };
   /** Per-profile Ignition configs published beside the image, keyed by profile name. */
   ignitionConfigs?: Record<string, string>;
+  /** manifests/image-pins.json: service and agent tag references -> digests. Default none. */
+  pins?: ImageLock;
 }
 
 /**
@@ -130,7 +148,9 @@ const sha256 = (s: string | Buffer) => createHash('sha256').update(s).digest('he
 export function planBuild(input: PlanInput): BuildPlan {
   const { config } = input;
   const issues: ConfigIssue[] = [];
-  const arches = input.arches.map((arch) => planArch(input, arch, issues));
+  const images = serviceImages(config, input.pins ?? { images: {} });
+  issues.push(...pinIssues(config, images));
+  const arches = issues.length ? [] : input.arches.map((arch) => planArch(input, arch, images, issues));
   if (issues.length) throw new ConfigError(issues);
   return {
     format: PLAN_FORMAT,
@@ -141,20 +161,57 @@ export function planBuild(input: PlanInput): BuildPlan {
     arches,
     ignition: input.ignitionConfigs ?? {},
     signing: signingOf(config.stream.publish),
+    images: Object.fromEntries(Object.entries(images).map(([k, v]) => [k, v.pin])),
   };
 }
 
-function templateVars(config: ResolvedConfig): Record<string, string> {
+/** An image and the manifest line that names it. */
+type PlacedPin = { pin: ImagePin; at: Location };
+
+/** The image of every service and of every agent shipped as a container, as the quadlets run it. */
+function serviceImages(config: ResolvedConfig, pins: ImageLock): Record<string, PlacedPin> {
+  const out: Record<string, PlacedPin> = {};
+  for (const s of config.services) out[`service/${s.name}`] = { pin: pinImage(s.image, pins), at: s.at };
+  for (const a of config.agents.filter((x) => x.mode === 'container'))
+    out[`agent/${a.name}`] = { pin: pinImage(a.image, pins), at: a.at };
+  return out;
+}
+
+/** `require-pins`: an image by tag that the pins do not cover is refused at the line naming it. */
+function pinIssues(config: ResolvedConfig, images: Record<string, PlacedPin>): ConfigIssue[] {
+  const req = config.stream.requirePins;
+  if (!req.required) return [];
+  return Object.values(images)
+    .filter((i) => !i.pin.digest)
+    .map(({ pin, at }) => ({
+      ...at,
+      path: '',
+      rule: 'image-pinned',
+      message: `${pin.ref} is a tag that ${IMAGE_PINS_FILE} does not pin, and stream ${config.stream.stream} requires pins (${req.at.file}:${req.at.line ?? 1} require-pins); run 'rock-image pin' (registry access) and commit ${IMAGE_PINS_FILE}, or name the image by @sha256: digest`,
+      value: pin.ref,
+    }));
+}
+
+function templateVars(config: ResolvedConfig, images: Record<string, PlacedPin>): Record<string, string> {
   const vars: Record<string, string> = {
     name: config.image.name,
     osname: config.image.osname,
     stream: config.stream.stream,
   };
-  for (const s of config.services) vars[`services.${s.name}.image`] = s.image;
+  for (const s of config.services) {
+    const { pin } = images[`service/${s.name}`]!;
+    vars[`services.${s.name}.image`] = pin.image;
+    vars[`services.${s.name}.image-note`] = imageNote(pin);
+  }
   return vars;
 }
 
-function planArch(input: PlanInput, arch: Arch, issues: ConfigIssue[]): ArchPlan {
+function planArch(
+  input: PlanInput,
+  arch: Arch,
+  images: Record<string, PlacedPin>,
+  issues: ConfigIssue[],
+): ArchPlan {
   const { config } = input;
   const base = input.bases[arch];
   if (!base) throw new Error(`no base facts for ${arch}`);
@@ -187,7 +244,7 @@ function planArch(input: PlanInput, arch: Arch, issues: ConfigIssue[]): ArchPlan
   }
 
   // Overlays: static files copied, templates rendered.
-  const vars = templateVars(config);
+  const vars = templateVars(config, images);
   for (const overlay of input.overlays) {
     for (const e of overlay.entries) {
       const path = `overlays/${overlay.name}/${e.path}`;
@@ -227,8 +284,19 @@ function planArch(input: PlanInput, arch: Arch, issues: ConfigIssue[]): ArchPlan
   for (const agent of config.agents.filter((a) => a.mode === 'container')) {
     add(
       `generated/usr/share/containers/systemd/rocknsm-agent-${agent.name}.container`,
-      renderAgentQuadlet(agent),
+      renderAgentQuadlet(agent, images[`agent/${agent.name}`]!.pin),
     );
+  }
+  // Logically bound images: a link per quadlet whose Image= is a digest. bootc resolves the links
+  // inside the deployment root, so an absolute target names the image's own file, as in bootc's
+  // own docs and tests (boundimage.rs:78-80 open_dir_rooted_ext, :271-273; docs/src/
+  // logically-bound-images.md:37-38 @534c76ea474a356aa288f6767635e579ea2614d5). A tag is not
+  // bound: bootc skips an image already in its storage (boundimage.rs:186-189), so a tag would
+  // never move on sensors.
+  for (const f of boundQuadlets(files)) {
+    const path = `generated${BOUND_IMAGES_DIR}/${f}`;
+    addDirs(path);
+    files.push({ path, type: 'symlink', mode: 0o777, target: `${QUADLET_DIR}/${f}` });
   }
   const preset = renderAgentPreset(config.agents);
   if (preset) add('generated/usr/lib/systemd/system-preset/40-rocknsm-agents.preset', preset);
@@ -374,6 +442,20 @@ function planArch(input: PlanInput, arch: Arch, issues: ConfigIssue[]): ArchPlan
     addedPaths,
     regeneratesInitramfs: base.has.dracut && kver !== '',
   };
+}
+
+/** File names of the rendered quadlets (`*.container` in the quadlet directory) that run an image by digest. */
+function boundQuadlets(files: ContextFile[]): string[] {
+  const dir = new RegExp(`^(generated|overlays/[^/]+)${QUADLET_DIR}/([^/]+\\.container)$`);
+  return files
+    .map((f) => ({ f, m: dir.exec(f.path) }))
+    .filter(({ f, m }) => m && f.type === 'file' && f.content !== undefined)
+    .filter(({ f }) => {
+      const image = quadletImage(f.content!);
+      return image !== undefined && isDigestRef(image);
+    })
+    .map(({ m }) => m![2]!)
+    .sort();
 }
 
 function renderLabels(labels: Record<string, string>): string {

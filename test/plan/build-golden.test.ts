@@ -1,7 +1,10 @@
 // The pure build planner against reviewed golden files: the rendered Containerfile and every
 // file the build generates (initramfs layer, generated units and quadlets, rendered overlay
-// templates, the version stamp), per arch, for the stable stream with fixed base facts.
+// templates, the version stamp), per arch, for the stable stream with fixed base facts and test
+// pins for every service and agent image (one digest per reference, sha256 of its name), so the
+// quadlets run by digest and bound-images.d links them; `symlinks` lists every link the build adds.
 // Regenerate on purpose with UPDATE_GOLDEN=1 and review the diff.
+import { createHash } from 'node:crypto';
 import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { test } from 'uvu';
@@ -10,7 +13,9 @@ import { imageIgnition } from '../../pipeline/commands/ignition-glue.ts';
 import { loadProject, projectPaths, resolveStream } from '../../pipeline/config/index.ts';
 import { indexOverlay } from '../../pipeline/config/overlay-index.ts';
 import { type BaseFacts, planBuild } from '../../pipeline/plan/build-plan.ts';
+import type { ImageLock } from '../../pipeline/plan/image-lock.ts';
 import { KVER, repoRoot } from '../world/fcos-base.ts';
+import { planProject } from './plan-project.ts';
 
 const goldenDir = join(repoRoot, 'test/golden/build');
 const update = process.env.UPDATE_GOLDEN === '1';
@@ -32,26 +37,21 @@ function baseFacts(arch: 'x86_64' | 'aarch64'): BaseFacts {
   };
 }
 
+/** Test pins (not registry digests): every service and agent reference -> sha256 of its name. */
+export function testPins(refs: string[]): ImageLock {
+  const digest = (ref: string) => `sha256:${createHash('sha256').update(ref).digest('hex')}`;
+  return { images: Object.fromEntries(refs.map((r) => [r, { digest: digest(r), resolved: '2026-11-22' }])) };
+}
+
 function plan(version = '41.20261122.3.0', revision = '0'.repeat(40)) {
-  const paths = projectPaths(repoRoot);
-  const config = resolveStream(loadProject(paths), 'stable', repoRoot);
-  const overlays = config.image.overlays.map((o) => indexOverlay(o, join(paths.overlays, o)));
-  const templates: Record<string, string> = {};
-  for (const o of overlays)
-    for (const e of o.entries)
-      if (e.type === 'file' && e.path.endsWith('.in'))
-        templates[`${o.name}/${e.path}`] = readFileSync(join(o.dir, e.path), 'utf8');
-  return planBuild({
-    config,
+  const config = resolveStream(loadProject(projectPaths(repoRoot)), 'stable', repoRoot);
+  return planProject(repoRoot, 'stable', {
     arches: ['x86_64', 'aarch64'],
-    overlays,
-    templates,
-    containerfileTemplate: readFileSync(join(paths.containerfiles, 'rocknsm.Containerfile'), 'utf8'),
     bases: { x86_64: baseFacts('x86_64'), aarch64: baseFacts('aarch64') },
     version,
     revision,
-    timestamp: 1761955200,
     ...imageIgnition(repoRoot),
+    pins: testPins([...config.services, ...config.agents].map((s) => s.image)),
   });
 }
 
@@ -59,6 +59,8 @@ function plan(version = '41.20261122.3.0', revision = '0'.repeat(40)) {
 function rendered(a: ReturnType<typeof plan>['arches'][number]): Map<string, string> {
   const files = new Map<string, string>([['Containerfile', a.containerfile]]);
   for (const f of a.context) if (f.type === 'file' && f.content !== undefined) files.set(f.path, f.content);
+  const links = a.context.filter((f) => f.type === 'symlink').map((f) => `${f.path} -> ${f.target}\n`);
+  files.set('symlinks', links.sort().join(''));
   return files;
 }
 

@@ -26,7 +26,7 @@ import {
 } from '../../pipeline/config/index.ts';
 import { catalogFromProject, parseProfile, parseSshKeyFile } from '../../pipeline/config/profile.ts';
 import profileSchema from '../../pipeline/config/schema/profile.schema.json' with { type: 'json' };
-import { type BaseFacts, planBuild } from '../../pipeline/plan/build-plan.ts';
+import { planBuild } from '../../pipeline/plan/build-plan.ts';
 import {
   type IgnitionConfig,
   renderBaseConfig,
@@ -49,6 +49,7 @@ import { staticGraphPath } from '../../pipeline/publish/graph.ts';
 import { repoRoot } from '../world/fcos-base.ts';
 import { needTool, shResult } from '../world/tools.ts';
 import { graphUrl } from '../world/zincati.ts';
+import { plainBase as base } from './plan-project.ts';
 
 const scratch = mkdtempSync(join(tmpdir(), 'rock-zincati-test-'));
 const SITE = 'https://rocknsm.github.io/rocknsm-coreos';
@@ -67,19 +68,6 @@ function config(publish: string): ResolvedConfig {
   writeFileSync(file, edited);
   return resolveStream(loadProject(projectPaths(dir)), 'stable', dir);
 }
-
-const base: BaseFacts = {
-  ref: 'docker://quay.io/fedora/fedora-coreos:stable',
-  name: 'quay.io/fedora/fedora-coreos',
-  digest: `sha256:${'a'.repeat(64)}`,
-  created: '2026-11-01T00:00:00Z',
-  labels: {},
-  osRelease: 'NAME="Fedora Linux"\nID=fedora\nVERSION_ID=41\n',
-  etcOsReleaseIsFile: false,
-  kernels: [],
-  has: { dracut: false, bootc: true, dnf: false, rpmOstree: true },
-  varEntries: [],
-};
 
 function plan(cfg: ResolvedConfig) {
   return planBuild({

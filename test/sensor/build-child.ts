@@ -4,7 +4,7 @@
 // (ROCK_TEST_SENSOR_WORK, inherited). Usage: build-child.ts ARCH SPEC...
 import { writeFileSync } from 'node:fs';
 import { type SensorArch, TEST_REGISTRY_PORT } from '../world/sensor-base.ts';
-import { bootResultFile, build, cli } from './world.ts';
+import { bootResultFile, build, cli, serviceDigest } from './world.ts';
 
 /** The parent starts the service registry the guests pull from; wait for it (a minute at most). */
 async function registryUp(): Promise<void> {
@@ -19,9 +19,26 @@ async function registryUp(): Promise<void> {
   throw new Error(`the service registry on port ${TEST_REGISTRY_PORT} is not up`);
 }
 
+/**
+ * The project pins the service images to the digest the parent's push reports (world.ts
+ * serviceRegistry()); it may still be pushing: wait for it (half an hour at most).
+ */
+async function servicesPushed(): Promise<void> {
+  for (let i = 0; i < 1800; i++) {
+    try {
+      serviceDigest();
+      return;
+    } catch {
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+  }
+  serviceDigest();
+}
+
 const [arch, ...specs] = process.argv.slice(2);
 if (!arch || specs.length === 0)
   throw new Error('usage: build-child.ts ARCH VERSION:RELEASE:ARTIFACTS:CASE...');
+await servicesPushed();
 for (const [i, spec] of specs.entries()) {
   const [version, release, artifacts, bootCase] = spec.split(':');
   const b = build(arch as SensorArch, version!, release!, artifacts === 'artifacts');

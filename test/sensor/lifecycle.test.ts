@@ -23,6 +23,7 @@ import { SENTINEL_FS_UUID } from '../../pipeline/artifacts/layout.ts';
 import { consoleReport, consoleTail } from '../../pipeline/boot/run.ts';
 import { loadProject, projectPaths, resolveStream } from '../../pipeline/config/index.ts';
 import { catalogFromProject, loadProfile } from '../../pipeline/config/profile.ts';
+import { repositoryOf } from '../../pipeline/plan/image-pins.ts';
 import {
   CINCINNATI_DROPIN,
   renderCincinnatiDropin,
@@ -43,7 +44,17 @@ import {
   sshKeyConfig,
 } from '../world/sensor-vm.ts';
 import { needTool, sh } from '../world/tools.ts';
-import { type Build, bootResult, OSNAME, sensorWork, serviceRegistry, V1, V2, x86Builds } from './world.ts';
+import {
+  type Build,
+  bootResult,
+  OSNAME,
+  sensorWork,
+  serviceDigest,
+  serviceRegistry,
+  V1,
+  V2,
+  x86Builds,
+} from './world.ts';
 
 const arch = 'x86_64';
 const lifeDir = join(sensorWork, 'lifecycle');
@@ -312,9 +323,12 @@ test('first boot: the base config in the initramfs lays out the default profile;
   // Every data partition of the profile is one that some service waits for.
   for (const p of profileParts().filter((p) => p.id !== 'var'))
     assert.ok(ordered.has(unitOf(p.path)), `a service requires ${p.path}: ${[...ordered].join(' ')}`);
-  // The services are the quadlets of the image, running the stream's images.
-  for (const s of SERVICES)
-    assert.match(containers, new RegExp(`^rocknsm-${s} ${serviceImage(s).replace(/[./]/g, '\\$&')}$`, 'm'));
+  // The services are the quadlets of the image, running the stream's images by the digest the
+  // project pinned (the quadlet's Image=, which podman records as the container's image name).
+  for (const s of SERVICES) {
+    const pinned = `${repositoryOf(serviceImage(s))}@${serviceDigest()}`;
+    assert.match(containers, new RegExp(`^rocknsm-${s} ${pinned.replace(/[./]/g, '\\$&')}$`, 'm'));
+  }
   assert.match(
     zeekLog,
     new RegExp(`rocknsm-test-service .* started: zeek -i ${MONITOR_INTERFACE} local rocknsm`),

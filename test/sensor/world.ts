@@ -17,7 +17,7 @@ import { mountsUnder } from '../../pipeline/exec/losetup.ts';
 import { repoRoot } from '../world/fcos-base.ts';
 import { startRegistry, type TestRegistry } from '../world/registry.ts';
 import { type SensorArch, type SensorBase, sensorBase, TEST_REGISTRY_PORT } from '../world/sensor-base.ts';
-import { pushServiceImages, sensorProject } from '../world/sensor-project.ts';
+import { pushServiceImages, sensorProject, serviceDigestFile } from '../world/sensor-project.ts';
 import { needTool, shResult } from '../world/tools.ts';
 
 /** This run's work directory; background builds (child processes) share their parent's. */
@@ -30,6 +30,16 @@ export const OSNAME = 'rocknsm-coreos';
 export const cli = (args: string[], env: NodeJS.ProcessEnv = {}) =>
   shResult(process.execPath, [join(repoRoot, 'bin/rock-image.js'), ...args], { env: { CI: 'true', ...env } });
 
+/** Where the service images are built; serviceDigestFile() of it holds the pushed index digest. */
+const serviceImagesWork = () => join(sensorWork, 'service-images');
+/** The digest every test service and agent image is pinned to (after serviceRegistry()). */
+export function serviceDigest(): string {
+  const file = serviceDigestFile(serviceImagesWork());
+  if (!existsSync(file))
+    throw new Error(`${file}: the service images are not pushed yet (serviceRegistry())`);
+  return readFileSync(file, 'utf8').trim();
+}
+
 let registry: Promise<TestRegistry> | undefined;
 
 /** The registry the guests pull service images from (10.0.2.2:TEST_REGISTRY_PORT), filled once. */
@@ -40,7 +50,7 @@ export function serviceRegistry(): Promise<TestRegistry> {
       port: TEST_REGISTRY_PORT,
       auth: false,
     });
-    pushServiceImages(r.host, join(sensorWork, 'service-images'));
+    pushServiceImages(r.host, serviceImagesWork());
     process.once('exit', () => void r.stop());
     return r;
   })();
@@ -74,7 +84,7 @@ export function build(arch: SensorArch, version: string, release: string, artifa
   const metaFile = join(dir, 'meta.json');
   const timesFile = join(out, 'seconds.json');
   if (!existsSync(metaFile)) {
-    const project = sensorProject(join(sensorWork, `project-${arch}-${release}`), release);
+    const project = sensorProject(join(sensorWork, `project-${arch}-${release}`), release, serviceDigest());
     mkdirSync(out, { recursive: true });
     const t = Date.now();
     const r = cli([

@@ -139,6 +139,34 @@ test('renderSummary: digests, sizes and what changed per arch', () => {
   );
 });
 
+test('renderSummary: the service images, their pins, and a pin that moved since the previous build', () => {
+  const D1 = `sha256:${'1'.repeat(64)}`;
+  const D2 = `sha256:${'2'.repeat(64)}`;
+  const images = (zeek: string) => ({
+    'service/zeek': { ref: 'docker.io/zeek/zeek:7.0.5', image: `docker.io/zeek/zeek@${zeek}`, digest: zeek },
+    'service/kafka': { ref: 'docker.io/apache/kafka:3.9.0', image: 'docker.io/apache/kafka:3.9.0' },
+  });
+  const withImages = (m: BuildMeta, zeek: string): BuildMeta => ({ ...m, 'rocknsm.images': images(zeek) });
+  const md = renderSummary({
+    stream: 'stable',
+    version: '41.20261123.3.0',
+    current: [withImages(meta('x86_64', '41.20261123.3.0', 'a', '1', 1048576), D2)],
+    previous: {
+      version: '41.20261122.3.0',
+      metas: [withImages(meta('x86_64', '41.20261122.3.0', 'a', '1', 1048576), D1)],
+    },
+  });
+  assert.match(md, '| service image | reference | pinned digest |\n| --- | --- | --- |\n');
+  assert.match(md, '| service/kafka | `docker.io/apache/kafka:3.9.0` | **by tag, not pinned** |\n');
+  assert.match(md, '| service/zeek | `docker.io/zeek/zeek:7.0.5` | `sha256:2222222222222222…` |\n');
+  assert.match(md, '- service/zeek: `sha256:1111111111111111…` → `sha256:2222222222222222…`\n');
+  assert.not.match(md, '- service/kafka:');
+  assert.not.match(
+    renderSummary({ stream: 's', version: 'v', current: [meta('x86_64', 'v', 'a', '1', 1)] }),
+    'service image',
+  );
+});
+
 // merge-builds against leg directories made of JSON files only (the refusals happen before any
 // archive is touched; the real data path is in legs.test.ts).
 const work = join(cacheDir, `merge-${process.pid}`);

@@ -1,7 +1,10 @@
 // The project the sensor tests build: this repository's manifests, overlays and Containerfile,
 // with what a test site changes and nothing else:
 // - the stable stream's service images point at small local images in the tests' registry (the
-//   stream's own `services` overrides), and so do the agents' (image.yaml);
+//   stream's own `services` overrides), and so do the agents' (image.yaml); the stream requires
+//   pins, and manifests/image-pins.json pins every one of them to the index digest the push
+//   reported, as `rock-image pin` would (the guests' registry address, 10.0.2.2, is not the
+//   host's), so the image's quadlets run them by digest and bound-images.d links them;
 // - the stream makes metal and qemu disks, zstd-compressed (quick to make here), with one karg of
 //   its own (see below: a length that Debian GRUB 2.14's blscfg reads right);
 // - one site overlay, 90sensor-site: the monitor interface set in /etc/rocknsm/rocknsm.env (Zeek
@@ -9,9 +12,10 @@
 //   update test, and a systemd drop-in that lets device waits last as long as TCG needs.
 // The service images: busybox with an entrypoint that prints its arguments and sleeps, one OCI
 // index per name with linux/amd64 and linux/arm64, pushed to the registry the guests reach.
-import { cpSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseDocument } from 'yaml';
+import { IMAGE_PINS_FILE } from '../../pipeline/plan/image-pins.ts';
 import { busybox, repoRoot } from './fcos-base.ts';
 import { GUEST_REGISTRY } from './sensor-base.ts';
 import { needTool, sh } from './tools.ts';
@@ -31,8 +35,15 @@ export const MONITOR_INTERFACE = 'test0';
 /** The reference a guest pulls for a service or agent. */
 export const serviceImage = (name: string) => `${GUEST_REGISTRY}/rocknsm-test/${name}:1`;
 
-/** Writes the test project into `dir` (recreated) with the site overlay's release text. */
-export function sensorProject(dir: string, release: string): string {
+/** Where pushServiceImages records the digest of the index it pushed under every name. */
+export const serviceDigestFile = (work: string) => join(work, 'index-digest');
+
+/**
+ * Writes the test project into `dir` (recreated) with the site overlay's release text, every
+ * service and agent image pinned to `serviceDigest` (the pushed index's).
+ */
+export function sensorProject(dir: string, release: string, serviceDigest: string): string {
+  if (!/^sha256:[0-9a-f]{64}$/.test(serviceDigest)) throw new Error(`not a digest: '${serviceDigest}'`);
   rmSync(dir, { recursive: true, force: true });
   for (const d of ['manifests', 'overlays', 'containerfiles'])
     cpSync(join(repoRoot, d), join(dir, d), { recursive: true, verbatimSymlinks: true });
@@ -51,6 +62,7 @@ export function sensorProject(dir: string, release: string): string {
   const stream = parseDocument(readFileSync(streamFile, 'utf8'));
   for (const s of SERVICES) stream.setIn(['services', s, 'image'], serviceImage(s));
   stream.setIn(['artifacts'], ['ostree', 'metal', 'qemu']);
+  stream.setIn(['require-pins'], true);
   // The test world makes its disks with the native backend (Debian; publish would need
   // allow-native-disks: true). Its builds pass --compression zstd (test/sensor/world.ts).
   stream.setIn(['artifact-backend'], 'native');
@@ -64,6 +76,10 @@ export function sensorProject(dir: string, release: string): string {
   // were exactly 432 bytes; this makes them 452.
   stream.setIn(['kargs'], [{ kargs: ['rocknsm.testworld=1'] }]);
   writeFileSync(streamFile, stream.toString());
+  const pins = Object.fromEntries(
+    [...SERVICES, ...AGENTS].map((n) => [serviceImage(n), { digest: serviceDigest, resolved: '2026-11-30' }]),
+  );
+  writeFileSync(join(dir, IMAGE_PINS_FILE), `${JSON.stringify({ images: pins }, null, 2)}\n`);
 
   const site = join(dir, 'overlays/90sensor-site');
   mkdirSync(join(site, 'etc/rocknsm'), { recursive: true });
@@ -101,9 +117,10 @@ while :; do sleep 3600 & wait $!; done
 
 /**
  * Builds the service image for both arches and pushes it, as an OCI index, under every service
- * and agent name to the registry at `host` (127.0.0.1:PORT, plain HTTP).
+ * and agent name to the registry at `host` (127.0.0.1:PORT, plain HTTP). Returns the index's
+ * digest (one for every name) and writes it to serviceDigestFile(work) once all are pushed.
  */
-export function pushServiceImages(host: string, work: string): void {
+export function pushServiceImages(host: string, work: string): string {
   needTool('buildah');
   rmSync(work, { recursive: true, force: true });
   const g = ['--root', join(work, 'storage'), '--runroot', join(work, 'run'), '--storage-driver', 'vfs'];
@@ -139,7 +156,9 @@ export function pushServiceImages(host: string, work: string): void {
     images.push(tag);
   }
   sh('buildah', [...g, 'manifest', 'create', 'localhost/rocknsm-test-service:index', ...images]);
-  for (const name of [...SERVICES, ...AGENTS])
+  const digests = new Set<string>();
+  for (const name of [...SERVICES, ...AGENTS]) {
+    const file = join(work, `digest-${name}`);
     sh('buildah', [
       ...g,
       'manifest',
@@ -148,7 +167,16 @@ export function pushServiceImages(host: string, work: string): void {
       '--format',
       'oci',
       '--tls-verify=false',
+      '--digestfile',
+      file,
       'localhost/rocknsm-test-service:index',
       `docker://${host}/rocknsm-test/${name}:1`,
     ]);
+    digests.add(readFileSync(file, 'utf8').trim());
+  }
+  if (digests.size !== 1) throw new Error(`one index pushed with several digests: ${[...digests].join(' ')}`);
+  const [digest] = [...digests];
+  writeFileSync(`${serviceDigestFile(work)}.tmp`, `${digest}\n`);
+  renameSync(`${serviceDigestFile(work)}.tmp`, serviceDigestFile(work));
+  return digest!;
 }
