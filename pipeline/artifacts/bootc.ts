@@ -10,6 +10,7 @@ import { PipelineError } from '../errors.ts';
 import { attachRange, mount } from '../exec/losetup.ts';
 import { qcow2Args } from '../exec/qemu-img.ts';
 import { printTable } from '../exec/sgdisk.ts';
+import { archiveCopyArgs } from '../exec/skopeo.ts';
 import { requireTool } from '../exec/tools.ts';
 import { ociArch } from '../plan/build-plan.ts';
 import type { ArchJob, ArtifactBackend, BackendContext, Produced } from './backend.ts';
@@ -186,7 +187,7 @@ function steps(job: ArchJob): Step[] {
   const out: Step[] = [
     {
       cmd: 'skopeo',
-      args: ['copy', '--quiet', `oci-archive:${job.archive}`, `containers-storage:${localImage(job)}`],
+      args: archiveCopyArgs(job.archive, `containers-storage:${localImage(job)}`),
     },
   ];
   for (const platformId of ['metal', 'qemu'] as const) {

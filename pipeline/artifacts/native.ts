@@ -90,6 +90,7 @@ import { Ostree } from '../exec/ostree.ts';
 import { qcow2Args, toQcow2 } from '../exec/qemu-img.ts';
 import { kernelVersions } from '../exec/rootfs.ts';
 import { partition, sgdiskArgs } from '../exec/sgdisk.ts';
+import { archiveCopyArgs } from '../exec/skopeo.ts';
 import { openToolRoot, type ToolRoot } from '../exec/toolroot.ts';
 import { canRunArch, hostArch } from '../exec/tools.ts';
 import { unpackArchive } from '../exec/umoci.ts';
@@ -341,7 +342,7 @@ export const native: ArtifactBackend = {
     const sysroot = '/run/rock-image/sysroot';
     const repo = `${sysroot}/ostree/repo`;
     const cmds: string[][] = [
-      ['skopeo', 'copy', '--quiet', `oci-archive:${job.archive}`, `oci:${w}/oci:rock`],
+      ['skopeo', ...archiveCopyArgs(job.archive, `oci:${w}/oci:rock`)],
       ['umoci', 'raw', 'unpack', '--image', `${w}/oci:rock`, `${w}/rootfs`],
       [
         'mount',

@@ -28,6 +28,7 @@ import { PipelineError, ToolMissingError } from '../errors.ts';
 import { canonicalJson, writeAtomic } from '../files.ts';
 import type { FlattenResult, VarValue } from '../plan/treefile.ts';
 import type { Runner } from './run.ts';
+import { archiveLabels } from './skopeo.ts';
 import { which } from './tools.ts';
 
 /** File name of a composed base archive; `rock-image build` looks for it when base.source is compose. */
@@ -488,12 +489,8 @@ export async function runCompose(
   let version: string | undefined;
   let commit: string | undefined;
   if (which('skopeo')) {
-    const r = await run('skopeo', ['inspect', `oci-archive:${plan.outputs.archive}`], {
-      allowFailure: true,
-      tag,
-    });
-    if (r.exitCode === 0) {
-      const labels = (JSON.parse(r.stdout) as { Labels?: Record<string, string> }).Labels ?? {};
+    const labels = await archiveLabels(run, plan.outputs.archive, tag);
+    if (labels) {
       version = labels['org.opencontainers.image.version'] ?? labels.version;
       commit = labels['ostree.commit'];
     }

@@ -18,6 +18,7 @@ import { isAbsolute, join } from 'node:path';
 import { PipelineError, UsageError } from '../errors.ts';
 import { cosignSign } from '../exec/cosign.ts';
 import { fingerprint, quietRunner, readSigned } from '../exec/gpg.ts';
+import type { Runner } from '../exec/run.ts';
 import {
   copyExact,
   copyWithPolicy,
@@ -25,8 +26,7 @@ import {
   type Remote,
   sha256Digest,
   standaloneSign,
-} from '../exec/registry.ts';
-import type { Runner } from '../exec/run.ts';
+} from '../exec/skopeo.ts';
 import { writeAtomic } from '../files.ts';
 
 export type Arch = 'x86_64' | 'aarch64';
