@@ -24,7 +24,7 @@ export interface ImageEntry {
 }
 
 /** meta.json as records/schema/meta.schema.json describes it. */
-export interface BuildMeta {
+export type BuildMeta = {
   name?: string;
   buildid: string;
   'ostree-version'?: string;
@@ -52,7 +52,7 @@ export interface BuildMeta {
   'rocknsm.artifacts'?: { backend?: string; compression?: string; platforms?: string[] };
   'rocknsm.artifact-backends'?: Record<string, string>;
   'rocknsm.boot-tests'?: Record<string, { result: string; [k: string]: unknown }>;
-}
+};
 
 /** builds.json as records/schema/builds.schema.json describes it. */
 export interface BuildsJson {
