@@ -29,6 +29,7 @@ export type BuildMeta = {
   buildid: string;
   'ostree-version'?: string;
   'ostree-timestamp'?: string;
+  'ostree-commit'?: string;
   'coreos-assembler.basearch': string;
   'coreos-assembler.build-timestamp'?: string;
   images: Record<string, ImageEntry>;
@@ -58,7 +59,8 @@ export type BuildMeta = {
 export interface BuildsJson {
   'schema-version': string;
   builds: { id: string; arches: string[] }[];
-  timestamp: string;
+  /** When the list last changed; every writer here sets it. */
+  timestamp?: string;
 }
 
 export type RecordKind = 'meta' | 'builds';
