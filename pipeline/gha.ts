@@ -3,11 +3,10 @@
 // Everything here is pure except the two appenders ($GITHUB_OUTPUT, $GITHUB_STEP_SUMMARY) and
 // the meta.json reader, so the workflows' logic is tested without GitHub.
 import { randomBytes } from 'node:crypto';
-import { appendFileSync, existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { appendFileSync } from 'node:fs';
 import type { Arch } from './config/index.ts';
-import { describeSigning, type Signing } from './plan/trust.ts';
-import { compareVersions } from './plan/version.ts';
+import { describeSigning } from './plan/trust.ts';
+import type { BuildMeta, BuildsJson } from './records.ts';
 
 /** GitHub-hosted runner that builds each arch natively (no emulation). */
 export const runners: Record<Arch, string> = { x86_64: 'ubuntu-24.04', aarch64: 'ubuntu-24.04-arm' };
@@ -15,34 +14,6 @@ export const runners: Record<Arch, string> = { x86_64: 'ubuntu-24.04', aarch64: 
 /** `strategy.matrix` of the build legs: one native runner per arch. */
 export function legMatrix(arches: readonly Arch[]): { include: { arch: Arch; runner: string }[] } {
   return { include: arches.map((arch) => ({ arch, runner: runners[arch] })) };
-}
-
-/** The slice of a build's meta.json the workflows read. */
-export interface BuildMeta {
-  buildid: string;
-  'coreos-assembler.basearch': string;
-  images?: Record<string, { path: string; sha256: string; size: number; 'uncompressed-size'?: number }>;
-  'base-oscontainer'?: { image?: string; digest?: string };
-  'rocknsm.stream'?: string;
-  'rocknsm.input-hash'?: string;
-  'rocknsm.image-digest'?: string;
-  /** How the stream's published images are signed (plan/trust.ts signingOf). */
-  'rocknsm.signing'?: Signing;
-  /** Service and agent images (`service/<name>`, `agent/<name>`): reference, quadlet image, digest. */
-  'rocknsm.images'?: Record<string, { ref: string; image: string; digest?: string }>;
-}
-
-export interface BuildsJson {
-  'schema-version': string;
-  builds: { id: string; arches: string[] }[];
-  timestamp: string;
-}
-
-/** Reads `<buildsDir>/<id>/<arch>/meta.json`, or undefined when that arch has none. */
-export function readMeta(buildsDir: string, id: string, arch: string): BuildMeta | undefined {
-  const file = join(buildsDir, id, arch, 'meta.json');
-  if (!existsSync(file)) return undefined;
-  return JSON.parse(readFileSync(file, 'utf8')) as BuildMeta;
 }
 
 export interface ArchDecision {
@@ -68,21 +39,6 @@ export function decide(
     return { arch, current, previous, changed: previous !== current };
   });
   return { changed: arches.some((a) => a.changed), previous: last?.id, arches };
-}
-
-/** Adds one build (id + arches) to a builds.json, union of arches, newest first. */
-export function addBuild(
-  doc: BuildsJson,
-  id: string,
-  arches: readonly string[],
-  timestamp: string,
-): BuildsJson {
-  const old = doc.builds.find((b) => b.id === id);
-  const merged = [...new Set([...(old?.arches ?? []), ...arches])].sort();
-  const builds = [...doc.builds.filter((b) => b.id !== id), { id, arches: merged }].sort((x, y) =>
-    compareVersions(y.id, x.id),
-  );
-  return { 'schema-version': '1.0.0', builds, timestamp };
 }
 
 /** `key=value` lines for $GITHUB_OUTPUT; multi-line values use the heredoc form. */
@@ -139,13 +95,16 @@ export function renderUnchanged(
   ].join('\n');
 }
 
+/** What the summary reads of a meta.json: its identity, and whatever else it has. */
+export type SummaryMeta = Pick<BuildMeta, 'buildid' | 'coreos-assembler.basearch'> & Partial<BuildMeta>;
+
 export interface SummaryInput {
   stream: string;
   version: string;
   /** Meta of the new build per arch. */
-  current: BuildMeta[];
+  current: SummaryMeta[];
   /** The previous build, when one is known. */
-  previous?: { version: string; metas: BuildMeta[] };
+  previous?: { version: string; metas: SummaryMeta[] };
 }
 
 /**

@@ -2,7 +2,7 @@
 // bounded by cores and memory). A backend makes the files in DIR/work/artifacts/<arch>; they
 // are compressed (disk images), moved into DIR/builds/<version>/<arch>/ and recorded in that
 // arch's meta.json (written atomically) only when every file of the arch is in place.
-import { existsSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { freemem } from 'node:os';
 import { basename, join } from 'node:path';
 import PQueue from 'p-queue';
@@ -11,8 +11,9 @@ import { PipelineError, UsageError } from '../errors.ts';
 import { type Compression, compressFile } from '../exec/compress.ts';
 import { mountsUnder } from '../exec/losetup.ts';
 import type { Runner } from '../exec/run.ts';
-import { sha256File, writeAtomic } from '../files.ts';
+import { sha256File } from '../files.ts';
 import { renderKargs } from '../plan/render.ts';
+import { readMetaFile, updateMeta } from '../records.ts';
 import type { ArchJob, ArtifactBackend, BackendContext, Produced } from './backend.ts';
 import { bootc } from './bootc.ts';
 import { coreos } from './coreos.ts';
@@ -145,8 +146,8 @@ export function checkRequest(req: ArtifactRequest): void {
 
 function archJob(req: ArtifactRequest, arch: Arch): ArchJob {
   const dir = join(req.output, 'builds', req.version, arch);
-  const meta = JSON.parse(readFileSync(join(dir, 'meta.json'), 'utf8'));
-  const ostree = meta.images?.ostree?.path;
+  const meta = readMetaFile(join(dir, 'meta.json'));
+  const ostree = meta.images.ostree?.path;
   if (!ostree || !existsSync(join(dir, ostree)))
     throw new PipelineError(`${dir}/meta.json names no OCI archive (images.ostree) that exists`);
   return {
@@ -248,31 +249,32 @@ async function makeArchIn(ctx: BackendContext, req: ArtifactRequest, job: ArchJo
   // Every file is complete: move them in, then record them (a crash before this leaves the
   // build as it was; one after leaves files that meta.json does not list yet).
   for (const f of finals) renameSync(f.from, f.to);
-  const metaFile = join(outDir, 'meta.json');
-  const meta = JSON.parse(readFileSync(metaFile, 'utf8'));
-  // Entries of the platforms made now are replaced; a file of an earlier run under another
-  // name (the other compression) goes with its entry.
-  for (const kind of req.platforms.flatMap((p) => kindsOf[p])) {
-    const old = meta.images[metaKey[kind]];
-    if (old?.path && old.path !== images[metaKey[kind]]?.path)
-      rmSync(join(outDir, old.path), { force: true });
-    delete meta.images[metaKey[kind]];
-  }
-  Object.assign(meta.images, images);
-  meta['rocknsm.artifacts'] = {
-    backend: req.backend,
-    compression,
-    platforms: req.platforms,
-  };
-  // Which backend made each images entry, kept across runs of different platforms: publish
-  // refuses what the native backend made unless the stream allows it (publish/site.ts).
-  meta[ARTIFACT_BACKENDS] = recordBackends(
-    meta[ARTIFACT_BACKENDS],
-    Object.keys(images),
-    req.backend,
-    meta.images,
-  );
-  writeAtomic(metaFile, `${JSON.stringify(meta, null, 2)}\n`);
+  // Read, changed and written under the record's lock (records.ts updateMeta).
+  await updateMeta(join(outDir, 'meta.json'), (meta) => {
+    // Entries of the platforms made now are replaced; a file of an earlier run under another
+    // name (the other compression) goes with its entry.
+    for (const kind of req.platforms.flatMap((p) => kindsOf[p])) {
+      const old = meta.images[metaKey[kind]];
+      if (old?.path && old.path !== images[metaKey[kind]]?.path)
+        rmSync(join(outDir, old.path), { force: true });
+      delete meta.images[metaKey[kind]];
+    }
+    Object.assign(meta.images, images);
+    meta['rocknsm.artifacts'] = {
+      backend: req.backend,
+      compression,
+      platforms: req.platforms,
+    };
+    // Which backend made each images entry, kept across runs of different platforms: publish
+    // refuses what the native backend made unless the stream allows it (publish/site.ts).
+    meta[ARTIFACT_BACKENDS] = recordBackends(
+      meta[ARTIFACT_BACKENDS],
+      Object.keys(images),
+      req.backend,
+      meta.images,
+    );
+    return meta;
+  });
   rmSync(job.work, { recursive: true, force: true });
   return { arch, images, stages };
 }

@@ -1,7 +1,7 @@
 // Boot tests, execution: stages each arch's artifacts as the plan says, boots every case in QEMU
 // (bounded by cores: each TCG guest keeps one core busy), keeps the console logs next to the
 // build and records the results in meta.json atomically.
-import { mkdirSync, readFileSync, renameSync, rmdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, renameSync, rmdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import PQueue from 'p-queue';
 import type { Context } from '../commands/types.ts';
@@ -12,6 +12,7 @@ import { concatInitrds } from '../exec/initramfs.ts';
 import { type BootOptions, bootVm, plainConsole, type VmResult } from '../exec/qemu.ts';
 import { createOverlay } from '../exec/qemu-img.ts';
 import { writeAtomic } from '../files.ts';
+import { updateMeta } from '../records.ts';
 import { type BootArch, type BootPlan, type BootResult, recordResults, type StageStep } from './plan.ts';
 
 export interface ArchBootPlan {
@@ -142,9 +143,8 @@ export async function runBootTests(
     const mine = Object.fromEntries(
       outcomes.filter((o) => o.arch === p.arch).map((o) => [o.id, o.result] as const),
     );
-    // Read just before writing, so what another command wrote meanwhile is kept.
-    const meta = JSON.parse(readFileSync(metaFile, 'utf8'));
-    writeAtomic(metaFile, `${JSON.stringify(recordResults(meta, mine), null, 2)}\n`);
+    // Read and written under the record's lock, so what another command wrote meanwhile is kept.
+    await updateMeta(metaFile, (meta) => recordResults(meta, mine));
     rmSync(p.workDir, { recursive: true, force: true });
     try {
       rmdirSync(dirname(p.workDir)); // the shared parent, once empty

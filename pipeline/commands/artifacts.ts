@@ -1,13 +1,14 @@
 // `rock-image artifacts`: disk and PXE artifacts of a finished build (metal raw, qemu qcow2,
 // PXE kernel/initramfs/rootfs with iPXE/PXELINUX/GRUB snippets, live ISO where the backend can),
 // every arch at once, compressed and recorded in each arch's meta.json.
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { type ArtifactRequest, artifactJobs, backendModules, makeArtifacts } from '../artifacts/index.ts';
 import { type Backend, backends, type Platform, platforms, platformsOfStream } from '../artifacts/layout.ts';
 import type { Arch } from '../config/index.ts';
 import { UsageError } from '../errors.ts';
 import type { Compression } from '../exec/compress.ts';
+import { metaPath, readBuilds, readMetaFile } from '../records.ts';
 import { loadConfig } from './build-glue.ts';
 import { type Command, type Context, intOption } from './types.ts';
 
@@ -49,7 +50,7 @@ export function artifactRequest(ctx: Context, values: Record<string, unknown>): 
     throw new UsageError(
       `${buildsFile} does not exist: run 'rock-image build --output ${values.build}' first`,
     );
-  const builds = JSON.parse(readFileSync(buildsFile, 'utf8')) as { builds: { id: string; arches: Arch[] }[] };
+  const builds = readBuilds(join(output, 'builds'));
   const version = typeof values.version === 'string' ? values.version : builds.builds[0]?.id;
   const build = builds.builds.find((b) => b.id === version);
   if (!version || !build) throw new UsageError(`no build ${version ?? '(none)'} in ${buildsFile}`);
@@ -62,12 +63,10 @@ export function artifactRequest(ctx: Context, values: Record<string, unknown>): 
       : undefined;
   const arches = (list(values.arch) ?? build.arches) as Arch[];
   for (const a of arches)
-    if (!build.arches.includes(a))
+    if (!build.arches.includes(a as string))
       throw new UsageError(`build ${version} has no ${a} (it has ${build.arches.join(', ')})`);
-  const firstMeta = JSON.parse(
-    readFileSync(join(output, 'builds', version, arches[0]!, 'meta.json'), 'utf8'),
-  );
-  const config = loadConfig(ctx, firstMeta['rocknsm.stream']);
+  const firstMeta = readMetaFile(metaPath(join(output, 'builds'), version, arches[0]!));
+  const config = loadConfig(ctx, firstMeta['rocknsm.stream'] as string);
   const wanted = list(values.platform) ?? platformsOfStream(config.stream.artifacts);
   for (const p of wanted)
     if (!platforms.includes(p as Platform))

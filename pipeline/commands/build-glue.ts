@@ -15,6 +15,7 @@ import { type BaseFacts, type BuildPlan, ociArch, planBuild } from '../plan/buil
 import { type ImageLock, parseImageLock } from '../plan/image-lock.ts';
 import { IMAGE_PINS_FILE } from '../plan/image-pins.ts';
 import { nextVersion, parseVersion, utcDate } from '../plan/version.ts';
+import { type BuildsJson, readBuilds } from '../records.ts';
 import { composeOutputDir } from './compose-paths.ts';
 import { imageIgnition } from './ignition-glue.ts';
 import type { Context } from './types.ts';
@@ -184,17 +185,8 @@ export async function baseFacts(
   return { ...probe, ref, name, indexDigest: resolved.indexDigest };
 }
 
-export interface BuildsJson {
-  'schema-version': string;
-  builds: { id: string; arches: string[] }[];
-  timestamp: string;
-}
-
-export function readBuildsJson(output: string): BuildsJson {
-  const file = join(output, 'builds', 'builds.json');
-  if (!existsSync(file)) return { 'schema-version': '1.0.0', builds: [], timestamp: '' };
-  return JSON.parse(readFileSync(file, 'utf8'));
-}
+/** DIR/builds/builds.json of a build directory DIR (checked; empty when there is none). */
+export const readBuildsJson = (output: string): BuildsJson => readBuilds(join(output, 'builds'));
 
 /** Reads the world and plans a build of every requested arch. */
 export async function prepare(

@@ -4,9 +4,7 @@ import { createHash } from 'node:crypto';
 import {
   chmodSync,
   copyFileSync,
-  existsSync,
   mkdirSync,
-  readFileSync,
   renameSync,
   rmSync,
   statSync,
@@ -25,11 +23,10 @@ import { canRunArch, hostArch, requireTool } from '../exec/tools.ts';
 import { sha256File, writeAtomic } from '../files.ts';
 import { lintImage, lintInitramfs } from '../lint/image.ts';
 import type { ArchPlan, BuildPlan } from '../plan/build-plan.ts';
-import { compareVersions } from '../plan/version.ts';
+import { addBuild, type BuildMeta, type BuildsJson, readMeta, updateBuilds, writeMeta } from '../records.ts';
 import { artifactRequest } from './artifacts.ts';
 import {
   type BuildOptions,
-  type BuildsJson,
   buildOptionHelp,
   buildOptionSpec,
   parseBuildOptions,
@@ -147,10 +144,8 @@ const platformImage: Record<Platform, string> = {
 /** Whether every arch's meta.json already lists the artifacts of these platforms. */
 function artifactsPresent(output: string, version: string, arches: string[], platforms: Platform[]): boolean {
   return arches.every((arch) => {
-    const meta = join(output, 'builds', version, arch, 'meta.json');
-    if (!existsSync(meta)) return false;
-    const images = JSON.parse(readFileSync(meta, 'utf8')).images ?? {};
-    return platforms.every((p) => platformImage[p] in images);
+    const meta = readMeta(join(output, 'builds'), version, arch);
+    return meta !== undefined && platforms.every((p) => platformImage[p] in meta.images);
   });
 }
 
@@ -160,8 +155,8 @@ function previousHashes(output: string, builds: BuildsJson): Map<string, string>
   const last = builds.builds[0];
   if (!last) return out;
   for (const arch of last.arches) {
-    const meta = join(output, 'builds', last.id, arch, 'meta.json');
-    if (existsSync(meta)) out.set(arch, JSON.parse(readFileSync(meta, 'utf8'))['rocknsm.input-hash']);
+    const hash = readMeta(join(output, 'builds'), last.id, arch)?.['rocknsm.input-hash'];
+    if (hash !== undefined) out.set(arch, hash);
   }
   return out;
 }
@@ -255,7 +250,7 @@ async function buildArch(ctx: Context, buildah: Buildah, plan: BuildPlan, a: Arc
       'skip-compression': true,
     };
   }
-  const meta = {
+  const meta: BuildMeta = {
     name: plan.name,
     buildid: plan.version,
     'ostree-version': plan.version,
@@ -283,22 +278,14 @@ async function buildArch(ctx: Context, buildah: Buildah, plan: BuildPlan, a: Arc
     'rocknsm.images': plan.images,
   };
   writeFileSync(join(outDir, 'Containerfile'), a.containerfile);
-  writeAtomic(join(outDir, 'meta.json'), `${JSON.stringify(meta, null, 2)}\n`);
+  writeMeta(join(outDir, 'meta.json'), meta);
   return { arch: a.arch, digest, size, archive: join(outDir, file) };
 }
 
-/** Adds (or refreshes) a build in builds.json, newest first, atomically. */
+/** Adds a build to builds.json (records.ts addBuild: arches already listed are kept), under its lock. */
 function recordBuild(output: string, version: string, arches: string[], now: number): void {
-  const file = join(output, 'builds', 'builds.json');
-  const current: BuildsJson = existsSync(file)
-    ? JSON.parse(readFileSync(file, 'utf8'))
-    : { 'schema-version': '1.0.0', builds: [], timestamp: '' };
-  const others = current.builds.filter((b) => b.id !== version);
-  const builds = [...others, { id: version, arches: [...arches].sort() }].sort((x, y) =>
-    compareVersions(y.id, x.id),
-  );
   const timestamp = new Date(now).toISOString().replace(/\.\d{3}Z$/, 'Z');
-  writeAtomic(file, `${JSON.stringify({ 'schema-version': '1.0.0', builds, timestamp }, null, 2)}\n`);
+  updateBuilds(join(output, 'builds'), (doc) => addBuild(doc, version, arches, timestamp));
 }
 
 /** Step outputs for GitHub Actions ($GITHUB_OUTPUT), when running there. */

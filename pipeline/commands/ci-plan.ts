@@ -6,7 +6,8 @@ import { backendModules } from '../artifacts/index.ts';
 import { platformsOfStream } from '../artifacts/layout.ts';
 import type { ResolvedConfig } from '../config/index.ts';
 import { ConfigError } from '../errors.ts';
-import { decide, legMatrix, readMeta, renderUnchanged, writeOutputs, writeSummary } from '../gha.ts';
+import { decide, legMatrix, renderUnchanged, writeOutputs, writeSummary } from '../gha.ts';
+import { readMeta } from '../records.ts';
 import { buildOptionHelp, buildOptionSpec, loadConfig, parseBuildOptions, prepare } from './build-glue.ts';
 import type { Command } from './types.ts';
 

@@ -5,8 +5,8 @@ import { cpSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync } from 
 import { join, resolve } from 'node:path';
 import type { Arch } from '../config/index.ts';
 import { PipelineError, UsageError } from '../errors.ts';
-import { writeAtomic } from '../files.ts';
-import { addBuild, type BuildMeta, type BuildsJson, writeOutputs } from '../gha.ts';
+import { writeOutputs } from '../gha.ts';
+import { addBuild, buildsPath, metaPath, readBuilds, readMetaFile, updateBuilds } from '../records.ts';
 import type { Command } from './types.ts';
 
 interface Leg {
@@ -19,22 +19,15 @@ interface Leg {
 /** Reads one leg: DIR/builds/builds.json (or DIR/builds.json) and its newest build. */
 function readLeg(dir: string): Leg {
   const buildsDir = existsSync(join(dir, 'builds', 'builds.json')) ? join(dir, 'builds') : dir;
-  const file = join(buildsDir, 'builds.json');
+  const file = buildsPath(buildsDir);
   if (!existsSync(file)) throw new UsageError(`${dir}: no builds/builds.json (not a build directory)`);
-  let doc: BuildsJson;
-  try {
-    doc = JSON.parse(readFileSync(file, 'utf8'));
-  } catch (err) {
-    throw new PipelineError(`${file}: not JSON: ${(err as Error).message}`, 65);
-  }
-  const newest = doc.builds?.[0];
-  if (!newest || typeof newest.id !== 'string' || !Array.isArray(newest.arches))
-    throw new PipelineError(`${file}: builds[0] must be {id, arches[]}`, 65);
+  const newest = readBuilds(buildsDir).builds[0];
+  if (!newest) throw new PipelineError(`${file}: builds[0] must be {id, arches[]}`, 65);
   for (const arch of newest.arches) {
-    const meta = join(buildsDir, newest.id, arch, 'meta.json');
+    const meta = metaPath(buildsDir, newest.id, arch);
     if (!existsSync(meta))
       throw new PipelineError(`${file}: lists ${newest.id} ${arch}, but ${meta} is missing`, 65);
-    const m = JSON.parse(readFileSync(meta, 'utf8')) as BuildMeta;
+    const m = readMetaFile(meta);
     if (m.buildid !== newest.id || m['coreos-assembler.basearch'] !== arch)
       throw new PipelineError(
         `${meta}: is ${m.buildid} ${m['coreos-assembler.basearch']}, builds.json says ${newest.id} ${arch}`,
@@ -125,10 +118,7 @@ Options:
         renameSync(tmp, dest);
       });
     }
-    const file = join(buildsDir, 'builds.json');
-    const current: BuildsJson = existsSync(file)
-      ? JSON.parse(readFileSync(file, 'utf8'))
-      : { 'schema-version': '1.0.0', builds: [], timestamp: '' };
+    const current = readBuilds(buildsDir);
     const arches = [...seen.keys()].sort() as Arch[];
     const listed = current.builds.find((b) => b.id === version)?.arches ?? [];
     if (todo.length === 0 && arches.every((a) => listed.includes(a))) {
@@ -136,13 +126,8 @@ Options:
       writeOutputs(ctx.env, { version, arches: arches.join(','), 'build-dir': join(buildsDir, version) });
       return 0;
     }
-    const merged = addBuild(
-      current,
-      version,
-      arches,
-      new Date(ctx.now()).toISOString().replace(/\.\d{3}Z$/, 'Z'),
-    );
-    writeAtomic(file, `${JSON.stringify(merged, null, 2)}\n`);
+    const timestamp = new Date(ctx.now()).toISOString().replace(/\.\d{3}Z$/, 'Z');
+    const merged = updateBuilds(buildsDir, (doc) => addBuild(doc, version, arches, timestamp));
     ctx.log.info(
       `merged ${version}: ${merged.builds[0]?.id === version ? '' : '(not newest) '}${arches.join(', ')} -> ${buildsDir}`,
     );

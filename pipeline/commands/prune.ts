@@ -4,9 +4,9 @@
 import { existsSync, readdirSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { UsageError } from '../errors.ts';
-import { writeAtomic } from '../files.ts';
 import { planPrune } from '../plan/prune.ts';
 import { parseVersion } from '../plan/version.ts';
+import { updateBuilds } from '../records.ts';
 import { readBuildsJson } from './build-glue.ts';
 import { type Command, intOption } from './types.ts';
 
@@ -53,12 +53,12 @@ Options:
       return 0;
     }
     if (plan.remove.length) {
-      const kept = builds.builds.filter((b) => plan.keep.includes(b.id));
       const timestamp = new Date(ctx.now()).toISOString().replace(/\.\d{3}Z$/, 'Z');
-      writeAtomic(
-        join(dir, 'builds.json'),
-        `${JSON.stringify({ 'schema-version': builds['schema-version'], builds: kept, timestamp }, null, 2)}\n`,
-      );
+      updateBuilds(dir, (doc) => ({
+        ...doc,
+        builds: doc.builds.filter((b) => !plan.remove.includes(b.id)),
+        timestamp,
+      }));
     }
     for (const v of doomed) rmSync(join(dir, v), { recursive: true, force: true });
     ctx.log.info(`kept ${plan.keep.join(', ') || 'nothing'}; removed ${doomed.join(', ')}`);

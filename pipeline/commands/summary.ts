@@ -3,7 +3,8 @@
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { PipelineError, UsageError } from '../errors.ts';
-import { type BuildMeta, readMeta, renderSummary, writeSummary } from '../gha.ts';
+import { renderSummary, writeSummary } from '../gha.ts';
+import { type BuildMeta, readMeta } from '../records.ts';
 import { readBuildsJson } from './build-glue.ts';
 import type { Command } from './types.ts';
 

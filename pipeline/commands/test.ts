@@ -6,6 +6,7 @@ import { join, resolve } from 'node:path';
 import { BootPlanError, bootCases, planBoot } from '../boot/plan.ts';
 import { type ArchBootPlan, runBootTests } from '../boot/run.ts';
 import { UsageError } from '../errors.ts';
+import { readMetaFile } from '../records.ts';
 import { readBuildsJson } from './build-glue.ts';
 import { type Command, intOption } from './types.ts';
 
@@ -81,7 +82,7 @@ Options:
       const buildDir = join(output, 'builds', version, arch);
       const metaFile = join(buildDir, 'meta.json');
       if (!existsSync(metaFile)) throw new UsageError(`${metaFile} does not exist`);
-      const meta = JSON.parse(readFileSync(metaFile, 'utf8'));
+      const meta = readMetaFile(metaFile);
       try {
         const plan = planBoot(
           {

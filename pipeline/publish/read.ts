@@ -6,7 +6,8 @@ import { join } from 'node:path';
 import type { Arch } from '../config/index.ts';
 import { PipelineError } from '../errors.ts';
 import { sha256File } from '../files.ts';
-import type { ArchBuild, Existing, PublishMeta, ReleasesDoc, UpdatesDoc } from './site.ts';
+import { readMetaFile } from '../records.ts';
+import type { ArchBuild, Existing, ReleasesDoc, UpdatesDoc } from './site.ts';
 import { type DocKind, problems } from './validate.ts';
 
 const arches: Arch[] = ['x86_64', 'aarch64'];
@@ -28,9 +29,7 @@ export function readBuilds(buildRoot: string, version: string): ArchBuild[] {
   for (const arch of arches) {
     const file = join(dir, arch, 'meta.json');
     if (!existsSync(file)) continue;
-    const meta = readJson(file) as PublishMeta;
-    if (!meta || typeof meta !== 'object' || typeof meta.images !== 'object' || meta.images === null)
-      throw new PipelineError(`${file}: no images object`, 65);
+    const meta = readMetaFile(file);
     out.push({ arch, meta, dir: join(dir, arch) });
   }
   return out;

@@ -16,34 +16,17 @@ import {
 } from '../errors.ts';
 import { canonicalJson } from '../files.ts';
 import { compareVersions } from '../plan/version.ts';
+import type { BuildMeta, ImageEntry } from '../records.ts';
 import { staticGraph, staticGraphPath } from './graph.ts';
 import { type DocKind, problems } from './validate.ts';
 
 export const PLAN_SCHEMA = 'rock-image/publish-plan/1';
 
-/** One meta.json `images.<key>` entry (formats.md §4). */
-export interface MetaImage {
-  path: string;
-  sha256: string;
-  size: number;
-  'uncompressed-sha256'?: string;
-  'uncompressed-size'?: number;
-}
+/** One meta.json `images.<key>` entry (formats.md §4; records/schema/meta.schema.json). */
+export type MetaImage = ImageEntry;
 
-/** The parts of `builds/<version>/<arch>/meta.json` publishing reads. */
-export interface PublishMeta {
-  buildid: string;
-  name?: string;
-  'coreos-assembler.basearch': string;
-  'ostree-commit'?: string;
-  images: Record<string, MetaImage>;
-  'rocknsm.image-digest'?: string;
-  'rocknsm.boot-tests'?: Record<string, { result: 'pass' | 'fail'; seconds?: number }>;
-  /** images key -> the artifact backend that made it (artifacts/index.ts). */
-  'rocknsm.artifact-backends'?: Record<string, string>;
-  /** The last `rock-image artifacts` run; its backend stands for builds made before the above. */
-  'rocknsm.artifacts'?: { backend?: string };
-}
+/** `builds/<version>/<arch>/meta.json` as publishing reads it (records.ts). */
+export type PublishMeta = BuildMeta;
 
 export interface ArchBuild {
   arch: Arch;

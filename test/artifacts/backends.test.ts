@@ -2,6 +2,7 @@
 // cannot run here, so `podman` is a stand-in on PATH that records its exact argv and writes what
 // the real container would (a raw disk, custom-coreos-disk-images' files). Everything around it
 // is real: skopeo into a private containers-storage, truncate, qemu-img, zstd, meta.json.
+import { createHash } from 'node:crypto';
 import {
   chmodSync,
   copyFileSync,
@@ -140,14 +141,27 @@ test.before(() => {
         name: 'rocknsm-coreos',
         buildid: VERSION,
         'ostree-timestamp': '2026-11-23T00:00:00Z',
-        images: { ostree: { path: `rocknsm-coreos-${VERSION}-ostree.${arch}.ociarchive` } },
+        'coreos-assembler.basearch': arch,
+        images: {
+          ostree: {
+            path: `rocknsm-coreos-${VERSION}-ostree.${arch}.ociarchive`,
+            sha256: createHash('sha256')
+              .update(readFileSync(archive(arch)))
+              .digest('hex'),
+            size: statSync(archive(arch)).size,
+          },
+        },
         'rocknsm.stream': 'stable',
       })}\n`,
     );
   }
   writeFileSync(
     join(out, 'builds', 'builds.json'),
-    JSON.stringify({ 'schema-version': '1.0.0', builds: [{ id: VERSION, arches: ['aarch64', 'x86_64'] }] }),
+    JSON.stringify({
+      'schema-version': '1.0.0',
+      builds: [{ id: VERSION, arches: ['aarch64', 'x86_64'] }],
+      timestamp: '2026-11-23T00:00:00Z',
+    }),
   );
 });
 test.after(() => rmSync(work, { recursive: true, force: true }));

@@ -585,11 +585,20 @@ test('artifacts: a failure after the disk is mounted releases mounts and loops, 
   sh('buildah', [...g, 'add', ctr, `${rootfs}/`, '/']);
   sh('buildah', [...g, 'commit', '-q', ctr, 'bad:1']);
   sh('buildah', [...g, 'push', '-q', 'bad:1', `oci-archive:${join(dirOut, 'bad.ociarchive')}`]);
-  const metaText = `${JSON.stringify({ name: NAME, images: { ostree: { path: 'bad.ociarchive' } }, 'rocknsm.stream': 'stable' })}\n`;
+  const ostree = {
+    path: 'bad.ociarchive',
+    sha256: sha256(join(dirOut, 'bad.ociarchive')),
+    size: statSync(join(dirOut, 'bad.ociarchive')).size,
+  };
+  const metaText = `${JSON.stringify({ name: NAME, buildid: VERSION, 'coreos-assembler.basearch': 'x86_64', images: { ostree }, 'rocknsm.stream': 'stable' })}\n`;
   writeFileSync(join(dirOut, 'meta.json'), metaText);
   writeFileSync(
     join(bad, 'out', 'builds', 'builds.json'),
-    JSON.stringify({ 'schema-version': '1.0.0', builds: [{ id: VERSION, arches: ['x86_64'] }] }),
+    JSON.stringify({
+      'schema-version': '1.0.0',
+      builds: [{ id: VERSION, arches: ['x86_64'] }],
+      timestamp: '',
+    }),
   );
   const r = cli([
     'artifacts',

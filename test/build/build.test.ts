@@ -5,6 +5,7 @@ import { existsSync, mkdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { recordProblems } from '../../pipeline/records.ts';
 import { cacheDir, fcosBase, KVER, repoRoot } from '../world/fcos-base.ts';
 import { cpioFile, needTool, sh, shResult } from '../world/tools.ts';
 
@@ -62,8 +63,11 @@ test('build: both arches from FCOS-shaped bases with dracut and bootc', () => {
   assert.is(builds['schema-version'], '1.0.0');
   assert.equal(builds.builds, [{ id: VERSION, arches: ['aarch64', 'x86_64'] }]);
   assert.match(builds.timestamp, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/);
+  // The real records match their schemas (pipeline/records/schema/).
+  assert.equal(recordProblems('builds', builds), []);
   for (const arch of ['x86_64', 'aarch64']) {
     const m = meta(arch);
+    assert.equal(recordProblems('meta', m), [], arch);
     assert.is(m.buildid, VERSION);
     assert.is(m.name, 'rocknsm-coreos');
     assert.is(m['coreos-assembler.basearch'], arch);

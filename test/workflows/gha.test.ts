@@ -6,8 +6,6 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { main } from '../../pipeline/cli.ts';
 import {
-  addBuild,
-  type BuildMeta,
   decide,
   formatOutputs,
   humanSize,
@@ -15,6 +13,7 @@ import {
   renderSummary,
   renderUnchanged,
 } from '../../pipeline/gha.ts';
+import { addBuild, type BuildMeta } from '../../pipeline/records.ts';
 import { cacheDir } from '../world/fcos-base.ts';
 
 const meta = (arch: string, id: string, hash: string, base: string, size: number): BuildMeta => ({
