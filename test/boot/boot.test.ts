@@ -287,7 +287,15 @@ test('a broken artifact fails: PXE rootfs without the root filesystem', () => {
     empty,
     join(dir('aarch64', o2), m.images['live-rootfs'].path),
   ]);
-  writeFileSync(join(dir('aarch64', o2), 'meta.json'), JSON.stringify({ name: m.name, images: m.images }));
+  writeFileSync(
+    join(dir('aarch64', o2), 'meta.json'),
+    JSON.stringify({
+      name: m.name,
+      buildid: m.buildid,
+      'coreos-assembler.basearch': m['coreos-assembler.basearch'],
+      images: m.images,
+    }),
+  );
   writeFileSync(
     join(o2, 'builds', 'builds.json'),
     JSON.stringify({ 'schema-version': '1.0.0', builds: [{ id: VERSION, arches: ['aarch64'] }] }),

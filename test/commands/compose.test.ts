@@ -97,7 +97,8 @@ test('--lock-builder: the tag resolved to its index digest, then the builder run
     // What `skopeo inspect --raw` prints for a multi-arch tag: the registry's bytes exactly, with
     // no newline added (containers/skopeo cmd/skopeo/inspect.go:120-121 @b71619af); its digest is
     // the sha256 of those bytes, a trailing newline of the registry's own included.
-    const index = '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[]}\n';
+    const index =
+      '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[]}\n';
     const digest = `sha256:${createHash('sha256').update(index).digest('hex')}`;
     const { ctx, calls, out } = context({ 'skopeo inspect': { stdout: index } });
     ctx.root = dir;
