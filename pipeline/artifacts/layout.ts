@@ -257,9 +257,20 @@ export function setPlatformId(text: string, platformId: string): string {
   return text.replace(/^(options .*?)\bignition\.platform\.id=\S+/m, `$1ignition.platform.id=${platformId}`);
 }
 
-/** What every core image runs first: find the `boot` filesystem, then its grub2/grub.cfg. */
+/**
+ * What every core image runs first: find the `boot` filesystem, then its grub2/grub.cfg (as
+ * bootupd's static EFI config does: coreos/bootupd src/grub2/grub-static-efi.cfg:13-18 @8ecc2e7).
+ * When no filesystem carries the label, it says so on the console with the devices GRUB sees
+ * (`ls`) and searches once more, instead of falling silently to a `grub>` prompt.
+ */
 export const earlyGrubConfig = [
-  'search --no-floppy --label boot --set root',
+  'search --no-floppy --label boot --set bootfs',
+  'if [ -z "$bootfs" ]; then',
+  '  echo "rock-image: no filesystem labelled boot; GRUB sees these devices:"',
+  '  ls',
+  '  search --no-floppy --label boot --set bootfs',
+  'fi',
+  'set root=$bootfs',
   'set prefix=($root)/grub2',
   'configfile $prefix/grub.cfg',
   '',

@@ -119,13 +119,18 @@ export const DEFAULT_MARKER = 'ROCKNSM-BOOT-OK VARIANT_ID=rocknsm VERSION={versi
 
 /**
  * What ends a boot as failed at once: the image's boot report naming failed units, the boot-test
- * init's failure line, systemd's and dracut's emergency shells, a kernel panic.
+ * init's failure line, systemd's and dracut's emergency shells, a kernel panic, and GRUB's own
+ * prompts, which it shows only when its configuration found nothing to boot and which nobody
+ * answers on a test console ("grub>", normal mode: rhboot/grub2 grub-core/normal/main.c:525;
+ * "grub rescue>", no normal module: grub-core/kern/rescue_reader.c:40; @5e9e7e44e).
  */
 export const FAIL_MARKERS = [
   'ROCKNSM-BOOT-FAIL',
   'You are in emergency mode',
   'Entering emergency mode',
   'Kernel panic - not syncing',
+  'grub>',
+  'grub rescue>',
 ];
 
 /** Seconds before a case is killed, by arch (TCG on 2 busy cores; aarch64 emulation is slower).
@@ -322,6 +327,14 @@ export function planBoot(input: BootPlanInput, texts: (path: string) => string):
 }
 
 /** One case's outcome as recorded in meta.json `rocknsm.boot-tests`. */
+/** A failed boot of a case that was booted again (its console kept under another name). */
+export interface BootAttempt {
+  outcome: BootResult['outcome'];
+  seconds: number;
+  /** Console log of that attempt, relative to the arch's build directory. */
+  log: string;
+}
+
 export interface BootResult {
   result: 'pass' | 'fail';
   outcome: 'marker' | 'failed' | 'poweroff' | 'timeout' | 'crashed';
@@ -330,6 +343,14 @@ export interface BootResult {
   log: string;
   /** meta.json image key -> sha256 of the file booted. */
   images: Record<string, string>;
+  /** The failed boots before the last one, oldest first; absent when the first boot decided. */
+  'failed-attempts'?: BootAttempt[];
+}
+
+/** How a result line names the failed attempts before it: "after 1 failed attempt (timeout, 1200 s, boot/x.attempt-1.log)". */
+export function rerunNote(earlier: BootAttempt[]): string {
+  const each = earlier.map((a) => `${a.outcome}, ${a.seconds} s, ${a.log}`).join('; ');
+  return `after ${earlier.length} failed attempt${earlier.length === 1 ? '' : 's'} (${each})`;
 }
 
 /** meta.json with the new results merged into `rocknsm.boot-tests` (other cases kept). */

@@ -1,6 +1,9 @@
 // Boot tests, execution: stages each arch's artifacts as the plan says, boots every case in QEMU
 // (bounded by cores: each TCG guest keeps one core busy), keeps the console logs next to the
-// build and records the results in meta.json atomically.
+// build and records the results in meta.json atomically. A case that fails is booted once more
+// from freshly staged disks, as coreos-assembler's `kola run --rerun` does ("re-run failed tests
+// once (succeeds if tests pass on rerun)", mantle/cmd/kola/kola.go:136 @05db482e); the failed
+// attempt's console is kept beside the case's log and recorded, so a flake stays visible.
 import { mkdirSync, renameSync, rmdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import PQueue from 'p-queue';
@@ -13,13 +16,34 @@ import { type BootOptions, bootVm, plainConsole, type VmResult } from '../exec/q
 import { createOverlay } from '../exec/qemu-img.ts';
 import { writeAtomic } from '../files.ts';
 import { updateMeta } from '../records.ts';
-import { type BootArch, type BootPlan, type BootResult, recordResults, type StageStep } from './plan.ts';
+import {
+  type BootArch,
+  type BootAttempt,
+  type BootPlan,
+  type BootResult,
+  recordResults,
+  rerunNote,
+  type StageStep,
+} from './plan.ts';
 
 export interface ArchBootPlan {
   arch: BootArch;
   buildDir: string;
   workDir: string;
   plan: BootPlan;
+}
+
+/** How often a failed case is booted again (kola's --rerun: once). */
+export const DEFAULT_RERUNS = 1;
+
+export interface RunOptions {
+  /** VMs at once. */
+  jobs: number;
+  boot?: BootOptions;
+  /** Boots of a failed case after the first. Default DEFAULT_RERUNS. */
+  reruns?: number;
+  /** The VM runner; tests of the orchestration pass their own. Default bootVm. */
+  bootVm?: typeof bootVm;
 }
 
 export interface CaseOutcome {
@@ -99,8 +123,10 @@ export function consoleReport(log: string, lines = 25): string {
 export async function runBootTests(
   ctx: Context,
   plans: ArchBootPlan[],
-  opts: { jobs: number; boot?: BootOptions } = { jobs: 1 },
+  opts: RunOptions = { jobs: 1 },
 ): Promise<CaseOutcome[]> {
+  const boot = opts.bootVm ?? bootVm;
+  const reruns = opts.reruns ?? DEFAULT_RERUNS;
   for (const p of plans) {
     rmSync(p.workDir, { recursive: true, force: true });
     mkdirSync(p.workDir, { recursive: true });
@@ -119,11 +145,30 @@ export async function runBootTests(
     plans.flatMap((p) =>
       p.plan.runs.map((r) =>
         queue.add(async () => {
-          const vm = await ctx.log.step(
-            `boot ${r.case.id} (${r.case.summary})`,
-            () => bootVm(r.vm, { run: ctx.run, env: ctx.env, ...opts.boot }),
-            p.arch,
-          );
+          const earlier: BootAttempt[] = [];
+          let vm: VmResult;
+          for (let n = 1; ; n++) {
+            if (n > 1)
+              // A fresh copy-on-write disk: the failed boot may have written to the last one.
+              for (const s of r.steps.filter((x) => x.kind === 'overlay')) await stage(ctx, s, p.arch);
+            vm = await ctx.log.step(
+              `boot ${r.case.id} (${r.case.summary})${n > 1 ? `, rerun ${n - 1} of ${reruns}` : ''}`,
+              () => boot(r.vm, { run: ctx.run, env: ctx.env, ...opts.boot }),
+              p.arch,
+            );
+            if (vm.outcome === 'marker' || n > reruns) break;
+            const kept = r.vm.serialLog.replace(/(\.log)?$/, `.attempt-${n}.log`);
+            renameSync(r.vm.serialLog, kept);
+            const attempt: BootAttempt = {
+              outcome: vm.outcome,
+              seconds: Math.round(vm.seconds * 10) / 10,
+              log: relative(p.buildDir, kept),
+            };
+            earlier.push(attempt);
+            ctx.log.warn(
+              `${p.arch} ${r.case.id}: ${vm.failure ? `'${vm.failure}' on the console` : vm.outcome} after ${attempt.seconds} s (console kept in ${attempt.log}); booting it again from a fresh disk. ${consoleTail(vm.log, 3).replace(/\n/g, ' | ')}`,
+            );
+          }
           const pass = vm.outcome === 'marker';
           const result: BootResult = {
             result: pass ? 'pass' : 'fail',
@@ -131,8 +176,12 @@ export async function runBootTests(
             seconds: Math.round(vm.seconds * 10) / 10,
             log: relative(p.buildDir, r.vm.serialLog),
             images: r.tested,
+            ...(earlier.length ? { 'failed-attempts': earlier } : {}),
           };
-          ctx.log.info(`${r.case.id}: ${result.result} (${vm.outcome}, ${result.seconds} s)`, p.arch);
+          ctx.log.info(
+            `${r.case.id}: ${result.result} (${vm.outcome}, ${result.seconds} s${earlier.length ? `; ${rerunNote(earlier)}` : ''})`,
+            p.arch,
+          );
           outcomes.push({ arch: p.arch, id: r.case.id, result, vm });
         }),
       ),
@@ -156,7 +205,7 @@ export async function runBootTests(
       failed
         .map(
           (f) =>
-            `boot test ${f.arch} ${f.id} failed (${f.vm.failure ? `'${f.vm.failure}' on the console` : f.vm.outcome} after ${f.result.seconds} s; no '${plans.find((p) => p.arch === f.arch)?.plan.runs.find((r) => r.case.id === f.id)?.vm.marker}' on the console). Console (${f.result.log}), ${consoleReport(f.vm.log)}`,
+            `boot test ${f.arch} ${f.id} failed${f.result['failed-attempts'] ? `, as did ${f.result['failed-attempts'].length} earlier attempt(s) (${f.result['failed-attempts'].map((a) => a.log).join(', ')})` : ''} (${f.vm.failure ? `'${f.vm.failure}' on the console` : f.vm.outcome} after ${f.result.seconds} s; no '${plans.find((p) => p.arch === f.arch)?.plan.runs.find((r) => r.case.id === f.id)?.vm.marker}' on the console). Console (${f.result.log}), ${consoleReport(f.vm.log)}`,
         )
         .join('\n\n'),
     );

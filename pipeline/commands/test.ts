@@ -3,8 +3,8 @@
 // logs stay in DIR/builds/<version>/<arch>/boot/, results go to meta.json `rocknsm.boot-tests`.
 import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { BootPlanError, bootCases, planBoot } from '../boot/plan.ts';
-import { type ArchBootPlan, runBootTests } from '../boot/run.ts';
+import { BootPlanError, bootCases, DEFAULT_TIMEOUT, planBoot, rerunNote } from '../boot/plan.ts';
+import { type ArchBootPlan, DEFAULT_RERUNS, runBootTests } from '../boot/run.ts';
 import { UsageError } from '../errors.ts';
 import { readMetaFile } from '../records.ts';
 import { readBuildsJson } from './build-glue.ts';
@@ -47,7 +47,10 @@ Options:
   --case C[,C]        cases to run (default: every case the artifacts allow)
   --marker TEXT       success marker, {version} is replaced
                       (default: 'ROCKNSM-BOOT-OK VARIANT_ID=rocknsm VERSION={version}')
-  --timeout S         seconds per case (default: 240 x86_64, 480 aarch64)
+  --timeout S         seconds per boot (default: ${DEFAULT_TIMEOUT.x86_64} x86_64, ${DEFAULT_TIMEOUT.aarch64} aarch64)
+  --reruns N          boots of a failed case again, each from fresh disks, as kola run --rerun
+                      (default: ${DEFAULT_RERUNS}; 0 fails on the first failed boot). A pass after
+                      a failed boot is reported with it, and the failed console kept
   --jobs N            VMs at once (default: the number of cores)
 `,
   options: {
@@ -58,6 +61,7 @@ Options:
     marker: { type: 'string' },
     timeout: { type: 'string', int: { min: 1 } },
     jobs: { type: 'string', int: { min: 1 } },
+    reruns: { type: 'string', int: { min: 0, max: 3 } },
   },
   async run(ctx, values) {
     if (typeof values.build !== 'string') throw new UsageError('--build DIR is required');
@@ -120,9 +124,13 @@ Options:
       join(output, 'logs', `test-${version}-${new Date(ctx.now()).toISOString().replace(/[:.]/g, '')}.jsonl`),
     );
     ctx.log.info(`${total} boot case(s) of ${version}, ${jobs} VM(s) at a time`);
-    const outcomes = await runBootTests(ctx, plans, { jobs });
-    for (const o of outcomes.sort((a, b) => `${a.arch}${a.id}`.localeCompare(`${b.arch}${b.id}`)))
-      ctx.stdout.write(`${o.arch} ${o.id}: ${o.result.result} (${o.result.seconds} s)\n`);
+    const outcomes = await runBootTests(ctx, plans, { jobs, reruns: intOption(values, 'reruns') });
+    for (const o of outcomes.sort((a, b) => `${a.arch}${a.id}`.localeCompare(`${b.arch}${b.id}`))) {
+      const earlier = o.result['failed-attempts'];
+      ctx.stdout.write(
+        `${o.arch} ${o.id}: ${o.result.result} (${o.result.seconds} s)${earlier ? ` ${rerunNote(earlier)}` : ''}\n`,
+      );
+    }
     return 0;
   },
 };

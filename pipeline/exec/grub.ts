@@ -12,7 +12,7 @@ export type GrubTarget = 'i386-pc' | 'x86_64-efi' | 'arm64-efi';
 export const grubModuleDir = (target: GrubTarget) => `/usr/lib/grub/${target}`;
 
 /** Modules every core image needs to find the boot filesystem and run grub.cfg. */
-const commonModules = ['search', 'search_label', 'normal', 'configfile', 'linux', 'echo', 'test'];
+const commonModules = ['search', 'search_label', 'normal', 'configfile', 'linux', 'echo', 'test', 'ls'];
 
 /** Modules built into each core image (everything grub.cfg uses, so nothing is loaded later). */
 export const coreModules: Record<GrubTarget, string[]> = {

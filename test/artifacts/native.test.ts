@@ -362,7 +362,8 @@ test('metal: EFI binaries on the ESP are GRUB for the right machine; BIOS boot c
     const bin = readFileSync(efi);
     assert.is(peMachine(bin), arch === 'x86_64' ? 0x8664 : 0xaa64);
     // The embedded early config finds the boot filesystem by label.
-    assert.ok(bin.includes('search --no-floppy --label boot --set root'));
+    assert.ok(bin.includes('search --no-floppy --label boot --set bootfs'));
+    assert.ok(bin.includes('set prefix=($root)/grub2'));
     const espFile = join(work, `esp-${arch}.img`);
     sh('dd', [
       `if=${raw(arch)}`,
