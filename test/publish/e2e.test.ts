@@ -5,16 +5,19 @@
 // (policy.json, registries.d pointing at the site's lookaside, the key), and a sensor-side check
 // with the image's own files accepts what publish pushed and rejects an unsigned push.
 import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { copyFileSync, cpSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { verifyAsSensor } from '../../pipeline/publish/images.ts';
 import { problems } from '../../pipeline/publish/validate.ts';
+import { updateMeta } from '../../pipeline/records.ts';
 import { fcosBase, repoRoot } from '../world/fcos-base.ts';
 import { type FakeGitHub, startFakeGitHub } from '../world/github.ts';
 import { makeKey, stopAgent, type TestKey } from '../world/gpg.ts';
 import { followRegistry } from '../world/project.ts';
+import { pipeBytes } from '../world/published.ts';
 import { startRegistry, type TestRegistry } from '../world/registry.ts';
 import { needTool, sh, shResult } from '../world/tools.ts';
 
@@ -60,14 +63,14 @@ test.before(async () => {
   mkdirSync(join(work, 'project/manifests/keys'), { recursive: true });
   copyFileSync(key.publicKey, join(work, 'project/manifests/keys/rocknsm-release.gpg'));
   // testing too: promote signs for it, and refuses a key its sensors do not trust.
-  for (const name of ['stable', 'testing']) {
+  for (const name of ['stable', 'testing', 'next']) {
     const stream = join(work, `project/manifests/streams/${name}.yaml`);
     writeFileSync(
       stream,
       `${readFileSync(stream, 'utf8').replace(/^publish:\n( {2}.*\n)*/m, '')}publish:\n  registry: ${reg.host}/rocknsm/rocknsm-coreos\n  trust:\n    gpg-key: manifests/keys/rocknsm-release.gpg\n    lookaside: file://${join(work, 'site/signatures')}\n`,
     );
   }
-  followRegistry(join(work, 'project'), `${reg.host}/rocknsm/rocknsm-coreos`, ['stable', 'testing']);
+  followRegistry(join(work, 'project'), `${reg.host}/rocknsm/rocknsm-coreos`, ['stable', 'testing', 'next']);
   const r = shResult(
     process.execPath,
     [
@@ -91,7 +94,34 @@ test.before(async () => {
     { env: { CI: 'true' } },
   );
   if (r.code !== 0) throw new Error(`build failed: ${r.stderr}`);
+  await addDisks();
 });
+
+/** Small xz disk images in the build, as the coreos backend leaves them (publish refuses native disks for shipped streams). */
+async function addDisks(): Promise<void> {
+  for (const arch of ['x86_64', 'aarch64'] as const) {
+    const dir = join(work, 'out/builds', VERSION, arch);
+    const name = `rocknsm-coreos-${VERSION}-metal.${arch}.raw.xz`;
+    const raw = Buffer.alloc(8192, `metal ${VERSION} ${arch}\n`);
+    const xz = pipeBytes('xz', ['-c', '-T1'], raw).stdout;
+    writeFileSync(join(dir, name), xz);
+    const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+    await updateMeta(join(dir, 'meta.json'), (m) => ({
+      ...m,
+      images: {
+        ...m.images,
+        metal: {
+          path: name,
+          sha256: sha(xz),
+          size: xz.length,
+          'uncompressed-sha256': sha(raw),
+          'uncompressed-size': raw.length,
+        },
+      },
+      'rocknsm.artifact-backends': { ...(m['rocknsm.artifact-backends'] ?? {}), metal: 'coreos' },
+    }));
+  }
+}
 
 test.after(async () => {
   await reg?.stop();
@@ -241,6 +271,51 @@ test('publish again: converges, nothing re-uploaded; promote retags by digest in
   assert.ok(existsSync(join(site, `prod/streams/testing/builds/${VERSION}/x86_64/SHA256SUMS.sig`)));
   const stream = JSON.parse(readFileSync(join(site, 'streams/testing.json'), 'utf8'));
   assert.equal(problems('stream', stream), []);
+});
+
+// promote --github: the disks a release.json names at the GitHub release must be there, with
+// their signatures, before anything is written for the target stream.
+test('promote --github: refused when the repository has no such release (nothing written); promoted, disks named at the release downloads', async () => {
+  const github = ['--github', 'rocknsm/rocknsm-coreos', '--github-api', fake.url];
+  const rel = fake.releases.find((r) => r.tag_name === `v${VERSION}`)!;
+  const disk = `rocknsm-coreos-${VERSION}-metal.aarch64.raw.xz`;
+  assert.ok(rel.assets.some((a) => a.name === disk) && rel.assets.some((a) => a.name === `${disk}.sig`));
+
+  // Pointed at a repository without that release (a fork's, a typo): refused, nothing written.
+  const site = join(work, 'site');
+  const repo = `${reg.host}/rocknsm/rocknsm-coreos`;
+  const promote = (gh: string[]) =>
+    cli(['promote', '--version', VERSION, '--from', 'stable', '--to', 'next', ...common(), ...gh]);
+  const refused = await promote(
+    github.map((x) => (x === 'rocknsm/rocknsm-coreos' ? 'rocknsm/elsewhere' : x)),
+  );
+  assert.is(refused.code, 1, refused.stderr);
+  assert.match(
+    refused.stderr,
+    `no published GitHub release v${VERSION}: publish the version first; nothing written`,
+  );
+  assert.not.ok(existsSync(join(site, 'streams/next.json')), 'no stream metadata');
+  assert.not.ok(existsSync(join(site, 'prod/streams/next')), 'no release files');
+  const tag = shResult('skopeo', [
+    'inspect',
+    '--raw',
+    '--tls-verify=false',
+    '--authfile',
+    reg.authFile,
+    `docker://${repo}:next`,
+  ]);
+  assert.is.not(tag.code, 0, 'no :next tag pushed');
+
+  // The repository that holds the release: promoted, the disks named at its downloads.
+  const ok = await promote(github);
+  assert.is(ok.code, 0, ok.stderr);
+  assert.is(digestOf(`docker://${repo}:next`), digestOf(`docker://${repo}:stable`));
+  const stream = JSON.parse(readFileSync(join(site, 'streams/next.json'), 'utf8'));
+  assert.equal(problems('stream', stream), []);
+  const metal = stream.architectures.aarch64.artifacts.metal.formats['raw.xz'].disk;
+  assert.is(metal.location, `${fake.url}/rocknsm/rocknsm-coreos/releases/download/v${VERSION}/${disk}`);
+  assert.is(metal.signature, `${metal.location}.sig`);
+  assert.equal(fake.violations, []);
 });
 
 test.run();
