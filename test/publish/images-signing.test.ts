@@ -93,21 +93,16 @@ test('readSigned: payload and signer of a valid signature; undefined for a corru
   assert.is(await readSigned(sig, key.home), undefined);
 });
 
-test('trust: cosign variant adds sigstoreSigned and sigstore attachments; service repos accepted', () => {
+test('trust: our repository signedBy our keyring only (no sigstoreSigned); service repos accepted', () => {
   const policy = JSON.parse(
     renderPolicy(
       'rocknsm-coreos',
-      { registry: 'ghcr.io/rocknsm/rocknsm-coreos', lookaside: 'https://x/sigs', cosignKey: {} },
+      { registry: 'ghcr.io/rocknsm/rocknsm-coreos', lookaside: 'https://x/sigs' },
       ['docker.io/zeek/zeek:7.0.5', 'ghcr.io/rocknsm/fsf@sha256:abc', 'localhost:5000/a/b:1'],
     ),
   );
   assert.equal(policy.transports.docker['ghcr.io/rocknsm/rocknsm-coreos'], [
     { type: 'signedBy', keyType: 'GPGKeys', keyPath: '/etc/pki/containers/rocknsm-coreos.gpg' },
-    {
-      type: 'sigstoreSigned',
-      keyPath: '/etc/pki/containers/rocknsm-coreos.pub',
-      signedIdentity: { type: 'matchRepository' },
-    },
   ]);
   assert.equal(Object.keys(policy.transports.docker), [
     'docker.io/zeek/zeek',
@@ -117,15 +112,11 @@ test('trust: cosign variant adds sigstoreSigned and sigstore attachments; servic
   ]);
   assert.equal(policy.default, [{ type: 'reject' }]);
   assert.is(
-    renderRegistriesD({
-      registry: 'ghcr.io/rocknsm/rocknsm-coreos',
-      lookaside: 'https://x/sigs',
-      cosignKey: {},
-    })
+    renderRegistriesD({ registry: 'ghcr.io/rocknsm/rocknsm-coreos', lookaside: 'https://x/sigs' })
       .split('\n')
       .filter((l) => !l.startsWith('#'))
       .join('\n'),
-    'docker:\n  ghcr.io/rocknsm/rocknsm-coreos:\n    lookaside: https://x/sigs\n    use-sigstore-attachments: true\n',
+    'docker:\n  ghcr.io/rocknsm/rocknsm-coreos:\n    lookaside: https://x/sigs\n',
   );
   assert.is(repositoryOf('localhost:5000/a/b'), 'localhost:5000/a/b');
   assert.is(repositoryOf('quay.io/x/y:tag@sha256:1'), 'quay.io/x/y');
