@@ -14,6 +14,7 @@
 //    rocknsm-factory-reset from a unit, which reboots: the next boot is a first boot again
 //    (Ignition with the flag, a new machine-id), same partitions and UUIDs, /etc reverted.
 // One disk goes through 2-5; each boot is one QEMU process (a reboot ends it).
+import { createHash } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'uvu';
@@ -24,6 +25,7 @@ import { consoleReport, consoleTail } from '../../pipeline/boot/run.ts';
 import { loadProject, projectPaths, resolveStream } from '../../pipeline/config/index.ts';
 import { catalogFromProject, loadProfile } from '../../pipeline/config/profile.ts';
 import { repositoryOf } from '../../pipeline/plan/image-pins.ts';
+import { keyPaths, POLICY_PATH, registriesDPath } from '../../pipeline/plan/trust.ts';
 import {
   CINCINNATI_DROPIN,
   renderCincinnatiDropin,
@@ -47,6 +49,7 @@ import { needTool, sh } from '../world/tools.ts';
 import {
   type Build,
   bootResult,
+  NAME,
   OSNAME,
   sensorWork,
   serviceDigest,
@@ -78,6 +81,25 @@ const dataPaths: DataPath[] = Object.entries(
   group: d.group ?? 'root',
 }));
 const profile = parse(readFileSync(join(repoRoot, 'manifests/profiles/default.yaml'), 'utf8'));
+
+/** The trust files (policy.json, registries.d entry, key) in an Ignition config, with the sha256 of their contents. */
+function trustFilesOf(ignFile: string): { path: string; sha256: string }[] {
+  const ign = JSON.parse(readFileSync(ignFile, 'utf8')) as {
+    storage?: { files?: { path: string; contents?: { source?: string } }[] };
+  };
+  const wanted = new Set([POLICY_PATH, registriesDPath(NAME), keyPaths(NAME).gpg]);
+  return (ign.storage?.files ?? [])
+    .filter((f) => wanted.has(f.path))
+    .map((f) => {
+      const src = f.contents?.source ?? '';
+      // Ignition's data URLs as plan/ignition.ts writes them: percent-encoded text or base64.
+      const bytes = src.startsWith('data:;base64,')
+        ? Buffer.from(src.slice('data:;base64,'.length), 'base64')
+        : Buffer.from(decodeURIComponent(src.replace(/^data:,/, '')), 'utf8');
+      return { path: f.path, sha256: createHash('sha256').update(bytes).digest('hex') };
+    })
+    .sort((a, b) => [...wanted].indexOf(a.path) - [...wanted].indexOf(b.path));
+}
 
 /** Console text without terminal control sequences. */
 const plain = (log: string) => consoleTail(log, 1_000_000);
@@ -234,6 +256,14 @@ test('first boot: the base config in the initramfs lays out the default profile;
   let flag = '';
   let zincatiImage = '';
   let zincatiUpdates = '';
+  // The followed stream's trust files, as the profile's Ignition config writes them.
+  const trust = trustFilesOf(join(b1.dir, `${NAME}-${b1.version}-default.ign`));
+  assert.equal(
+    trust.map((f) => f.path),
+    [POLICY_PATH, registriesDPath(NAME), keyPaths(NAME).gpg],
+    'the default profile writes the three trust files',
+  );
+  let trustOnSensor = '';
   const r = await bootSensor({
     arch,
     disk,
@@ -266,6 +296,7 @@ test('first boot: the base config in the initramfs lays out the default profile;
       // Zincati's drop-ins: the image's graph, and the update strategy Ignition wrote (base config).
       zincatiImage = g.sh(`cat ${CINCINNATI_DROPIN}`, { allowFailure: true }).stdout;
       zincatiUpdates = g.sh(`cat ${UPDATES_DROPIN}`, { allowFailure: true }).stdout;
+      trustOnSensor = g.sh(`sha256sum ${trust.map((f) => f.path).join(' ')}`, { allowFailure: true }).stdout;
       // For the next boots: a marker on every data filesystem, a change of the admin's in /etc.
       g.sh(
         `for d in ${dataPaths.map((d) => d.path).join(' ')}; do echo boot1 > "$d/rocknsm-test-marker"; done`,
@@ -348,6 +379,9 @@ test('first boot: the base config in the initramfs lays out the default profile;
   );
   assert.match(zincatiUpdates, /^strategy = "periodic"$/m);
   assert.fixture(zincatiUpdates, renderUpdatesDropin(defaults.updates, 'default'));
+  // The first pull is verified: the sensor holds our policy, lookaside entry and key with the
+  // bytes the config carries, before anything (rocknsm-follow's bootc switch) pulls.
+  assert.fixture(trustOnSensor, trust.map((f) => `${f.sha256}  ${f.path}\n`).join(''));
   writeFileSync(join(lifeDir, 'first.json'), JSON.stringify(first, null, 2));
 });
 
