@@ -4,7 +4,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { type Arch, loadProject, projectPaths, type ResolvedConfig, resolveStream } from '../config/index.ts';
 import { indexOverlay } from '../config/overlay-index.ts';
-import { ExitCode, PipelineError, UsageError } from '../errors.ts';
+import { DataError, ToolError, UsageError } from '../errors.ts';
 import { Buildah } from '../exec/buildah.ts';
 import { hasExecutable, kernelVersions, listTree, readInRoot, resolveInRoot } from '../exec/rootfs.ts';
 import { composedArchiveName } from '../exec/rpm-ostree.ts';
@@ -97,9 +97,8 @@ export function baseRefFor(config: ResolvedConfig, opts: BuildOptions, arch: Arc
   if (config.stream.baseSource === 'compose') {
     const archive = join(opts.composeDir, arch, composedArchiveName(config.stream.stream, arch));
     if (!existsSync(archive))
-      throw new PipelineError(
+      throw new UsageError(
         `stream ${config.stream.stream} builds on its own compose (base.source: compose), but ${archive} does not exist: run 'rock-image compose --stream ${config.stream.stream} --arch ${arch}' first, or give --compose-dir or --base`,
-        ExitCode.usage,
       );
     return `oci-archive:${archive}`;
   }
@@ -146,7 +145,7 @@ export async function baseFacts(
     );
     present = await buildah.inspect(local);
     if (!present)
-      throw new UsageError(`pulled ${ref} but found no image with digest ${resolved.digest} in storage`);
+      throw new ToolError(`pulled ${ref} but found no image with digest ${resolved.digest} in storage`);
   }
   if (present && present.architecture !== ociArch[arch]) {
     throw new UsageError(
@@ -160,7 +159,7 @@ export async function baseFacts(
     try {
       const root = mounted.root;
       const osRelease = readInRoot(root, '/etc/os-release') ?? readInRoot(root, '/usr/lib/os-release');
-      if (!osRelease) throw new UsageError(`base ${ref} has no /etc/os-release or /usr/lib/os-release`);
+      if (!osRelease) throw new DataError(`base ${ref} has no /etc/os-release or /usr/lib/os-release`);
       const etc = resolveInRoot(root, '/etc/os-release');
       probe = {
         digest: resolved.digest,
@@ -216,7 +215,7 @@ export async function prepare(
     ...new Set(arches.map((a) => Object.fromEntries(parseOsReleasePairs(bases[a]!.osRelease)).VERSION_ID)),
   ];
   if (releasevers.length !== 1 || !/^\d+$/.test(releasevers[0] ?? '')) {
-    throw new UsageError(`bases disagree on, or lack, a numeric VERSION_ID: ${releasevers.join(', ')}`);
+    throw new DataError(`bases disagree on, or lack, a numeric VERSION_ID: ${releasevers.join(', ')}`);
   }
   const builds = readBuildsJson(opts.output);
   const version =

@@ -16,7 +16,7 @@ import { dirname, join } from 'node:path';
 import PQueue from 'p-queue';
 import { makeArtifacts } from '../artifacts/index.ts';
 import type { Platform } from '../artifacts/layout.ts';
-import { PipelineError } from '../errors.ts';
+import { ExitCode, PipelineError, UnavailableError } from '../errors.ts';
 import { Buildah } from '../exec/buildah.ts';
 import { initramfsNames } from '../exec/initramfs.ts';
 import { canRunArch, hostArch, requireTool } from '../exec/tools.ts';
@@ -89,13 +89,12 @@ Options:${buildOptionHelp}
         if (!artifactsPresent(opts.output, last, req.arches, req.platforms)) await makeArtifacts(ctx, req);
       }
       writeOutputs(ctx, { version: last, skipped: 'true', 'build-dir': join(opts.output, 'builds', last) });
-      return 0;
+      return ExitCode.ok;
     }
     for (const a of plan.arches) {
       if (!canRunArch(a.arch) && /^RUN /m.test(a.containerfile)) {
-        throw new PipelineError(
+        throw new UnavailableError(
           `building ${a.arch} on ${hostArch()} runs RUN steps through qemu-user, which is not registered with binfmt_misc: run 'rock-image doctor --install cross-arch'`,
-          69,
         );
       }
     }
@@ -129,7 +128,7 @@ Options:${buildOptionHelp}
       skipped: 'false',
       'build-dir': join(opts.output, 'builds', plan.version),
     });
-    return 0;
+    return ExitCode.ok;
   },
 };
 

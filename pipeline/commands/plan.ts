@@ -1,7 +1,7 @@
 // `rock-image plan`: what a build would do (resolved config, version, input hashes, rendered
 // Containerfile, every command line) without building anything.
 import { join } from 'node:path';
-import { UsageError } from '../errors.ts';
+import { ExitCode, UsageError } from '../errors.ts';
 import { Buildah } from '../exec/buildah.ts';
 import { storageArgs } from '../exec/storage.ts';
 import { describeSigning } from '../plan/trust.ts';
@@ -43,7 +43,7 @@ Options:${buildOptionHelp}
   async run(ctx, values) {
     if (values.artifacts) {
       ctx.stdout.write(artifactsPlanText(artifactRequest(ctx, values)));
-      return 0;
+      return ExitCode.ok;
     }
     if (values.compose) {
       if (typeof values.stream !== 'string') throw new UsageError('--stream is required');
@@ -60,7 +60,7 @@ Options:${buildOptionHelp}
           output: typeof values['compose-dir'] === 'string' ? values['compose-dir'] : undefined,
         }),
       );
-      return 0;
+      return ExitCode.ok;
     }
     if (values.mode !== undefined) throw new UsageError('--mode goes with --compose');
     const opts = parseBuildOptions(ctx, values);
@@ -98,7 +98,7 @@ Options:${buildOptionHelp}
       ctx.stdout.write(
         `${JSON.stringify({ config, plan: { ...plan, arches: plan.arches.map((a) => ({ ...a, context: a.context.map(({ content: _c, ...rest }) => rest) })) }, commands }, null, 2)}\n`,
       );
-      return 0;
+      return ExitCode.ok;
     }
     const out: string[] = [];
     out.push(`# ${plan.name} ${plan.version}, stream ${plan.stream}, layer timestamp ${plan.timestamp}`);
@@ -127,6 +127,6 @@ Options:${buildOptionHelp}
       for (const c of commands.find((x) => x.arch === a.arch)!.commands) out.push(`$ ${c.join(' ')}`);
     }
     ctx.stdout.write(`${out.join('\n')}\n`);
-    return 0;
+    return ExitCode.ok;
   },
 };

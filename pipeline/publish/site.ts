@@ -6,8 +6,9 @@
 import type { Arch } from '../config/index.ts';
 import { parseYaml } from '../config/yaml.ts';
 import {
+  ConfigError,
   type ConfigIssue,
-  ExitCode,
+  DataError,
   formatIssue,
   formatLocation,
   type Location,
@@ -273,9 +274,8 @@ export function checkNativeDisks(
   const where = input.nativeDisks
     ? `${formatLocation(input.nativeDisks.at)}: `
     : `manifests/streams/${input.stream}.yaml (not in this project): `;
-  throw new PipelineError(
+  throw new ConfigError(
     `${where}refusing to publish ${input.version} to ${input.stream}: the native backend (or an unrecorded one) made ${what}; such disks have no SELinux labels and no container origin to update from. Make them with artifact-backend: coreos (or bootc, disks only), or set allow-native-disks: true in ${input.nativeDisks?.at.file ?? `manifests/streams/${input.stream}.yaml`} for a test or preview stream`,
-    ExitCode.config,
   );
 }
 
@@ -311,9 +311,8 @@ export function checkBuilds(version: string, requireArches: Arch[], builds: Arch
 /** Plans a publish (or the target side of a promote): files, SHA256SUMS and documents. */
 export function planSite(input: SiteInput): SitePlan {
   const { stream, version, baseUrl } = input;
-  if (!/^[a-z][a-z0-9-]*$/.test(stream)) throw new PipelineError(`'${stream}' is not a stream name`, 64);
-  if (!/^[A-Za-z0-9][A-Za-z0-9._+-]*$/.test(version))
-    throw new PipelineError(`'${version}' is not a version`, 64);
+  if (!/^[a-z][a-z0-9-]*$/.test(stream)) throw new UsageError(`'${stream}' is not a stream name`);
+  if (!/^[A-Za-z0-9][A-Za-z0-9._+-]*$/.test(version)) throw new UsageError(`'${version}' is not a version`);
   const errs = checkBuilds(version, input.requireArches, input.builds);
   if (errs.length) throw new PipelineError(`refusing to publish ${version}:\n  ${errs.join('\n  ')}`);
   checkNativeDisks(input);
@@ -602,7 +601,7 @@ export function upsertUpdates(
   const when = rfc3339(now);
   const current: UpdatesDoc = doc ?? { stream, metadata: { 'last-modified': when }, releases: [] };
   if (current.stream !== stream)
-    throw new PipelineError(`updates/${stream}.json is for stream ${current.stream}, not ${stream}`, 65);
+    throw new DataError(`updates/${stream}.json is for stream ${current.stream}, not ${stream}`);
   const at = current.releases.findIndex((r) => r.version === version);
   const prev = at >= 0 ? current.releases[at]!.metadata : undefined;
   const next = resolveControls(prev, request, Math.floor(now / 1000));
@@ -891,9 +890,8 @@ export function jsonErrorAt(text: string): number {
 /** Throws (exit 65) naming the file and each issue, when there are any: nothing gets written. */
 export function refuseIssues(file: string, issues: ConfigIssue[]): void {
   if (issues.length)
-    throw new PipelineError(
+    throw new DataError(
       `${file}: ${issues.length} problem${issues.length === 1 ? '' : 's'}; nothing written:\n  ${issues.map(formatIssue).join('\n  ')}`,
-      ExitCode.config,
     );
 }
 
@@ -916,9 +914,8 @@ export function checkSiteDocText<K extends 'releases' | 'updates'>(
     const at = jsonErrorAt(text);
     const before = text.slice(0, at).split('\n');
     const what = at >= text.length ? 'end of file' : JSON.stringify(text[at]);
-    throw new PipelineError(
+    throw new DataError(
       `${file}:${before.length}:${before.at(-1)!.length + 1}: not JSON: unexpected ${what}`,
-      65,
     );
   }
   let source: { locate(p: (string | number)[]): { line: number; col: number } } | undefined;
