@@ -5,13 +5,13 @@ import { join, resolve } from 'node:path';
 import { type Arch, loadProject, projectPaths, type ResolvedConfig, resolveStream } from '../config/index.ts';
 import { indexOverlay } from '../config/overlay-index.ts';
 import { DataError, ToolError, UsageError } from '../errors.ts';
-import { Buildah } from '../exec/buildah.ts';
+import { Buildah, type BuildahBuild, type BuildahPushArchive } from '../exec/buildah.ts';
 import { hasExecutable, kernelVersions, listTree, readInRoot, resolveInRoot } from '../exec/rootfs.ts';
 import { composedArchiveName } from '../exec/rpm-ostree.ts';
 import { checkTransport, resolveDigest } from '../exec/skopeo.ts';
-import { type Storage, storageFromDir } from '../exec/storage.ts';
+import { type Storage, storageArgs, storageFromDir } from '../exec/storage.ts';
 import { writeAtomic } from '../files.ts';
-import { type BaseFacts, type BuildPlan, ociArch, planBuild } from '../plan/build-plan.ts';
+import { type ArchPlan, type BaseFacts, type BuildPlan, ociArch, planBuild } from '../plan/build-plan.ts';
 import { type ImageLock, parseImageLock } from '../plan/image-lock.ts';
 import { IMAGE_PINS_FILE } from '../plan/image-pins.ts';
 import { nextVersion, parseVersion, utcDate } from '../plan/version.ts';
@@ -256,6 +256,56 @@ export async function prepare(
 }
 
 /** manifests/image-pins.json of the project; none yet is no pins. Read only, offline. */
+/**
+ * The commands `build` runs for one arch to make its outputs, in order, with typed arguments:
+ * `plan` prints this list and `build` runs it, so the printed plan is what runs. Between the two
+ * `build` also inspects and lints the image read-only (buildah inspect, from, mount, umount, rm),
+ * which the plan does not list.
+ */
+export interface ArchSteps {
+  arch: Arch;
+  /** The build context directory, written before the first step. */
+  context: string;
+  build: { tool: 'buildah'; op: 'build'; args: BuildahBuild; env: Record<string, string> };
+  /** Writes the archive to `args.path`, which is renamed to `final` once complete. */
+  archive: { tool: 'buildah'; op: 'push-archive'; args: BuildahPushArchive; final: string };
+}
+
+export function archSteps(opts: BuildOptions, plan: BuildPlan, a: ArchPlan): ArchSteps {
+  const work = join(opts.output, 'work', a.arch);
+  const context = join(work, 'context');
+  const file = `${plan.name}-${plan.version}-ostree.${a.arch}.ociarchive`;
+  const build: BuildahBuild = {
+    containerfile: join(context, 'Containerfile'),
+    context,
+    platform: a.platform,
+    tag: a.tag,
+    timestamp: plan.timestamp,
+  };
+  return {
+    arch: a.arch,
+    context,
+    build: { tool: 'buildah', op: 'build', args: build, env: Buildah.buildEnv(build) },
+    archive: {
+      tool: 'buildah',
+      op: 'push-archive',
+      args: {
+        image: a.tag,
+        path: join(work, `${file}.tmp`),
+        refName: plan.version,
+        digestFile: join(work, 'digest'),
+      },
+      final: join(opts.output, 'builds', plan.version, a.arch, file),
+    },
+  };
+}
+
+/** A step's whole command line, as the runner runs and logs it. */
+export function stepArgv(storage: Storage, step: ArchSteps['build'] | ArchSteps['archive']): string[] {
+  const args = step.op === 'build' ? Buildah.buildArgs(step.args) : Buildah.pushArchiveArgs(step.args);
+  return [step.tool, ...storageArgs(storage), ...args];
+}
+
 export function readImagePins(root: string): ImageLock {
   const p = join(root, IMAGE_PINS_FILE);
   return existsSync(p) ? parseImageLock(readFileSync(p, 'utf8'), IMAGE_PINS_FILE) : { images: {} };
