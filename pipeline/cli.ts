@@ -26,7 +26,8 @@ function mainUsage(): string {
     '  -v, --verbose   show every command line and its output',
     '  -h, --help      show help (also: rock-image <command> --help)',
     '',
-    'Exit codes: 0 ok, 1 failure, 64 usage error, 65 invalid configuration, 69 missing host tool.',
+    'Exit codes: 0 ok, 1 failure (a tool or a step failed), 64 usage error, 65 invalid configuration or',
+    '  build record, 69 missing host tool or unreachable service.',
   ].join('\n');
 }
 
@@ -96,7 +97,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
 }
 
 function report(log: Logger, err: unknown): number {
-  if (err instanceof ConfigError) {
+  if (err instanceof ConfigError && err.issues.length) {
     for (const i of err.issues) {
       log.error(
         `${i.rule}${i.path ? ` at ${i.path}` : ''}: ${i.message}${i.value === undefined ? '' : ` (got ${JSON.stringify(i.value)})`}`,

@@ -8,7 +8,7 @@ import { closeSync, existsSync, openSync, readFileSync, rmSync, writeSync } from
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { Ajv, type ValidateFunction } from 'ajv';
-import { ExitCode, PipelineError } from './errors.ts';
+import { DataError, PipelineError } from './errors.ts';
 import { writeAtomic } from './files.ts';
 import type { Signing } from './plan/trust.ts';
 import { compareVersions } from './plan/version.ts';
@@ -96,9 +96,8 @@ export function recordProblems(kind: RecordKind, doc: unknown): string[] {
 function check<T>(kind: RecordKind, file: string, doc: unknown): T {
   const errs = recordProblems(kind, doc);
   if (errs.length)
-    throw new PipelineError(
+    throw new DataError(
       `${file}: not a valid ${kind === 'meta' ? 'meta.json' : 'builds.json'} (records/schema/${kind}.schema.json):\n  ${errs.join('\n  ')}`,
-      ExitCode.config,
     );
   return doc as T;
 }
@@ -107,7 +106,7 @@ function parse(file: string): unknown {
   try {
     return JSON.parse(readFileSync(file, 'utf8'));
   } catch (err) {
-    throw new PipelineError(`${file}: not JSON: ${(err as Error).message}`, ExitCode.config);
+    throw new DataError(`${file}: not JSON: ${(err as Error).message}`);
   }
 }
 
@@ -218,7 +217,6 @@ function timeoutError(file: string, lock: string, waited: number): PipelineError
   const who = h ? `process ${h.pid} on ${h.host || 'an unknown host'}` : 'another writer';
   return new PipelineError(
     `${file}: locked by ${who} (${lock}) for ${waited} ms; another rock-image is writing this record. Wait for it, or remove ${lock} if that process is gone`,
-    ExitCode.failure,
   );
 }
 

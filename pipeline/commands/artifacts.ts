@@ -6,7 +6,7 @@ import { join, resolve } from 'node:path';
 import { type ArtifactRequest, artifactJobs, backendModules, makeArtifacts } from '../artifacts/index.ts';
 import { type Backend, backends, type Platform, platforms, platformsOfStream } from '../artifacts/layout.ts';
 import type { Arch } from '../config/index.ts';
-import { UsageError } from '../errors.ts';
+import { ExitCode, UsageError } from '../errors.ts';
 import type { Compression } from '../exec/compress.ts';
 import { metaPath, readBuilds, readMetaFile } from '../records.ts';
 import { loadConfig } from './build-glue.ts';
@@ -159,7 +159,7 @@ Options:${artifactOptionHelp}
     const req = artifactRequest(ctx, values);
     if (values['print-only']) {
       ctx.stdout.write(artifactsPlanText(req));
-      return 0;
+      return ExitCode.ok;
     }
     ctx.log.attachFile(
       join(
@@ -176,6 +176,6 @@ Options:${artifactOptionHelp}
       event: 'artifact-stages',
       stages: Object.fromEntries(results.map((r) => [r.arch, r.stages])),
     });
-    return 0;
+    return ExitCode.ok;
   },
 };

@@ -4,14 +4,14 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { type Arch, loadProject, projectPaths, type ResolvedConfig, resolveStream } from '../config/index.ts';
 import { indexOverlay } from '../config/overlay-index.ts';
-import { ExitCode, PipelineError, UsageError } from '../errors.ts';
-import { Buildah } from '../exec/buildah.ts';
+import { DataError, ToolError, UsageError } from '../errors.ts';
+import { Buildah, type BuildahBuild, type BuildahPushArchive } from '../exec/buildah.ts';
 import { hasExecutable, kernelVersions, listTree, readInRoot, resolveInRoot } from '../exec/rootfs.ts';
 import { composedArchiveName } from '../exec/rpm-ostree.ts';
 import { checkTransport, resolveDigest } from '../exec/skopeo.ts';
-import { type Storage, storageFromDir } from '../exec/storage.ts';
+import { type Storage, storageArgs, storageFromDir } from '../exec/storage.ts';
 import { writeAtomic } from '../files.ts';
-import { type BaseFacts, type BuildPlan, ociArch, planBuild } from '../plan/build-plan.ts';
+import { type ArchPlan, type BaseFacts, type BuildPlan, ociArch, planBuild } from '../plan/build-plan.ts';
 import { type ImageLock, parseImageLock } from '../plan/image-lock.ts';
 import { IMAGE_PINS_FILE } from '../plan/image-pins.ts';
 import { nextVersion, parseVersion, utcDate } from '../plan/version.ts';
@@ -97,9 +97,8 @@ export function baseRefFor(config: ResolvedConfig, opts: BuildOptions, arch: Arc
   if (config.stream.baseSource === 'compose') {
     const archive = join(opts.composeDir, arch, composedArchiveName(config.stream.stream, arch));
     if (!existsSync(archive))
-      throw new PipelineError(
+      throw new UsageError(
         `stream ${config.stream.stream} builds on its own compose (base.source: compose), but ${archive} does not exist: run 'rock-image compose --stream ${config.stream.stream} --arch ${arch}' first, or give --compose-dir or --base`,
-        ExitCode.usage,
       );
     return `oci-archive:${archive}`;
   }
@@ -146,7 +145,7 @@ export async function baseFacts(
     );
     present = await buildah.inspect(local);
     if (!present)
-      throw new UsageError(`pulled ${ref} but found no image with digest ${resolved.digest} in storage`);
+      throw new ToolError(`pulled ${ref} but found no image with digest ${resolved.digest} in storage`);
   }
   if (present && present.architecture !== ociArch[arch]) {
     throw new UsageError(
@@ -160,7 +159,7 @@ export async function baseFacts(
     try {
       const root = mounted.root;
       const osRelease = readInRoot(root, '/etc/os-release') ?? readInRoot(root, '/usr/lib/os-release');
-      if (!osRelease) throw new UsageError(`base ${ref} has no /etc/os-release or /usr/lib/os-release`);
+      if (!osRelease) throw new DataError(`base ${ref} has no /etc/os-release or /usr/lib/os-release`);
       const etc = resolveInRoot(root, '/etc/os-release');
       probe = {
         digest: resolved.digest,
@@ -216,7 +215,7 @@ export async function prepare(
     ...new Set(arches.map((a) => Object.fromEntries(parseOsReleasePairs(bases[a]!.osRelease)).VERSION_ID)),
   ];
   if (releasevers.length !== 1 || !/^\d+$/.test(releasevers[0] ?? '')) {
-    throw new UsageError(`bases disagree on, or lack, a numeric VERSION_ID: ${releasevers.join(', ')}`);
+    throw new DataError(`bases disagree on, or lack, a numeric VERSION_ID: ${releasevers.join(', ')}`);
   }
   const builds = readBuildsJson(opts.output);
   const version =
@@ -257,6 +256,56 @@ export async function prepare(
 }
 
 /** manifests/image-pins.json of the project; none yet is no pins. Read only, offline. */
+/**
+ * The commands `build` runs for one arch to make its outputs, in order, with typed arguments:
+ * `plan` prints this list and `build` runs it, so the printed plan is what runs. Between the two
+ * `build` also inspects and lints the image read-only (buildah inspect, from, mount, umount, rm),
+ * which the plan does not list.
+ */
+export interface ArchSteps {
+  arch: Arch;
+  /** The build context directory, written before the first step. */
+  context: string;
+  build: { tool: 'buildah'; op: 'build'; args: BuildahBuild; env: Record<string, string> };
+  /** Writes the archive to `args.path`, which is renamed to `final` once complete. */
+  archive: { tool: 'buildah'; op: 'push-archive'; args: BuildahPushArchive; final: string };
+}
+
+export function archSteps(opts: BuildOptions, plan: BuildPlan, a: ArchPlan): ArchSteps {
+  const work = join(opts.output, 'work', a.arch);
+  const context = join(work, 'context');
+  const file = `${plan.name}-${plan.version}-ostree.${a.arch}.ociarchive`;
+  const build: BuildahBuild = {
+    containerfile: join(context, 'Containerfile'),
+    context,
+    platform: a.platform,
+    tag: a.tag,
+    timestamp: plan.timestamp,
+  };
+  return {
+    arch: a.arch,
+    context,
+    build: { tool: 'buildah', op: 'build', args: build, env: Buildah.buildEnv(build) },
+    archive: {
+      tool: 'buildah',
+      op: 'push-archive',
+      args: {
+        image: a.tag,
+        path: join(work, `${file}.tmp`),
+        refName: plan.version,
+        digestFile: join(work, 'digest'),
+      },
+      final: join(opts.output, 'builds', plan.version, a.arch, file),
+    },
+  };
+}
+
+/** A step's whole command line, as the runner runs and logs it. */
+export function stepArgv(storage: Storage, step: ArchSteps['build'] | ArchSteps['archive']): string[] {
+  const args = step.op === 'build' ? Buildah.buildArgs(step.args) : Buildah.pushArchiveArgs(step.args);
+  return [step.tool, ...storageArgs(storage), ...args];
+}
+
 export function readImagePins(root: string): ImageLock {
   const p = join(root, IMAGE_PINS_FILE);
   return existsSync(p) ? parseImageLock(readFileSync(p, 'utf8'), IMAGE_PINS_FILE) : { images: {} };

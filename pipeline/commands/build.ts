@@ -12,11 +12,11 @@ import {
   utimesSync,
   writeFileSync,
 } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import PQueue from 'p-queue';
 import { makeArtifacts } from '../artifacts/index.ts';
 import type { Platform } from '../artifacts/layout.ts';
-import { PipelineError } from '../errors.ts';
+import { ExitCode, PipelineError, UnavailableError } from '../errors.ts';
 import { Buildah } from '../exec/buildah.ts';
 import { initramfsNames } from '../exec/initramfs.ts';
 import { canRunArch, hostArch, requireTool } from '../exec/tools.ts';
@@ -26,6 +26,7 @@ import type { ArchPlan, BuildPlan } from '../plan/build-plan.ts';
 import { addBuild, type BuildMeta, type BuildsJson, readMeta, updateBuilds, writeMeta } from '../records.ts';
 import { artifactRequest } from './artifacts.ts';
 import {
+  archSteps,
   type BuildOptions,
   buildOptionHelp,
   buildOptionSpec,
@@ -89,13 +90,12 @@ Options:${buildOptionHelp}
         if (!artifactsPresent(opts.output, last, req.arches, req.platforms)) await makeArtifacts(ctx, req);
       }
       writeOutputs(ctx, { version: last, skipped: 'true', 'build-dir': join(opts.output, 'builds', last) });
-      return 0;
+      return ExitCode.ok;
     }
     for (const a of plan.arches) {
       if (!canRunArch(a.arch) && /^RUN /m.test(a.containerfile)) {
-        throw new PipelineError(
+        throw new UnavailableError(
           `building ${a.arch} on ${hostArch()} runs RUN steps through qemu-user, which is not registered with binfmt_misc: run 'rock-image doctor --install cross-arch'`,
-          69,
         );
       }
     }
@@ -129,7 +129,7 @@ Options:${buildOptionHelp}
       skipped: 'false',
       'build-dir': join(opts.output, 'builds', plan.version),
     });
-    return 0;
+    return ExitCode.ok;
   },
 };
 
@@ -180,25 +180,12 @@ export function writeContext(dir: string, a: ArchPlan, timestamp: number): void 
 }
 
 async function buildArch(ctx: Context, buildah: Buildah, plan: BuildPlan, a: ArchPlan, opts: BuildOptions) {
-  const work = join(opts.output, 'work', a.arch);
-  const outDir = join(opts.output, 'builds', plan.version, a.arch);
-  const context = join(work, 'context');
+  // The steps `rock-image plan` prints (build-glue.ts archSteps).
+  const steps = archSteps(opts, plan, a);
+  const outDir = dirname(steps.archive.final);
+  const context = steps.context;
   await ctx.log.step('write build context', async () => writeContext(context, a, plan.timestamp), a.arch);
-  await ctx.log.step(
-    'buildah build',
-    () =>
-      buildah.build(
-        {
-          containerfile: join(context, 'Containerfile'),
-          context,
-          platform: a.platform,
-          tag: a.tag,
-          timestamp: plan.timestamp,
-        },
-        a.arch,
-      ),
-    a.arch,
-  );
+  await ctx.log.step('buildah build', () => buildah.build(steps.build.args, a.arch), a.arch);
   const image = await buildah.inspect(a.tag);
   if (!image) throw new PipelineError(`built image ${a.tag} not found in storage`);
   await ctx.log.step(
@@ -222,15 +209,15 @@ async function buildArch(ctx: Context, buildah: Buildah, plan: BuildPlan, a: Arc
     },
     a.arch,
   );
-  const file = `${plan.name}-${plan.version}-ostree.${a.arch}.ociarchive`;
+  const file = basename(steps.archive.final);
   mkdirSync(outDir, { recursive: true });
   const digest = await ctx.log.step(
     'write OCI archive',
     async () => {
-      const tmp = join(work, `${file}.tmp`);
+      const tmp = steps.archive.args.path;
       rmSync(tmp, { force: true });
-      const d = await buildah.pushArchive(a.tag, tmp, plan.version, join(work, 'digest'));
-      renameSync(tmp, join(outDir, file));
+      const d = await buildah.pushArchive(steps.archive.args);
+      renameSync(tmp, steps.archive.final);
       return d;
     },
     a.arch,

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { backendModules } from '../artifacts/index.ts';
 import { platformsOfStream } from '../artifacts/layout.ts';
 import type { ResolvedConfig } from '../config/index.ts';
-import { ConfigError } from '../errors.ts';
+import { ConfigError, ExitCode } from '../errors.ts';
 import { decide, legMatrix, renderUnchanged, writeOutputs, writeSummary } from '../gha.ts';
 import { readMeta } from '../records.ts';
 import { buildOptionHelp, buildOptionSpec, loadConfig, parseBuildOptions, prepare } from './build-glue.ts';
@@ -71,7 +71,7 @@ Options:${buildOptionHelp}`,
     });
     if (!decision.changed)
       writeSummary(ctx.env, renderUnchanged(plan.stream, decision.previous, decision.arches));
-    return 0;
+    return ExitCode.ok;
   },
 };
 

@@ -4,7 +4,7 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { loadProject, projectPaths } from '../config/index.ts';
-import { UsageError } from '../errors.ts';
+import { ExitCode, UsageError } from '../errors.ts';
 import {
   type ComposeFlow,
   type ComposeMode,
@@ -328,7 +328,7 @@ Exit 69 when neither rpm-ostree nor podman (with the builder image pullable) is 
         parseLockfile(readFileSync(newPath, 'utf8'), positionals[0]!),
       );
       ctx.stdout.write(values.json ? `${JSON.stringify(diff, null, 2)}\n` : formatDiff(diff));
-      return 0;
+      return ExitCode.ok;
     }
     if (positionals.length) throw new UsageError(`unexpected argument '${positionals[0]}'`);
     if (values['lock-builder'])
@@ -365,7 +365,7 @@ Exit 69 when neither rpm-ostree nor podman (with the builder image pullable) is 
     });
     if (printOnly) {
       ctx.stdout.write(formatComposePlan(planStreamCompose(opts)));
-      return 0;
+      return ExitCode.ok;
     }
     const host = hostArch();
     // Native composes only, like coreos-assembler: primary arch first so --autolock can use it.
@@ -400,7 +400,7 @@ Exit 69 when neither rpm-ostree nor podman (with the builder image pullable) is 
         `${JSON.stringify({ arch, status: outcome.status, archive: outcome.record.archive, inputHash: p!.inputHash })}\n`,
       );
     }
-    return 0;
+    return ExitCode.ok;
   },
 };
 
@@ -420,5 +420,5 @@ async function lockBuilders(ctx: Context, stream?: string, extra?: string): Prom
   }
   const path = join(ctx.root, IMAGE_LOCK_FILE);
   writeAtomic(path, serializeImageLock(lock));
-  return 0;
+  return ExitCode.ok;
 }

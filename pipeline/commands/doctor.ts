@@ -1,6 +1,7 @@
 // `rock-image doctor`: which host tools each stage needs, which are present (with versions),
 // and how to install the missing ones; `--install` installs them on Debian/Ubuntu or Fedora.
 import { existsSync, readFileSync } from 'node:fs';
+import { UsageError } from '../errors.ts';
 import { findTool, type Stage, toolsFor, which } from '../exec/tools.ts';
 import type { Command } from './types.ts';
 
@@ -24,10 +25,8 @@ Options:
   positionals: true,
   async run(ctx, values, positionals) {
     const unknown = positionals.filter((p) => !stages.includes(p as Stage));
-    if (unknown.length) {
-      ctx.log.error(`unknown stage(s): ${unknown.join(', ')}; stages: ${stages.join(', ')}`);
-      return 64;
-    }
+    if (unknown.length)
+      throw new UsageError(`unknown stage(s): ${unknown.join(', ')}; stages: ${stages.join(', ')}`);
     const wanted = (positionals.length ? positionals : stages) as Stage[];
     const osId = readOsId();
     if (values.install) await install(ctx, wanted, osId);

@@ -12,7 +12,7 @@ import {
   SPECS,
   type SpecVersion,
 } from '../config/profile.ts';
-import { UsageError } from '../errors.ts';
+import { ExitCode, UsageError } from '../errors.ts';
 import { validateIgnitionFile } from '../exec/ignition.ts';
 import { writeAtomic } from '../files.ts';
 import { renderBaseConfig, renderIgnition, serializeIgnition } from '../plan/ignition.ts';
@@ -104,9 +104,9 @@ Exit codes: 0 ok, 1 validation failed, 64 usage, 65 invalid profile, 69 ignition
         if (scratch) rmSync(scratch, { recursive: true, force: true });
       });
       for (const m of result.messages) ctx.log.error(`ignition-validate: ${m}`);
-      if (!result.ok) return 1;
+      if (!result.ok) return ExitCode.failure;
       ctx.log.info(`ignition-validate: ${values.output ?? profile.name} is valid`);
     }
-    return 0;
+    return ExitCode.ok;
   },
 };

@@ -11,7 +11,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { loadProject, projectPaths, resolveStream } from '../config/index.ts';
-import { PipelineError, UsageError } from '../errors.ts';
+import { DataError, ExitCode, UnavailableError, UsageError } from '../errors.ts';
 import { renderIgnition, serializeIgnition } from '../plan/ignition.ts';
 import { joinBaseProblem } from '../plan/zincati.ts';
 import { profileFromArgs } from './ignition.ts';
@@ -199,18 +199,16 @@ Options:
       if (!r.ok) throw new Error(`HTTP ${r.status}`);
       doc = await r.json();
     } catch (e) {
-      throw new PipelineError(`${url}: cannot read the stream metadata: ${(e as Error).message}`, 69);
+      throw new UnavailableError(`${url}: cannot read the stream metadata: ${(e as Error).message}`);
     }
     const disk = pickDisk(doc, arch, Number(sector));
     if (!disk)
-      throw new PipelineError(
+      throw new DataError(
         `${url}: no ${arch} metal ${sector === '4096' ? '4k.raw.xz' : 'raw.xz'} disk in the stream; nothing written`,
-        65,
       );
     if (!disk.signature)
-      throw new PipelineError(
+      throw new DataError(
         `${url}: the ${arch} metal ${disk.format} disk has no signature (published without --sign-by); a sensor is not installed from an unverified disk; nothing written`,
-        65,
       );
 
     const dir = resolve(ctx.cwd, str(v, 'output-dir') ?? '.');
@@ -239,6 +237,6 @@ Options:
         '',
       ].join('\n'),
     );
-    return 0;
+    return ExitCode.ok;
   },
 };

@@ -3,7 +3,7 @@
 // to a file the user names OUTSIDE the project, to be stored as the CI secret and deleted.
 import { existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
-import { UsageError } from '../errors.ts';
+import { ExitCode, ToolError, UsageError } from '../errors.ts';
 import { generateKeyPair, showKeysSync } from '../exec/gpg.ts';
 import type { Command } from './types.ts';
 
@@ -84,7 +84,7 @@ Exit codes: 0 ok, 64 usage, 69 gpg missing.
     // Checked as the config loader will check it: one public key.
     const shown = showKeysSync(publicOut);
     if ('error' in shown || shown.keys.length !== 1 || shown.keys[0]!.type !== 'pub')
-      throw new UsageError(`${publicOut} did not come out as one public key`);
+      throw new ToolError(`${publicOut} did not come out as one public key`);
     const expires = shown.keys[0]!.expires;
     const rel = relative(ctx.root, publicOut);
     ctx.stdout.write(
@@ -106,6 +106,6 @@ Exit codes: 0 ok, 64 usage, 69 gpg missing.
         '',
       ].join('\n'),
     );
-    return 0;
+    return ExitCode.ok;
   },
 };

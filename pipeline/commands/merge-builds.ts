@@ -4,7 +4,7 @@
 import { cpSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Arch } from '../config/index.ts';
-import { PipelineError, UsageError } from '../errors.ts';
+import { DataError, ExitCode, PipelineError, UsageError } from '../errors.ts';
 import { writeOutputs } from '../gha.ts';
 import { addBuild, buildsPath, metaPath, readBuilds, readMetaFile, updateBuilds } from '../records.ts';
 import type { Command } from './types.ts';
@@ -22,16 +22,14 @@ function readLeg(dir: string): Leg {
   const file = buildsPath(buildsDir);
   if (!existsSync(file)) throw new UsageError(`${dir}: no builds/builds.json (not a build directory)`);
   const newest = readBuilds(buildsDir).builds[0];
-  if (!newest) throw new PipelineError(`${file}: builds[0] must be {id, arches[]}`, 65);
+  if (!newest) throw new DataError(`${file}: builds[0] must be {id, arches[]}`);
   for (const arch of newest.arches) {
     const meta = metaPath(buildsDir, newest.id, arch);
-    if (!existsSync(meta))
-      throw new PipelineError(`${file}: lists ${newest.id} ${arch}, but ${meta} is missing`, 65);
+    if (!existsSync(meta)) throw new DataError(`${file}: lists ${newest.id} ${arch}, but ${meta} is missing`);
     const m = readMetaFile(meta);
     if (m.buildid !== newest.id || m['coreos-assembler.basearch'] !== arch)
-      throw new PipelineError(
+      throw new DataError(
         `${meta}: is ${m.buildid} ${m['coreos-assembler.basearch']}, builds.json says ${newest.id} ${arch}`,
-        65,
       );
   }
   return { dir, buildsDir, version: newest.id, arches: newest.arches };
@@ -124,7 +122,7 @@ Options:
     if (todo.length === 0 && arches.every((a) => listed.includes(a))) {
       ctx.log.info(`${version} (${arches.join(', ')}) already merged into ${buildsDir}; nothing to do`);
       writeOutputs(ctx.env, { version, arches: arches.join(','), 'build-dir': join(buildsDir, version) });
-      return 0;
+      return ExitCode.ok;
     }
     const timestamp = new Date(ctx.now()).toISOString().replace(/\.\d{3}Z$/, 'Z');
     const merged = updateBuilds(buildsDir, (doc) => addBuild(doc, version, arches, timestamp));
@@ -132,6 +130,6 @@ Options:
       `merged ${version}: ${merged.builds[0]?.id === version ? '' : '(not newest) '}${arches.join(', ')} -> ${buildsDir}`,
     );
     writeOutputs(ctx.env, { version, arches: arches.join(','), 'build-dir': join(buildsDir, version) });
-    return 0;
+    return ExitCode.ok;
   },
 };

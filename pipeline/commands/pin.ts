@@ -5,7 +5,7 @@ import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from '
 import { dirname, join } from 'node:path';
 import { loadProject, projectPaths } from '../config/index.ts';
 import { parseYaml } from '../config/yaml.ts';
-import { CommandError, ConfigError, type ConfigIssue, type Location } from '../errors.ts';
+import { CommandError, ConfigError, type ConfigIssue, ExitCode, type Location } from '../errors.ts';
 import { tagDigest } from '../exec/skopeo.ts';
 import { type ImageLock, parseImageLock, serializeImageLock } from '../plan/image-lock.ts';
 import { diffPins, IMAGE_PINS_FILE, repositoryOf, tagRefs } from '../plan/image-pins.ts';
@@ -128,6 +128,6 @@ A reference that does not resolve is an error at the line naming it (exit 65); n
       renameSync(`${path}.tmp`, path);
     }
     ctx.log.info(`${IMAGE_PINS_FILE}: ${Object.keys(after.images).length} pins, ${changes.length} changed`);
-    return 0;
+    return ExitCode.ok;
   },
 };

@@ -1,12 +1,14 @@
-// `rock-image plan`: what a build would do (resolved config, version, input hashes, rendered
-// Containerfile, every command line) without building anything.
-import { join } from 'node:path';
-import { UsageError } from '../errors.ts';
-import { Buildah } from '../exec/buildah.ts';
-import { storageArgs } from '../exec/storage.ts';
+import { ExitCode, UsageError } from '../errors.ts';
 import { describeSigning } from '../plan/trust.ts';
 import { artifactOptionSpec, artifactRequest, artifactsPlanText } from './artifacts.ts';
-import { buildOptionHelp, buildOptionSpec, parseBuildOptions, prepare } from './build-glue.ts';
+import {
+  archSteps,
+  buildOptionHelp,
+  buildOptionSpec,
+  parseBuildOptions,
+  prepare,
+  stepArgv,
+} from './build-glue.ts';
 import { composePlanText } from './compose.ts';
 import type { Command } from './types.ts';
 
@@ -43,7 +45,7 @@ Options:${buildOptionHelp}
   async run(ctx, values) {
     if (values.artifacts) {
       ctx.stdout.write(artifactsPlanText(artifactRequest(ctx, values)));
-      return 0;
+      return ExitCode.ok;
     }
     if (values.compose) {
       if (typeof values.stream !== 'string') throw new UsageError('--stream is required');
@@ -60,45 +62,22 @@ Options:${buildOptionHelp}
           output: typeof values['compose-dir'] === 'string' ? values['compose-dir'] : undefined,
         }),
       );
-      return 0;
+      return ExitCode.ok;
     }
     if (values.mode !== undefined) throw new UsageError('--mode goes with --compose');
     const opts = parseBuildOptions(ctx, values);
     const { config, plan } = await prepare(ctx, opts, true);
-    const g = storageArgs(opts.storage);
-    const commands = plan.arches.map((a) => {
-      const context = join(opts.output, 'work', a.arch, 'context');
-      return {
-        arch: a.arch,
-        commands: [
-          [
-            'buildah',
-            ...g,
-            ...Buildah.buildArgs({
-              containerfile: join(context, 'Containerfile'),
-              context,
-              platform: a.platform,
-              tag: a.tag,
-              timestamp: plan.timestamp,
-            }),
-          ],
-          [
-            'buildah',
-            ...g,
-            'push',
-            '--digestfile',
-            join(opts.output, 'work', a.arch, 'digest'),
-            a.tag,
-            `oci-archive:${join(opts.output, 'builds', plan.version, a.arch, `${plan.name}-${plan.version}-ostree.${a.arch}.ociarchive`)}:${plan.version}`,
-          ],
-        ],
-      };
-    });
+    // The same step list `build` runs (build-glue.ts archSteps).
+    const steps = plan.arches.map((a) => archSteps(opts, plan, a));
+    const commands = steps.map((s) => ({
+      arch: s.arch,
+      commands: [stepArgv(opts.storage, s.build), stepArgv(opts.storage, s.archive)],
+    }));
     if (values.json) {
       ctx.stdout.write(
         `${JSON.stringify({ config, plan: { ...plan, arches: plan.arches.map((a) => ({ ...a, context: a.context.map(({ content: _c, ...rest }) => rest) })) }, commands }, null, 2)}\n`,
       );
-      return 0;
+      return ExitCode.ok;
     }
     const out: string[] = [];
     out.push(`# ${plan.name} ${plan.version}, stream ${plan.stream}, layer timestamp ${plan.timestamp}`);
@@ -124,9 +103,13 @@ Options:${buildOptionHelp}
         '',
         '### commands',
       );
-      for (const c of commands.find((x) => x.arch === a.arch)!.commands) out.push(`$ ${c.join(' ')}`);
+      const s = steps.find((x) => x.arch === a.arch)!;
+      const env = Object.entries(s.build.env).map(([k, v]) => `${k}=${v} `);
+      out.push(`$ ${env.join('')}${stepArgv(opts.storage, s.build).join(' ')}`);
+      out.push(`$ ${stepArgv(opts.storage, s.archive).join(' ')}`);
+      out.push(`# then ${s.archive.args.path} is renamed to ${s.archive.final}`);
     }
     ctx.stdout.write(`${out.join('\n')}\n`);
-    return 0;
+    return ExitCode.ok;
   },
 };

@@ -6,7 +6,7 @@
 // reported at its line before anything is written.
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { PipelineError, UsageError } from '../errors.ts';
+import { ExitCode, PipelineError, UsageError } from '../errors.ts';
 import { createGitHub } from '../exec/github.ts';
 import { applyPlan, writeDocument } from '../publish/apply.ts';
 import { checkServed } from '../publish/github.ts';
@@ -148,7 +148,7 @@ ${controlsUsage}
       log: ctx.log,
     });
     ctx.log.info(`promoted ${t.version} from ${from} to ${to}`);
-    return 0;
+    return ExitCode.ok;
   },
 };
 
@@ -211,6 +211,6 @@ ${controlsUsage}
     ctx.log.info(
       `${stream} ${version}: ${JSON.stringify(entry)}${written.every((w) => w === 'unchanged') ? ' (unchanged)' : ''}`,
     );
-    return 0;
+    return ExitCode.ok;
   },
 };

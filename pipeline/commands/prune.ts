@@ -3,7 +3,7 @@
 // deletes their directories, so builds.json never lists a build that is gone. Re-running converges.
 import { existsSync, readdirSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { UsageError } from '../errors.ts';
+import { ExitCode, UsageError } from '../errors.ts';
 import { planPrune } from '../plan/prune.ts';
 import { parseVersion } from '../plan/version.ts';
 import { updateBuilds } from '../records.ts';
@@ -50,7 +50,7 @@ Options:
     for (const v of doomed) ctx.stdout.write(`${values['dry-run'] ? 'would remove' : 'remove'} ${v}\n`);
     if (values['dry-run'] || doomed.length === 0) {
       ctx.log.info(`keeping ${plan.keep.length} build(s); ${doomed.length} to remove`);
-      return 0;
+      return ExitCode.ok;
     }
     if (plan.remove.length) {
       const timestamp = new Date(ctx.now()).toISOString().replace(/\.\d{3}Z$/, 'Z');
@@ -62,6 +62,6 @@ Options:
     }
     for (const v of doomed) rmSync(join(dir, v), { recursive: true, force: true });
     ctx.log.info(`kept ${plan.keep.join(', ') || 'nothing'}; removed ${doomed.join(', ')}`);
-    return 0;
+    return ExitCode.ok;
   },
 };

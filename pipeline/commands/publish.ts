@@ -4,7 +4,7 @@
 import { resolve } from 'node:path';
 import type { Arch } from '../config/index.ts';
 import { loadProject, projectPaths, resolveStream } from '../config/index.ts';
-import { UsageError } from '../errors.ts';
+import { DataError, ExitCode, UsageError } from '../errors.ts';
 import { createGitHub } from '../exec/github.ts';
 import { fingerprint, showKeysSync } from '../exec/gpg.ts';
 import { type ApplyRequest, applyPlan } from '../publish/apply.ts';
@@ -280,10 +280,10 @@ Options:
     });
     for (const b of builds)
       if (!b.meta.images.ostree)
-        throw new UsageError(`${b.dir}/meta.json: no images.ostree (the OCI archive)`);
+        throw new DataError(`${b.dir}/meta.json: no images.ostree (the OCI archive)`);
     if (v.plan) {
       ctx.stdout.write(`${JSON.stringify(plan, null, 2)}\n`);
-      return 0;
+      return ExitCode.ok;
     }
     await checkSigner(ctx, stream, t, str(v, 'sign-by'));
     attachLog(ctx, t, 'publish');
@@ -318,6 +318,6 @@ Options:
     ctx.log.info(
       `published ${t.version} to ${stream}: ${Object.values(result.files).filter((s) => s === 'copied').length} files copied, ${result.signed.length} signed, ${Object.values(result.documents).filter((s) => s === 'written').length} documents written${result.github ? `, GitHub ${result.github}` : ''}`,
     );
-    return 0;
+    return ExitCode.ok;
   },
 };

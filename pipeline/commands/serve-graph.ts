@@ -9,7 +9,7 @@ import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join, resolve } from 'node:path';
-import { PipelineError, UsageError } from '../errors.ts';
+import { DataError, ExitCode, PipelineError, UsageError } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import { computeWariness, graphFromMetadata, ServedGraph } from '../publish/graph.ts';
 import { checkSiteDocText, type ReleasesDoc, type UpdatesDoc } from '../publish/site.ts';
@@ -237,7 +237,7 @@ export async function startGraphService(opts: GraphServiceOptions): Promise<Grap
       : [];
     for (const s of found.sort()) {
       const h = sources[0]!.get(s);
-      if (h?.error && !h.docs) throw new PipelineError(h.error, 65);
+      if (h?.error && !h.docs) throw new DataError(h.error);
     }
   }
 
@@ -479,6 +479,6 @@ Options:
       process.once('SIGTERM', onTerm);
       process.once('SIGINT', onInt);
     });
-    return 0;
+    return ExitCode.ok;
   },
 };

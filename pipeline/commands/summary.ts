@@ -2,7 +2,7 @@
 // since the build before it), printed and, under GitHub Actions, added to the job summary.
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { PipelineError, UsageError } from '../errors.ts';
+import { ExitCode, PipelineError, UsageError } from '../errors.ts';
 import { renderSummary, writeSummary } from '../gha.ts';
 import { type BuildMeta, readMeta } from '../records.ts';
 import { readBuildsJson } from './build-glue.ts';
@@ -55,6 +55,6 @@ Options:
     });
     ctx.stdout.write(markdown);
     writeSummary(ctx.env, markdown);
-    return 0;
+    return ExitCode.ok;
   },
 };

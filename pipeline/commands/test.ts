@@ -5,7 +5,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { BootPlanError, bootCases, DEFAULT_TIMEOUT, planBoot, rerunNote } from '../boot/plan.ts';
 import { type ArchBootPlan, DEFAULT_RERUNS, runBootTests } from '../boot/run.ts';
-import { UsageError } from '../errors.ts';
+import { DataError, ExitCode, UsageError } from '../errors.ts';
 import { readMetaFile } from '../records.ts';
 import { readBuildsJson } from './build-glue.ts';
 import { type Command, intOption } from './types.ts';
@@ -85,7 +85,7 @@ Options:
     for (const arch of arches as ArchBootPlan['arch'][]) {
       const buildDir = join(output, 'builds', version, arch);
       const metaFile = join(buildDir, 'meta.json');
-      if (!existsSync(metaFile)) throw new UsageError(`${metaFile} does not exist`);
+      if (!existsSync(metaFile)) throw new DataError(`${metaFile} does not exist`);
       const meta = readMetaFile(metaFile);
       try {
         const plan = planBoot(
@@ -103,7 +103,7 @@ Options:
         );
         plans.push({ arch, buildDir, workDir: join(output, 'work', 'boot', arch), plan });
       } catch (err) {
-        if (err instanceof BootPlanError) throw new UsageError(`${metaFile}: ${err.message}`);
+        if (err instanceof BootPlanError) throw new DataError(`${metaFile}: ${err.message}`);
         throw err;
       }
     }
@@ -131,6 +131,6 @@ Options:
         `${o.arch} ${o.id}: ${o.result.result} (${o.result.seconds} s)${earlier ? ` ${rerunNote(earlier)}` : ''}\n`,
       );
     }
-    return 0;
+    return ExitCode.ok;
   },
 };

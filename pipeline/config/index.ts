@@ -1,177 +1,43 @@
 // Loads manifests/image.yaml and manifests/streams/*.yaml, validates each against its JSON Schema
 // and the cross-file rules, and returns typed config. Every problem in every file is reported at
-// once, with file:line:col, before any work starts.
-import { createHash } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+// once, with file:line:col, before any work starts. The types are in types.ts, the publish.trust
+// checks in trust-checks.ts; both re-exported here.
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { basename, join, relative } from 'node:path';
 import { ConfigError, type ConfigIssue, type Location } from '../errors.ts';
-import { showKeysSync } from '../exec/gpg.ts';
-import type { TrustConfig } from '../plan/trust.ts';
 import { baseUrlProblem, joinBaseProblem } from '../plan/zincati.ts';
 import imageSchema from './schema/image.schema.json' with { type: 'json' };
 import streamSchema from './schema/stream.schema.json' with { type: 'json' };
+import { resolveTrust, trustChecks } from './trust-checks.ts';
+import {
+  type ComposefsMode,
+  type ImageConfig,
+  issueAt,
+  type ProjectPaths,
+  type RawImage,
+  type RawStream,
+  type ResolvedConfig,
+  type StreamConfig,
+} from './types.ts';
 import { compileSchema, readYaml, type SourceFile, schemaIssues } from './yaml.ts';
 
-export type Arch = 'x86_64' | 'aarch64';
-export type ComposefsMode = 'true' | 'false' | 'yes' | 'no' | 'maybe' | 'verity' | 'signed';
-export type AgentMode = 'container' | 'package' | 'none';
-
-export interface DataPath {
-  id: string;
-  path: string;
-  purpose: string;
-  legacy?: string;
-  mode: string;
-  owner: string;
-  group: string;
-}
-
-export interface Service {
-  name: string;
-  image: string;
-  enabled: boolean;
-  /** Where `image` is set: the stream's override, else image.yaml (file:line for pin errors). */
-  at: Location;
-}
-
-export interface Agent {
-  name: string;
-  image: string;
-  package: string;
-  unit: string;
-  virtualization: string[];
-  mode: AgentMode;
-  /** Where `image` is set in image.yaml (file:line for pin errors). */
-  at: Location;
-}
-
-export interface ImageConfig {
-  name: string;
-  osname: string;
-  variant: string;
-  title: string;
-  description: string;
-  source: string;
-  vendor?: string;
-  licenses?: string;
-  overlays: string[];
-  dataPaths: DataPath[];
-}
-
-export interface KargsEntry {
-  kargs: string[];
-  matchArchitectures?: Arch[];
-}
-
-export interface StreamConfig {
-  stream: string;
-  streamNumber: number;
-  /** upstream: base.image/tag (digest); compose: the stream's own rpm-ostree compose. */
-  baseSource: 'upstream' | 'compose';
-  base: { image: string; tag: string; digest?: string };
-  arches: Arch[];
-  composefs: ComposefsMode;
-  composefsKeypath?: string;
-  packages: string[];
-  kargs: KargsEntry[];
-  artifacts: string[];
-  /** Backend of `rock-image artifacts`. */
-  artifactBackend: 'native' | 'bootc' | 'coreos';
-  /**
-   * `allow-native-disks`: publish may ship artifacts the native backend made; `at` is where a
-   * refusal points: the key itself, else `artifact-backend`, else `stream` (file:line:col).
-   */
-  nativeDisks: { allowed: boolean; at: Location };
-  /**
-   * `require-pins`: every service and agent image must be pinned by digest (manifests/image-pins.json
-   * or `@sha256:` in the reference); `at` is the key's place, for the error.
-   */
-  requirePins: { required: boolean; at: Location };
-  publish: {
-    registry?: string;
-    github?: string;
-    siteUrl?: string;
-    /** Object store serving disk images instead of the GitHub release (publish/site.ts ArtifactHost). */
-    artifactUrl?: string;
-    /** The update-graph service Zincati asks (plan/zincati.ts); default the site's static graph. */
-    updateUrl?: string;
-    trust?: TrustConfig;
-    /** publish.unsigned: the stated reason this stream's images go out unsigned, and where it is said. */
-    unsigned?: { reason: string; at: Location };
-  };
-}
-
-/** Everything a build of one stream needs to know, resolved from both files. */
-export interface ResolvedConfig {
-  image: ImageConfig;
-  stream: StreamConfig;
-  services: Service[];
-  agents: Agent[];
-  /** Files the config came from, relative to the project root, for the input hash and messages. */
-  files: string[];
-}
-
-export interface ProjectPaths {
-  root: string;
-  manifests: string;
-  overlays: string;
-  containerfiles: string;
-}
-
-export function projectPaths(root: string): ProjectPaths {
-  return {
-    root,
-    manifests: join(root, 'manifests'),
-    overlays: join(root, 'overlays'),
-    containerfiles: join(root, 'containerfiles'),
-  };
-}
+export {
+  type Agent,
+  type AgentMode,
+  type Arch,
+  type ComposefsMode,
+  type DataPath,
+  type ImageConfig,
+  type KargsEntry,
+  type ProjectPaths,
+  projectPaths,
+  type ResolvedConfig,
+  type Service,
+  type StreamConfig,
+} from './types.ts';
 
 const validateImage = compileSchema(imageSchema);
 const validateStream = compileSchema(streamSchema);
-
-interface RawImage {
-  ignition?: { 'base-profile'?: string; 'published-profiles'?: string[] };
-  name: string;
-  osname: string;
-  variant: string;
-  title: string;
-  description: string;
-  source: string;
-  vendor?: string;
-  licenses?: string;
-  overlays: string[];
-  'data-paths': Record<string, Omit<DataPath, 'id' | 'mode' | 'owner' | 'group'> & Partial<DataPath>>;
-  services: Record<string, { image: string; enabled?: boolean }>;
-  agents: Record<string, Omit<Agent, 'name' | 'mode'>>;
-}
-
-interface RawStream {
-  stream: string;
-  'stream-number': number;
-  base: { source?: 'upstream' | 'compose'; image?: string; tag?: string; digest?: string };
-  compose?: { 'primary-arch'?: Arch; [key: string]: unknown };
-  arches: Arch[];
-  composefs?: boolean | string;
-  'composefs-keypath'?: string;
-  agents?: Record<string, AgentMode>;
-  packages?: string[];
-  kargs?: { kargs: string[]; 'match-architectures'?: Arch[] }[];
-  services?: Record<string, { image?: string; enabled?: boolean }>;
-  artifacts?: string[];
-  'artifact-backend'?: 'native' | 'bootc' | 'coreos';
-  'allow-native-disks'?: boolean;
-  'require-pins'?: boolean;
-  publish?: {
-    registry?: string;
-    github?: string;
-    'site-url'?: string;
-    'artifact-url'?: string;
-    'update-url'?: string;
-    trust?: { 'gpg-key': string | string[]; lookaside: string; 'cosign-key'?: string };
-    unsigned?: string;
-  };
-}
 
 export interface LoadedProject {
   image: RawImage;
@@ -220,18 +86,6 @@ export function loadProject(paths: ProjectPaths): LoadedProject {
   }
   if (issues.length) throw new ConfigError(issues);
   return { image: img.source!.data as RawImage, imageSource: img.source!, streams };
-}
-
-function issueAt(
-  source: SourceFile,
-  path: (string | number)[],
-  rule: string,
-  message: string,
-  value?: unknown,
-  key = false,
-): ConfigIssue {
-  const pos = source.locate(path, key);
-  return { file: source.file, ...pos, path: `/${path.join('/')}`, rule, message, value };
 }
 
 function crossChecks(
@@ -377,155 +231,6 @@ function crossChecks(
 /** publish.artifact-url: file paths are URL-joined onto it (publish/site.ts), so it needs its `/`. */
 export const artifactUrlProblem = (url: string) =>
   joinBaseProblem(url, "the files' paths (prod/streams/...) are URL-joined onto it");
-
-/** publish.trust: needs publish.registry; its key files exist under the project root. */
-const ARMOR = '-----BEGIN PGP PUBLIC KEY BLOCK-----';
-const gpgKeysOf = (t: { 'gpg-key': string | string[] }) =>
-  Array.isArray(t['gpg-key']) ? t['gpg-key'] : [t['gpg-key']];
-
-/**
- * publish.trust and publish.unsigned. A stream that pushes to a registry says how sensors verify
- * its images (trust) or, visibly, that they do not (unsigned: reason). Trust needs the registry,
- * no cosign key (publish attaches no cosign signatures, so a sigstoreSigned requirement would
- * reject every image), and key files that hold usable OpenPGP public keys, checked with real gpg.
- */
-function trustChecks(raw: RawStream, source: SourceFile, paths: ProjectPaths): ConfigIssue[] {
-  const trust = raw.publish?.trust;
-  const unsigned = raw.publish?.unsigned;
-  const issues: ConfigIssue[] = [];
-  if (raw.publish?.registry && !trust && unsigned === undefined)
-    issues.push(
-      issueAt(
-        source,
-        ['publish', 'registry'],
-        'publish-signed',
-        "a stream that publishes images must be signed: add publish.trust (make the key with 'rock-image keys generate'), or say publish.unsigned: <reason> to publish unsigned images on purpose",
-        raw.publish.registry,
-      ),
-    );
-  if (trust && unsigned !== undefined)
-    issues.push(
-      issueAt(
-        source,
-        ['publish', 'unsigned'],
-        'unsigned-with-trust',
-        'publish.unsigned contradicts publish.trust: keep one',
-        unsigned,
-      ),
-    );
-  if (!trust) return issues;
-  if (!raw.publish?.registry)
-    issues.push(
-      issueAt(
-        source,
-        ['publish', 'trust'],
-        'trust-registry',
-        'publish.trust needs publish.registry (the repository sensors trust)',
-      ),
-    );
-  if (trust['cosign-key'] !== undefined)
-    issues.push(
-      issueAt(
-        source,
-        ['publish', 'trust', 'cosign-key'],
-        'cosign-unsigned',
-        'rock-image publish signs images with GPG simple signing only and never attaches cosign signatures, so a sigstoreSigned requirement would make sensors reject every image: remove cosign-key',
-        trust['cosign-key'],
-      ),
-    );
-  const files = gpgKeysOf(trust);
-  const keyPath = (i: number) =>
-    Array.isArray(trust['gpg-key']) ? ['publish', 'trust', 'gpg-key', i] : ['publish', 'trust', 'gpg-key'];
-  const seen = new Map<string, string>();
-  let armored = 0;
-  files.forEach((f, i) => {
-    const at = keyPath(i);
-    const file = join(paths.root, f);
-    if (!existsSync(file) || !statSync(file).isFile()) {
-      issues.push(
-        issueAt(
-          source,
-          at,
-          'trust-key-exists',
-          `${f} does not exist (the public key sensors verify with, relative to the project root)`,
-          f,
-        ),
-      );
-      return;
-    }
-    if (readFileSync(file).subarray(0, ARMOR.length).toString('latin1') === ARMOR) armored++;
-    const shown = showKeysSync(file);
-    if ('error' in shown) {
-      issues.push(
-        issueAt(
-          source,
-          at,
-          'trust-key-openpgp',
-          `${f} is not an OpenPGP public key (gpg: ${shown.error})`,
-          f,
-        ),
-      );
-      return;
-    }
-    for (const k of shown.keys) {
-      const who = `${k.fingerprint}${k.uids[0] ? ` (${k.uids[0]})` : ''}`;
-      const problem =
-        k.type === 'sec'
-          ? 'holds a private key: commit only the public half (gpg --armor --export FPR); the private half is a CI secret'
-          : k.validity === 'r'
-            ? `key ${who} is revoked`
-            : k.validity === 'e'
-              ? `key ${who} expired on ${new Date((k.expires ?? 0) * 1000).toISOString().slice(0, 10)}: extend it (gpg --quick-set-expire) and re-export, or rotate to a new key`
-              : !k.capabilities.includes('S')
-                ? `key ${who} cannot sign`
-                : seen.has(k.fingerprint)
-                  ? `key ${who} is also in ${seen.get(k.fingerprint)}`
-                  : undefined;
-      seen.set(k.fingerprint, f);
-      if (problem)
-        issues.push(
-          issueAt(
-            source,
-            at,
-            k.type === 'sec'
-              ? 'trust-key-public'
-              : k.validity === 'e'
-                ? 'trust-key-expired'
-                : 'trust-key-usable',
-            `${f} ${problem}`,
-            f,
-          ),
-        );
-    }
-  });
-  if (files.length > 1 && armored !== files.length)
-    issues.push(
-      issueAt(
-        source,
-        ['publish', 'trust', 'gpg-key'],
-        'trust-keys-armored',
-        'rotation keys are joined into one keyring file: give both as ASCII-armored exports (gpg --armor --export FPR)',
-      ),
-    );
-  return issues;
-}
-
-function resolveTrust(raw: RawStream, root: string): TrustConfig | undefined {
-  const t = raw.publish?.trust;
-  if (!t || !raw.publish?.registry) return undefined;
-  const files = gpgKeysOf(t).map((f) => join(root, f));
-  const sha256 = (b: Buffer | string) => createHash('sha256').update(b).digest('hex');
-  // One key: the file as it is. Two (rotation): one keyring holding both, the armored exports
-  // joined, because two signedBy requirements would both have to be satisfied.
-  const gpgKey =
-    files.length === 1
-      ? { source: files[0]!, sha256: sha256(readFileSync(files[0]!)) }
-      : (() => {
-          const content = files.map((f) => readFileSync(f, 'utf8').replace(/\n*$/, '\n')).join('');
-          return { content, sha256: sha256(content) };
-        })();
-  return { registry: raw.publish.registry, lookaside: t.lookaside, gpgKey, keyFiles: gpgKeysOf(t) };
-}
 
 /** Resolves one stream against the image definition. */
 export function resolveStream(project: LoadedProject, name: string, root: string): ResolvedConfig {

@@ -15,6 +15,24 @@ export interface BuildahImage {
   labels: Record<string, string>;
 }
 
+/** `buildah build` of a rendered Containerfile (Buildah.buildArgs says how). */
+export interface BuildahBuild {
+  containerfile: string;
+  context: string;
+  platform: string;
+  tag: string;
+  timestamp: number;
+}
+
+/** `buildah push` of a local image into an OCI archive, its digest written to `digestFile`. */
+export interface BuildahPushArchive {
+  image: string;
+  path: string;
+  /** The reference name inside the archive (the version). */
+  refName: string;
+  digestFile: string;
+}
+
 export class Buildah {
   readonly global: string[];
   constructor(
@@ -56,13 +74,7 @@ export class Buildah {
     };
   }
 
-  static buildArgs(opts: {
-    containerfile: string;
-    context: string;
-    platform: string;
-    tag: string;
-    timestamp: number;
-  }): string[] {
+  static buildArgs(opts: BuildahBuild): string[] {
     return [
       'build',
       '--isolation',
@@ -81,21 +93,34 @@ export class Buildah {
     ];
   }
 
-  async build(
-    opts: { containerfile: string; context: string; platform: string; tag: string; timestamp: number },
-    tag?: string,
-  ): Promise<void> {
+  /** The environment a build runs with: SOURCE_DATE_EPOCH as the fixed timestamp. */
+  static buildEnv(opts: BuildahBuild): Record<string, string> {
+    return { SOURCE_DATE_EPOCH: String(opts.timestamp) };
+  }
+
+  async build(opts: BuildahBuild, tag?: string): Promise<void> {
     await this.run('buildah', [...this.global, ...Buildah.buildArgs(opts)], {
       tag,
       stream: true,
-      env: { SOURCE_DATE_EPOCH: String(opts.timestamp) },
+      env: Buildah.buildEnv(opts),
     });
   }
 
+  static pushArchiveArgs(opts: BuildahPushArchive): string[] {
+    return [
+      'push',
+      '--quiet',
+      '--digestfile',
+      opts.digestFile,
+      opts.image,
+      `oci-archive:${opts.path}:${opts.refName}`,
+    ];
+  }
+
   /** Writes the image as an OCI archive and returns its manifest digest. */
-  async pushArchive(image: string, path: string, refName: string, digestFile: string): Promise<string> {
-    await this.exec(['push', '--quiet', '--digestfile', digestFile, image, `oci-archive:${path}:${refName}`]);
-    return readFileSync(digestFile, 'utf8').trim();
+  async pushArchive(opts: BuildahPushArchive): Promise<string> {
+    await this.exec(Buildah.pushArchiveArgs(opts));
+    return readFileSync(opts.digestFile, 'utf8').trim();
   }
 
   /** Mounts an image read-only for inspection; call the returned function to release it. */

@@ -5,7 +5,7 @@ import { retry } from '@octokit/plugin-retry';
 import { throttling } from '@octokit/plugin-throttling';
 import { Octokit } from '@octokit/rest';
 import Bottleneck from 'bottleneck';
-import { PipelineError } from '../errors.ts';
+import { PipelineError, ToolError, UsageError } from '../errors.ts';
 
 /** GitHub refuses release assets of 2 GiB and more. */
 export const ASSET_LIMIT = 2 * 1024 ** 3;
@@ -79,7 +79,7 @@ export interface GitHub {
 }
 
 /** An HTTP status from GitHub (after the plugins gave up), with GitHub's message. */
-export class GitHubError extends PipelineError {
+export class GitHubError extends ToolError {
   readonly status: number;
   readonly body: unknown;
   constructor(what: string, status: number, body: unknown) {
@@ -96,9 +96,8 @@ const RockOctokit = Octokit.plugin(retry, throttling);
 export function createGitHub(opts: GitHubOptions): GitHub {
   const [owner, repo] = opts.repo.split('/');
   if (!owner || !repo || opts.repo.split('/').length !== 2)
-    throw new PipelineError(`--github must be OWNER/REPO (got '${opts.repo}')`, 64);
-  if (!opts.token)
-    throw new PipelineError('GITHUB_TOKEN is not set: publishing a GitHub release needs it', 64);
+    throw new UsageError(`--github must be OWNER/REPO (got '${opts.repo}')`);
+  if (!opts.token) throw new UsageError('GITHUB_TOKEN is not set: publishing a GitHub release needs it');
   const retries = opts.retries ?? 3;
   const base = opts.retryBaseMs ?? 1000;
   const warn = opts.warn ?? (() => {});

@@ -102,7 +102,7 @@ export async function exportPublicKey(
     renameSync(file, opts.output!);
     return bytes;
   }
-  if (!opts.armor) throw new UsageError('exportPublicKey: a binary export needs an output file');
+  if (!opts.armor) throw new PipelineError('exportPublicKey: a binary export needs an output file');
   const r = await run('gpg', [...args, '--', fpr]);
   return Buffer.from(r.stdout);
 }

@@ -15,7 +15,7 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { isAbsolute, join } from 'node:path';
-import { PipelineError, UsageError } from '../errors.ts';
+import { DataError, PipelineError, UsageError } from '../errors.ts';
 import { cosignSign } from '../exec/cosign.ts';
 import { fingerprint, quietRunner, readSigned } from '../exec/gpg.ts';
 import type { Runner } from '../exec/run.ts';
@@ -167,7 +167,7 @@ async function stage(run: Runner, images: ArchImage[], layout: string): Promise<
   for (const img of images) {
     if (seen.has(img.arch)) throw new UsageError(`two images for ${img.arch}`);
     seen.add(img.arch);
-    if (!existsSync(img.archive)) throw new UsageError(`${img.arch} archive ${img.archive} does not exist`);
+    if (!existsSync(img.archive)) throw new DataError(`${img.arch} archive ${img.archive} does not exist`);
     // The archive is an OCI layout in a tar; blobs are content-addressed, so both arches share one dir.
     const tarOut = join(layout, '.extract');
     rmSync(tarOut, { recursive: true, force: true });
@@ -175,10 +175,10 @@ async function stage(run: Runner, images: ArchImage[], layout: string): Promise<
     await run('tar', ['-xf', img.archive, '-C', tarOut, '--no-same-owner', '--no-same-permissions']);
     const idx = JSON.parse(readFileSync(join(tarOut, 'index.json'), 'utf8')) as { manifests: Descriptor[] };
     if (idx.manifests.length !== 1)
-      throw new UsageError(`${img.archive}: expected one image, found ${idx.manifests.length}`);
+      throw new DataError(`${img.archive}: expected one image, found ${idx.manifests.length}`);
     const desc = idx.manifests[0]!;
     if (desc.digest !== img.digest)
-      throw new PipelineError(
+      throw new DataError(
         `${img.archive} holds manifest ${desc.digest} but the build recorded ${img.digest} (meta.json rocknsm.image-digest)`,
       );
     for (const blob of readdirSync(join(tarOut, 'blobs/sha256'))) {
@@ -187,8 +187,7 @@ async function stage(run: Runner, images: ArchImage[], layout: string): Promise<
     }
     rmSync(tarOut, { recursive: true, force: true });
     const bytes = readFileSync(join(layout, 'blobs/sha256', desc.digest.slice(7)));
-    if (sha256Digest(bytes) !== desc.digest)
-      throw new PipelineError(`${img.archive}: manifest blob is corrupt`);
+    if (sha256Digest(bytes) !== desc.digest) throw new DataError(`${img.archive}: manifest blob is corrupt`);
     manifests.push({
       arch: img.arch,
       mediaType: desc.mediaType,

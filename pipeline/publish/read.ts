@@ -4,7 +4,7 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Arch } from '../config/index.ts';
-import { PipelineError } from '../errors.ts';
+import { DataError, UsageError } from '../errors.ts';
 import { sha256File } from '../files.ts';
 import { readMetaFile } from '../records.ts';
 import type { ArchBuild, Existing, ReleasesDoc, UpdatesDoc } from './site.ts';
@@ -16,7 +16,7 @@ function readJson(file: string): unknown {
   try {
     return JSON.parse(readFileSync(file, 'utf8'));
   } catch (err) {
-    throw new PipelineError(`${file}: not JSON: ${(err as Error).message}`, 65);
+    throw new DataError(`${file}: not JSON: ${(err as Error).message}`);
   }
 }
 
@@ -24,7 +24,7 @@ function readJson(file: string): unknown {
 export function readBuilds(buildRoot: string, version: string): ArchBuild[] {
   const builds = existsSync(join(buildRoot, 'builds')) ? join(buildRoot, 'builds') : buildRoot;
   const dir = join(builds, version);
-  if (!existsSync(dir)) throw new PipelineError(`no build ${version} in ${builds}`, 64);
+  if (!existsSync(dir)) throw new UsageError(`no build ${version} in ${builds}`);
   const out: ArchBuild[] = [];
   for (const arch of arches) {
     const file = join(dir, arch, 'meta.json');
@@ -41,8 +41,7 @@ export function readDoc<T>(siteDir: string, rel: string, kind: DocKind): T | und
   if (!existsSync(file)) return undefined;
   const doc = readJson(file);
   const p = problems(kind, doc);
-  if (p.length)
-    throw new PipelineError(`${file}: does not match ${kind}.schema.json:\n  ${p.join('\n  ')}`, 65);
+  if (p.length) throw new DataError(`${file}: does not match ${kind}.schema.json:\n  ${p.join('\n  ')}`);
   return doc as T;
 }
 

@@ -2,7 +2,7 @@
 // formats.md §5–§6): every document is checked before it is written, so a bad one never lands.
 import { readFileSync } from 'node:fs';
 import { Ajv, type ValidateFunction } from 'ajv';
-import { PipelineError } from '../errors.ts';
+import { DataError } from '../errors.ts';
 
 export type DocKind = 'stream' | 'release' | 'releases' | 'updates' | 'graph';
 export const docKinds: DocKind[] = ['stream', 'release', 'releases', 'updates', 'graph'];
@@ -34,8 +34,7 @@ export function problems(kind: DocKind, doc: unknown): string[] {
 export function checkDoc(kind: DocKind, file: string, doc: unknown): void {
   const p = problems(kind, doc);
   if (p.length)
-    throw new PipelineError(
+    throw new DataError(
       `${file}: refusing to write: does not match ${kind}.schema.json:\n${p.map((l) => `  ${l}`).join('\n')}`,
-      65,
     );
 }

@@ -5,33 +5,14 @@ import { cpSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { cacheDir, fcosBase, repoRoot } from '../world/fcos-base.ts';
-import { shResult } from '../world/tools.ts';
+import { projectCli, stableBuildArgs } from '../world/cli.ts';
+import { cacheDir, repoRoot } from '../world/fcos-base.ts';
 
 const work = join(cacheDir, `build-artifacts-${process.pid}`);
 const project = join(work, 'project');
 const out = join(work, 'out');
-const cli = (args: string[]) =>
-  shResult(process.execPath, [join(repoRoot, 'bin/rock-image.js'), '--project', project, ...args], {
-    env: { CI: 'true' },
-  });
-const build = () =>
-  cli([
-    'build',
-    '--stream',
-    'stable',
-    '--arch',
-    'x86_64',
-    '--base',
-    `x86_64=${fcosBase('x86_64', 'plain')}`,
-    '--output',
-    out,
-    '--storage',
-    join(work, 'storage'),
-    '--artifacts',
-    '--compression',
-    'zstd',
-  ]);
+const cli = projectCli(project);
+const build = () => cli(stableBuildArgs(work, out, ['--artifacts', '--compression', 'zstd']));
 const meta = () => {
   const v = JSON.parse(readFileSync(join(out, 'builds/builds.json'), 'utf8')).builds[0].id;
   const file = join(out, 'builds', v, 'x86_64', 'meta.json');

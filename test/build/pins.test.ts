@@ -19,34 +19,16 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { parse } from 'yaml';
 import { IMAGE_PINS_FILE, quadletImage } from '../../pipeline/plan/image-pins.ts';
-import { cacheDir, fcosBase, repoRoot } from '../world/fcos-base.ts';
-import { needTool, sh, shResult } from '../world/tools.ts';
+import { projectCli, stableBuildArgs } from '../world/cli.ts';
+import { cacheDir, repoRoot } from '../world/fcos-base.ts';
+import { needTool, sh } from '../world/tools.ts';
 
 const work = join(cacheDir, `build-pins-${process.pid}`);
 const project = join(work, 'project');
 const out = join(work, 'out');
 const VERSION = '41.20261122.3.0';
-const cli = (args: string[]) =>
-  shResult(process.execPath, [join(repoRoot, 'bin/rock-image.js'), '--project', project, ...args], {
-    env: { CI: 'true' },
-  });
-const build = (extra: string[] = []) =>
-  cli([
-    'build',
-    '--stream',
-    'stable',
-    '--arch',
-    'x86_64',
-    '--base',
-    `x86_64=${fcosBase('x86_64', 'plain')}`,
-    '--output',
-    out,
-    '--storage',
-    join(work, 'storage'),
-    '--version',
-    VERSION,
-    ...extra,
-  ]);
+const cli = projectCli(project);
+const build = (extra: string[] = []) => cli(stableBuildArgs(work, out, ['--version', VERSION, ...extra]));
 
 /** Test pins (the build pulls no service image): one digest per reference. */
 const digestOf = (i: number) => `sha256:${i.toString(16).padStart(2, '0').repeat(32)}`;

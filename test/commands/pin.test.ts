@@ -10,7 +10,7 @@ import * as assert from 'uvu/assert';
 import { parseDocument } from 'yaml';
 import { IMAGE_PINS_FILE } from '../../pipeline/plan/image-pins.ts';
 import { cacheDir, repoRoot } from '../world/fcos-base.ts';
-import { startRegistry, type TestRegistry } from '../world/registry.ts';
+import { pushManifestList, startRegistry, type TestRegistry } from '../world/registry.ts';
 import { needTool, sh, shResult } from '../world/tools.ts';
 
 const work = join(cacheDir, `pin-${process.pid}`);
@@ -41,23 +41,9 @@ function pushIndex(text: string, refs: string[]): string {
   }
   shResult('buildah', [...g(), 'manifest', 'rm', 'localhost/pin-test:index']);
   sh('buildah', [...g(), 'manifest', 'create', 'localhost/pin-test:index', ...images]);
-  const digests = refs.map((ref, i) => {
-    const file = join(work, `digest-${i}`);
-    sh('buildah', [
-      ...g(),
-      'manifest',
-      'push',
-      '--all',
-      '--format',
-      'oci',
-      '--tls-verify=false',
-      '--digestfile',
-      file,
-      'localhost/pin-test:index',
-      `docker://${ref}`,
-    ]);
-    return readFileSync(file, 'utf8').trim();
-  });
+  const digests = refs.map((ref, i) =>
+    pushManifestList(g(), 'localhost/pin-test:index', `docker://${ref}`, join(work, `digest-${i}`)),
+  );
   assert.equal(new Set(digests).size, 1, 'one index, one digest');
   return digests[0]!;
 }

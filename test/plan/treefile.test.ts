@@ -1,7 +1,7 @@
 // biome-ignore-all lint/suspicious/noTemplateCurlyInString: treefile variables are literal ${...}
 // Flattening semantics, case by case, against rpm-ostree's rules (rust/src/treefile.rs).
 import { execFileSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { test } from 'uvu';
@@ -326,7 +326,7 @@ test('schema: describes exactly the keys treefile.ts merges, plus the legacy spe
 const RPM_OSTREE = 'd5ef5f0cb5ace53f40a8d92933cc87e69ad8c7f4';
 const CITE = /([\w-]+) \(rust\/src\/treefile\.rs:(\d+) @d5ef5f0c\)/g;
 
-test('every rpm-ostree citation in the schema and treefile.ts names what is on its line', () => {
+test('every rpm-ostree citation in the schema and the treefile modules names what is on its line', () => {
   const root = fileURLToPath(new URL('../../', import.meta.url));
   const mirror = join(process.env.ROCK_UPSTREAM_GIT ?? '', 'coreos+rpm-ostree', 'repo');
   const upstream =
@@ -336,9 +336,18 @@ test('every rpm-ostree citation in the schema and treefile.ts names what is on i
           maxBuffer: 64 << 20,
         }).split('\n')
       : undefined;
-  for (const f of ['pipeline/config/schema/treefile.schema.json', 'pipeline/plan/treefile.ts']) {
+  // treefile.ts and the modules it was split into (treefile-keys, -check, -merge, -condition).
+  const modules = readdirSync(join(root, 'pipeline/plan'))
+    .filter((n) => /^treefile(-[a-z]+)?\.ts$/.test(n))
+    .map((n) => `pipeline/plan/${n}`);
+  assert.ok(modules.length >= 5, modules.join(', '));
+  for (const f of ['pipeline/config/schema/treefile.schema.json', modules.join(' ')]) {
     // Comments wrap: join their lines first.
-    const text = readFileSync(join(root, f), 'utf8').replace(/\n\s*(\/\/|\*)\s*/g, ' ');
+    const text = f
+      .split(' ')
+      .map((m) => readFileSync(join(root, m), 'utf8'))
+      .join('\n')
+      .replace(/\n\s*(\/\/|\*)\s*/g, ' ');
     const cites = [...text.matchAll(CITE)];
     assert.is(
       cites.length,

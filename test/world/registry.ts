@@ -2,7 +2,7 @@
 // htpasswd auth, its own storage directory, stoppable and restartable on the same port and data
 // (for fault injection).
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { needTool, sh } from './tools.ts';
@@ -115,4 +115,28 @@ export async function startRegistry(
       return Boolean(proc && proc.exitCode === null && proc.signalCode === null);
     },
   };
+}
+
+/**
+ * Pushes the local manifest list `list` (in the buildah storage that `storage` names: --root,
+ * --runroot, --storage-driver) with every image it lists to `dest`, a docker:// reference on a test
+ * registry (plain HTTP), as an OCI index; returns the index digest the registry stored, read from
+ * `digestFile`. Flags: buildah-manifest-push(1), /usr/share/doc/buildah/buildah-manifest-push.1.md
+ * lines 21 (--all), 42 (--digestfile), 46 (--format), 66 (--tls-verify), Debian buildah 1.28.2.
+ */
+export function pushManifestList(storage: string[], list: string, dest: string, digestFile: string): string {
+  sh('buildah', [
+    ...storage,
+    'manifest',
+    'push',
+    '--all',
+    '--format',
+    'oci',
+    '--tls-verify=false',
+    '--digestfile',
+    digestFile,
+    list,
+    dest,
+  ]);
+  return readFileSync(digestFile, 'utf8').trim();
 }

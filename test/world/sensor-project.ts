@@ -17,6 +17,7 @@ import { join } from 'node:path';
 import { parseDocument } from 'yaml';
 import { IMAGE_PINS_FILE } from '../../pipeline/plan/image-pins.ts';
 import { busybox, repoRoot } from './fcos-base.ts';
+import { pushManifestList } from './registry.ts';
 import { GUEST_REGISTRY } from './sensor-base.ts';
 import { needTool, sh } from './tools.ts';
 
@@ -158,21 +159,14 @@ export function pushServiceImages(host: string, work: string): string {
   sh('buildah', [...g, 'manifest', 'create', 'localhost/rocknsm-test-service:index', ...images]);
   const digests = new Set<string>();
   for (const name of [...SERVICES, ...AGENTS]) {
-    const file = join(work, `digest-${name}`);
-    sh('buildah', [
-      ...g,
-      'manifest',
-      'push',
-      '--all',
-      '--format',
-      'oci',
-      '--tls-verify=false',
-      '--digestfile',
-      file,
-      'localhost/rocknsm-test-service:index',
-      `docker://${host}/rocknsm-test/${name}:1`,
-    ]);
-    digests.add(readFileSync(file, 'utf8').trim());
+    digests.add(
+      pushManifestList(
+        g,
+        'localhost/rocknsm-test-service:index',
+        `docker://${host}/rocknsm-test/${name}:1`,
+        join(work, `digest-${name}`),
+      ),
+    );
   }
   if (digests.size !== 1) throw new Error(`one index pushed with several digests: ${[...digests].join(' ')}`);
   const [digest] = [...digests];
