@@ -4,12 +4,12 @@
 // `rock-image bundle load` fills them from the bundle (twice: the second run must change
 // nothing), then the sensor's own policy.json and registries.d pull each arch with real skopeo.
 // Prints one JSON line of what it found.
-import { mkdirSync, rmSync } from 'node:fs';
+import { cpSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { sha256Digest } from '../../pipeline/exec/skopeo.ts';
 import { repoRoot } from '../world/fcos-base.ts';
 import { serveDir } from '../world/http.ts';
-import { startRegistry } from '../world/registry.ts';
+import { freePort, startRegistry } from '../world/registry.ts';
 import { sh, shResult } from '../world/tools.ts';
 
 const o = JSON.parse(process.argv[2]!) as {
@@ -23,6 +23,45 @@ const o = JSON.parse(process.argv[2]!) as {
   registriesD: string;
   service: string;
 };
+/** `rock-image bundle load` of the bundle into `registry`, signatures into `lookasideDir`. */
+function loadInto(registry: string, lookasideDir: string) {
+  return shResult(process.execPath, [
+    join(repoRoot, 'bin/rock-image.js'),
+    'bundle',
+    'load',
+    o.bundle,
+    '--registry',
+    registry,
+    '--lookaside',
+    lookasideDir,
+    '--insecure-registry',
+    '--keyring',
+    o.keyring,
+  ]);
+}
+
+/** The sensor's pull of `repo:stable` for one arch under its policy: 'accepted', or skopeo's reason. */
+function pull(arch: string, registriesD: string, global: string[], tls: string): string {
+  const dest = join(o.work, `pulled-${arch}`);
+  rmSync(dest, { recursive: true, force: true });
+  const r = shResult('skopeo', [
+    ...global,
+    '--policy',
+    o.policy,
+    '--registries.d',
+    registriesD,
+    '--override-arch',
+    arch,
+    '--override-os',
+    'linux',
+    'copy',
+    ...(tls ? [tls] : []),
+    `docker://${o.repo}:stable`,
+    `dir:${dest}`,
+  ]);
+  return r.code === 0 ? 'accepted' : r.stderr.trim().split('\n').at(-1)!;
+}
+
 const out: Record<string, unknown> = {};
 // What the namespace can reach: its routes (none but lo's), and an outside address.
 out.routes = sh('ip', ['-4', 'route', 'show', 'table', 'main']).trim();
@@ -40,51 +79,61 @@ const site = await serveDir(join(o.work, 'mirror-site'), o.sitePort);
 try {
   out.emptyBefore =
     shResult('skopeo', ['inspect', '--raw', '--tls-verify=false', `docker://${o.repo}:stable`]).code !== 0;
-  const load = () =>
-    shResult(process.execPath, [
-      join(repoRoot, 'bin/rock-image.js'),
-      'bundle',
-      'load',
-      o.bundle,
-      '--registry',
-      `127.0.0.1:${o.regPort}`,
-      '--lookaside',
-      lookaside,
-      '--insecure-registry',
-      '--keyring',
-      o.keyring,
-    ]);
+  const load = () => loadInto(`127.0.0.1:${o.regPort}`, lookaside);
   const first = load();
   const second = load();
   out.load = [first, second].map((r) => ({
     code: r.code,
     log: (r.stdout + r.stderr).trim().split('\n').at(-1),
   }));
-  out.pulls = {};
-  for (const arch of ['amd64', 'arm64']) {
-    const dest = join(o.work, `pulled-${arch}`);
-    rmSync(dest, { recursive: true, force: true });
-    const r = shResult('skopeo', [
-      '--policy',
-      o.policy,
-      '--registries.d',
-      o.registriesD,
-      '--override-arch',
-      arch,
-      '--override-os',
-      'linux',
-      'copy',
-      '--src-tls-verify=false',
-      `docker://${o.repo}:stable`,
-      `dir:${dest}`,
-    ]);
-    (out.pulls as Record<string, string>)[arch] =
-      r.code === 0 ? 'accepted' : r.stderr.trim().split('\n').at(-1)!;
-  }
+  out.pulls = Object.fromEntries(
+    ['amd64', 'arm64'].map((arch) => [arch, pull(arch, o.registriesD, [], '--src-tls-verify=false')]),
+  );
   const svc = shResult('skopeo', ['inspect', '--raw', '--tls-verify=false', `docker://${o.service}`]);
   out.service = svc.code === 0 ? sha256Digest(svc.stdout) : svc.stderr.trim();
   await new Promise((r) => setTimeout(r, 300));
   out.lookasideRequests = site.requests.filter((p) => p.startsWith('/signatures/')).length;
+  // The realistic site: its own registry name. Sensors keep their policy; registries.conf names
+  // the site registry a mirror of ours, and one more registries.d entry says where the MIRROR's
+  // signatures are: containers/image evaluates the policy on the reference asked for (logicalRef)
+  // but reads the lookaside configured for the host it pulls from (physicalRef;
+  // docker/docker_image_src.go:131-159, docker/docker_client.go:189-196 @df7e80d2d198).
+  const mport = await freePort();
+  const mirror = await startRegistry(join(o.work, 'mirror2'), undefined, undefined, {
+    auth: false,
+    port: mport,
+  });
+  const mlook = join(o.work, 'mirror2-site', 'signatures');
+  mkdirSync(mlook, { recursive: true });
+  const msite = await serveDir(join(o.work, 'mirror2-site'));
+  try {
+    const r = loadInto(`127.0.0.1:${mport}`, mlook);
+    out.mirrorLoad = r.code === 0 ? 'ok' : r.stderr;
+    // Our registry's name now answers nothing: only the mirror can serve the pulls.
+    await reg.stop();
+    const conf = join(o.work, 'registries.conf');
+    const repoHost = o.repo.slice(0, o.repo.indexOf('/'));
+    // containers-registries.conf(5) (containers/image docs/containers-registries.conf.5.md @df7e80d2d198):
+    // [[registry]] prefix/location, its [[registry.mirror]] tables tried in order before the primary.
+    writeFileSync(
+      conf,
+      `[[registry]]\nprefix = "${repoHost}"\nlocation = "${repoHost}"\ninsecure = true\n[[registry.mirror]]\nlocation = "127.0.0.1:${mport}"\ninsecure = true\n`,
+    );
+    const regd = join(o.work, 'registries.d');
+    cpSync(o.registriesD, regd, { recursive: true });
+    writeFileSync(
+      join(regd, 'site-mirror.yaml'),
+      `docker:\n  127.0.0.1:${mport}:\n    lookaside: http://127.0.0.1:${msite.port}/signatures\n`,
+    );
+    out.mirrorPulls = Object.fromEntries(
+      ['amd64', 'arm64'].map((arch) => [arch, pull(arch, regd, ['--registries-conf', conf], '')]),
+    );
+    await new Promise((r) => setTimeout(r, 300));
+    out.mirrorLookasideRequests = msite.requests.filter((p) => p.startsWith('/signatures/')).length;
+  } finally {
+    await msite.close();
+    await mirror.stop();
+  }
 } finally {
   await site.close();
   await reg.stop();

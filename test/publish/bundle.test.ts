@@ -306,7 +306,7 @@ test('verify: a truncated tarball is refused, named', () => {
   assert.match(r.out, `${cut} is not a whole tar archive`);
 });
 
-test('load with no route out: an empty registry, then the sensor policy accepts every arch', () => {
+test('load with no route out: an empty registry (same name, or a mirror), then the sensor policy accepts every arch', () => {
   const input = {
     work: join(work, 'netns'),
     bundle: full,
@@ -332,7 +332,7 @@ test('load with no route out: an empty registry, then the sensor policy accepts 
     ],
     { encoding: 'utf8', cwd: repoRoot },
   );
-  assert.is(r.status, 0, r.stderr);
+  assert.is(r.status, 0, `${r.stderr}\n${r.stdout}`);
   const got = JSON.parse(r.stdout.trim().split('\n').at(-1)!);
   assert.is(got.routes, '', 'no route in the namespace');
   assert.match(got.outside, 'unreachable');
@@ -342,6 +342,10 @@ test('load with no route out: an empty registry, then the sensor policy accepts 
   assert.is(got.load[1].code, 0, got.load[1].log);
   assert.match(got.load[1].log, '0 new');
   assert.equal(got.pulls, { amd64: 'accepted', arm64: 'accepted' });
+  // The same, from a site registry of its own name configured as a mirror of ours.
+  assert.is(got.mirrorLoad, 'ok');
+  assert.equal(got.mirrorPulls, { amd64: 'accepted', arm64: 'accepted' });
+  assert.ok(got.mirrorLookasideRequests > 0, "signatures fetched from the mirror's lookaside");
   assert.ok(got.lookasideRequests > 0, 'signatures fetched from the site lookaside');
   assert.is(got.service, service.slice(service.indexOf('@') + 1));
   process.stderr.write(`bundle sizes: ${JSON.stringify(sizes)}\n`);
