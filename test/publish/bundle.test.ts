@@ -254,6 +254,8 @@ test('made: OS images by digest, signatures, service image, artifacts, metadata,
   const sigs = list.filter((p) => p.startsWith('./signatures/') && /signature-\d+$/.test(p));
   assert.is(sigs.length, 3 * 2, sigs.join(' ')); // 3 digests x tags stable and V
   assert.not.ok(list.some((p) => p.endsWith('.ociarchive')));
+  for (const part of ['images/os', 'images/services', 'signatures', 'site'])
+    sizes[part] = Number(sh('du', ['-sb', join(x, part)]).split('\t')[0]);
   // sha256sum agrees with the bundle's own list.
   assert.is(spawnSync('sha256sum', ['--quiet', '-c', 'SHA256SUMS'], { cwd: x }).status, 0);
 });
