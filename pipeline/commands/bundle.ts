@@ -67,7 +67,28 @@ async function make(ctx: Context, v: Values): Promise<number> {
     for (const b of readBuilds(build, version)) metas[b.arch] = b.meta;
   else
     ctx.log.warn(`no build records of ${version} in ${build}: the bundle carries no service or agent images`);
+  const sinceVersion = str(v, 'since');
+  let since: NonNullable<Parameters<typeof planBundle>[0]['since']> | undefined;
+  if (sinceVersion && source && index.digest) {
+    const sinceRelease = readDoc<ReleaseDoc>(
+      siteDir,
+      `${buildDir(stream, sinceVersion)}/release.json`,
+      'release',
+    );
+    const digests = [release, sinceRelease].flatMap((r) =>
+      Object.values(r?.architectures ?? {}).map((a) => a['oci-image']['digest-ref'].split('@')[1]!),
+    );
+    const layers: Record<string, string[]> = {};
+    for (const d of digests) {
+      const raw = await inspectRaw(remote, `docker://${source}@${d}`);
+      if (raw === undefined)
+        throw new PipelineError(`${source} has no ${d}: cannot tell which layers ${sinceVersion} has`);
+      layers[d] = ((JSON.parse(raw) as { layers?: { digest: string }[] }).layers ?? []).map((l) => l.digest);
+    }
+    since = { version: sinceVersion, release: sinceRelease, layers };
+  }
   const plan = planBundle({
+    since,
     stream,
     version,
     releases,
@@ -136,7 +157,7 @@ export const bundle: Command = {
   summary: 'an offline bundle of a published release: make, verify, load into a site registry',
   positionals: true,
   usage: `
-Usage: rock-image bundle --stream S --version V --output DIR|FILE.tar --sign-by KEY [options]
+Usage: rock-image bundle --stream S --version V --output DIR|FILE.tar --sign-by KEY [--since V0] [options]
        rock-image bundle verify DIR|FILE.tar [--keyring FILE[,FILE]]
        rock-image bundle load DIR|FILE.tar --registry HOST[:PORT] --lookaside DIR [options]
 
@@ -170,6 +191,8 @@ Options:
   --registry HOST/REPO      read the OS image here (default: release.json's repository);
                             with load: the site registry, HOST[:PORT]
   --arch A[,A]              arches to carry (default: every arch of the release)
+  --since V0                incremental: leave out the OS image layers V0's images have (the
+                            site has loaded V0; load refuses the bundle where V0 is absent)
   --authfile FILE           registry credentials (default: $REGISTRY_AUTH_FILE)
   --insecure-registry       plain HTTP / no TLS verification for the registry
   --keyring FILE[,FILE]     public keys SHA256SUMS.sig must be by (verify, load)
@@ -189,6 +212,7 @@ Options:
     'insecure-registry': { type: 'boolean' },
     keyring: { type: 'string' },
     lookaside: { type: 'string' },
+    since: { type: 'string' },
     plan: { type: 'boolean' },
   },
   async run(ctx, v, positionals) {

@@ -97,6 +97,14 @@ export async function makeBundle(req: MakeRequest): Promise<{ bytes: number; fil
             `${img.src} arrived as ${got ?? 'nothing'}, not ${img.digest}; not bundled`,
           );
       }
+      // Incremental: the layers the site has already. skopeo looks for each layer at the
+      // destination before it reads the source (containers/image copy/single.go:750, copyLayer's
+      // TryReusingBlobWithOptions, before GetBlob at :853 @df7e80d2d198), so a load into a
+      // registry holding them reads none of them from the bundle.
+      for (const l of plan.since?.omitted ?? [])
+        rmSync(join(tmp, plan.images[0]!.layout, 'blobs', 'sha256', l.slice('sha256:'.length)), {
+          force: true,
+        });
     });
     writeAtomic(join(tmp, BUNDLE_JSON), `${JSON.stringify(plan, null, 2)}\n`);
     const entries = [];
@@ -216,6 +224,16 @@ export type LoadResult = Record<string, 'loaded' | 'already-present' | 'tagged' 
 export async function loadBundle(req: LoadRequest): Promise<LoadResult> {
   const { dir, plan, host, remote } = req;
   const out: LoadResult = {};
+  if (plan.since) {
+    const repo = `${host}/${repoPath(plan.repository)}`;
+    for (const m of plan.since.manifests) {
+      const have = await inspectRaw(remote, `docker://${repo}@${m.digest}`);
+      if (have === undefined || sha256Digest(have) !== m.digest)
+        throw new PipelineError(
+          `this bundle holds only what ${plan.since.version} lacks, and ${repo} has no ${plan.since.version} ${m.arch} image (${m.digest}): load ${plan.since.version} first; nothing was loaded`,
+        );
+    }
+  }
   for (const img of plan.images) {
     const dest = `docker://${host}/${repoPath(img.repository)}@${img.digest}`;
     const before = await inspectRaw(remote, dest);

@@ -56,6 +56,12 @@ export interface BundleInput {
   siteFiles: string[];
   /** Lookaside files present under the site's signatures/ (relative to it). */
   signatureFiles: string[];
+  /**
+   * An incremental bundle: the release the site already holds (its release.json) and the layer
+   * digests of every per-arch manifest involved (of `version` and of `since`), read from the
+   * registry. Layers both have are left out of the bundle.
+   */
+  since?: { version: string; release?: ReleaseDoc; layers: Record<string, string[]> };
 }
 
 export interface BundleImage {
@@ -86,6 +92,11 @@ export interface BundlePlan {
   unpinned: string[];
   /** Files copied as they are: `src` relative to the site root, `dest` relative to the bundle. */
   files: { src: string; dest: string }[];
+  /**
+   * Incremental: the version the site must hold already (its OS images, by digest, in the
+   * registry the bundle is loaded into) and the OS image layers left out, as it has them.
+   */
+  since?: { version: string; manifests: { arch: Arch; digest: string }[]; omitted: string[] };
 }
 
 const DIGEST = /^sha256:[0-9a-f]{64}$/;
@@ -230,6 +241,29 @@ export function planBundle(input: BundleInput): BundlePlan {
   ])
     if (!files.some((f) => f.src === doc)) files.push({ src: doc, dest: `site/${doc}` });
 
+  let since: BundlePlan['since'];
+  if (input.since) {
+    const base = input.since;
+    if (base.version === version) throw new PipelineError(`--since ${base.version} is the version bundled`);
+    if (!input.releases.releases.some((r) => r.version === base.version) || !base.release)
+      throw new PipelineError(`--since ${base.version} is not published in ${stream}`);
+    const old = manifests.map((m) => {
+      const ref = splitDigestRef(base.release!.architectures[m.arch]?.['oci-image']['digest-ref'] ?? '');
+      if (!ref) throw new PipelineError(`--since ${base.version} has no ${m.arch} image`);
+      return { arch: m.arch, digest: ref.digest };
+    });
+    const layersOf = (digest: string) => {
+      const l = base.layers[digest];
+      if (!l) throw new PipelineError(`internal: no layer list for ${digest}`);
+      return l;
+    };
+    const had = new Set(old.flatMap((m) => layersOf(m.digest)));
+    const omitted = [...new Set(manifests.flatMap((m) => layersOf(m.digest)))]
+      .filter((l) => had.has(l))
+      .sort();
+    since = { version: base.version, manifests: old, omitted };
+  }
+
   return {
     schema: BUNDLE_SCHEMA,
     stream,
@@ -241,6 +275,7 @@ export function planBundle(input: BundleInput): BundlePlan {
     images,
     unpinned: [...unpinned].sort(),
     files,
+    ...(since && { since }),
   };
 }
 

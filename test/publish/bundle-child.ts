@@ -1,8 +1,8 @@
 // Child of bundle.test.ts, run inside a network namespace of its own (unshare -n, only lo up):
 // an EMPTY site registry on the same 127.0.0.1 port the stream publishes to (a namespace has its
 // own loopback) and the site's lookaside served on the port the sensors' registries.d names;
-// `rock-image bundle load` fills them from the bundle (twice: the second run must change
-// nothing), then the sensor's own policy.json and registries.d pull each arch with real skopeo.
+// `rock-image bundle load` fills them from the bundles (each twice: the second run must change
+// nothing; the incremental one first refused, its base not there yet), then the sensor's own policy.json and registries.d pull each arch with real skopeo.
 // Prints one JSON line of what it found.
 import { cpSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -14,7 +14,8 @@ import { sh, shResult } from '../world/tools.ts';
 
 const o = JSON.parse(process.argv[2]!) as {
   work: string;
-  bundle: string;
+  full: string;
+  incr: string;
   keyring: string;
   regPort: number;
   sitePort: number;
@@ -24,12 +25,12 @@ const o = JSON.parse(process.argv[2]!) as {
   service: string;
 };
 /** `rock-image bundle load` of the bundle into `registry`, signatures into `lookasideDir`. */
-function loadInto(registry: string, lookasideDir: string) {
+function loadInto(bundle: string, registry: string, lookasideDir: string) {
   return shResult(process.execPath, [
     join(repoRoot, 'bin/rock-image.js'),
     'bundle',
     'load',
-    o.bundle,
+    bundle,
     '--registry',
     registry,
     '--lookaside',
@@ -79,13 +80,15 @@ const site = await serveDir(join(o.work, 'mirror-site'), o.sitePort);
 try {
   out.emptyBefore =
     shResult('skopeo', ['inspect', '--raw', '--tls-verify=false', `docker://${o.repo}:stable`]).code !== 0;
-  const load = () => loadInto(`127.0.0.1:${o.regPort}`, lookaside);
-  const first = load();
-  const second = load();
-  out.load = [first, second].map((r) => ({
+  const load = (b: string) => loadInto(b, `127.0.0.1:${o.regPort}`, lookaside);
+  const log = (r: ReturnType<typeof load>) => ({
     code: r.code,
     log: (r.stdout + r.stderr).trim().split('\n').at(-1),
-  }));
+  });
+  out.incrFirst = log(load(o.incr));
+  out.load = [o.full, o.full, o.incr, o.incr].map((b) => log(load(b)));
+  const stable = shResult('skopeo', ['inspect', '--raw', '--tls-verify=false', `docker://${o.repo}:stable`]);
+  out.stable = sha256Digest(stable.stdout);
   out.pulls = Object.fromEntries(
     ['amd64', 'arm64'].map((arch) => [arch, pull(arch, o.registriesD, [], '--src-tls-verify=false')]),
   );
@@ -107,8 +110,8 @@ try {
   mkdirSync(mlook, { recursive: true });
   const msite = await serveDir(join(o.work, 'mirror2-site'));
   try {
-    const r = loadInto(`127.0.0.1:${mport}`, mlook);
-    out.mirrorLoad = r.code === 0 ? 'ok' : r.stderr;
+    const loads = [o.full, o.incr].map((b) => loadInto(b, `127.0.0.1:${mport}`, mlook));
+    out.mirrorLoad = loads.every((r) => r.code === 0) ? 'ok' : loads.map((r) => r.stderr).join('\n');
     // Our registry's name now answers nothing: only the mirror can serve the pulls.
     await reg.stop();
     const conf = join(o.work, 'registries.conf');

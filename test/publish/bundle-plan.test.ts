@@ -173,6 +173,46 @@ test(
   refuses({ signatureFiles: [] }, `${REPO}@${d('a')} has no signature`),
 );
 
+test('incremental: the layers both versions have are left out, per arch; the base must be published', () => {
+  const V0 = '41.20261130.1.0';
+  const old = input().release!;
+  const base = {
+    ...old,
+    release: V0,
+    architectures: {
+      x86_64: { 'oci-image': { image: REPO, 'digest-ref': `${REPO}@${d('0')}` } },
+      aarch64: { 'oci-image': { image: REPO, 'digest-ref': `${REPO}@${d('1')}` } },
+    },
+  };
+  const releases = {
+    ...input().releases!,
+    releases: [{ version: V0, metadata: '', commits: [] }, ...input().releases!.releases],
+  };
+  const layers = {
+    [d('0')]: [d('2'), d('3')],
+    [d('1')]: [d('4'), d('5')],
+    [d('a')]: [d('2'), d('6')],
+    [d('b')]: [d('4'), d('7')],
+  };
+  const p = planBundle(input({ releases, since: { version: V0, release: base, layers } }));
+  assert.equal(p.since, {
+    version: V0,
+    manifests: [
+      { arch: 'x86_64', digest: d('0') },
+      { arch: 'aarch64', digest: d('1') },
+    ],
+    omitted: [d('2'), d('4')],
+  });
+  assert.throws(
+    () => planBundle(input({ since: { version: V0, release: base, layers } })),
+    /--since 41.20261130.1.0 is not published/,
+  );
+  assert.throws(
+    () => planBundle(input({ releases, since: { version: V, release: base, layers } })),
+    /is the version bundled/,
+  );
+});
+
 test('SHA256SUMS: sorted, and a list naming paths outside the bundle is refused by line', () => {
   const text = renderSums([
     { path: 'b', sha256: 'f'.repeat(64) },

@@ -38,6 +38,8 @@ import { needTool, sh, shResult } from '../world/tools.ts';
 
 const work = join(repoRoot, '.cache', 'publish', `bundle-${process.pid}`);
 const V = '41.20261201.1.0';
+/** The next release: incremental bundles leave out the layers V has. */
+const V2 = '41.20261202.1.0';
 const ARCHES: Arch[] = ['x86_64', 'aarch64'];
 const quiet: Runner = createRunner(createLogger({ mode: 'plain', out: { write: () => true } }));
 
@@ -49,6 +51,7 @@ let keyring: string;
 let projectDir: string;
 let trust: { policy: string; registriesD: string };
 let pushed: Pushed;
+let pushedV2: Pushed;
 let service: string;
 const repo = () => `${reg.host}/rocknsm/rocknsm-coreos`;
 const siteDir = () => join(work, 'site');
@@ -112,37 +115,46 @@ test.before(async () => {
     `http://127.0.0.1:${site.port}/signatures`,
   );
   trust = sensorTrust(projectDir, join(work, 'sensor'), repo());
-  // The images as publish pushes and signs them: per-arch by digest, the index, tags stable and V.
-  const target = { repo: `docker://${repo()}`, authFile: reg.authFile, tlsVerify: false, run: quiet };
-  pushed = await pushImages(
-    target,
-    ARCHES.map((a) => tinyImage(join(work, 'os'), a)),
-  );
-  await signAndTag(target, pushed, ['stable', V], {
-    gpgKey: key.fingerprint,
-    gpgHome: key.home,
-    lookasideDir: join(siteDir(), 'signatures'),
-  });
   // A service image the build pins by digest (what `rock-image pin` leaves in meta.json).
   const svc = tinyImage(join(work, 'svc'), 'x86_64', 'SERVICE=zeek\n');
   service = `${reg.host}/test/zeek@${svc.digest}`;
   await copyExact(remote(), `oci-archive:${svc.archive}`, `docker://${service}`);
-  // The build records and the site, as publish writes them (signed artifacts and documents).
+  pushed = await publishVersion(V);
+  pushedV2 = await publishVersion(V2);
+});
+
+/**
+ * Publishes `version` as `rock-image publish` does: the images pushed per arch by digest with
+ * the index, signed for tags stable and `version` into the site's lookaside, then tagged; the
+ * build records (naming the images and the service image) and the site's signed artifacts and
+ * documents. Every version's images share a 512 KiB base layer, as releases of one OS do.
+ */
+async function publishVersion(version: string): Promise<Pushed> {
+  const target = { repo: `docker://${repo()}`, authFile: reg.authFile, tlsVerify: false, run: quiet };
+  const images = await pushImages(
+    target,
+    ARCHES.map((a) => tinyImage(join(work, 'os', version), a, `VERSION=${version}\n`, 512 << 10)),
+  );
+  await signAndTag(target, images, ['stable', version], {
+    gpgKey: key.fingerprint,
+    gpgHome: key.home,
+    lookasideDir: join(siteDir(), 'signatures'),
+  });
   const builds = ARCHES.map((a) => {
-    const b = xzBuild(join(work, 'out'), V, a);
-    b.meta['rocknsm.image-digest'] = pushed.manifests[a];
+    const b = xzBuild(join(work, 'out'), version, a);
+    b.meta['rocknsm.image-digest'] = images.manifests[a];
     b.meta['rocknsm.images'] = {
-      'service/zeek': { ref: `${reg.host}/test/zeek:7`, image: service, digest: svc.digest },
+      'service/zeek': { ref: `${reg.host}/test/zeek:7`, image: service, digest: service.split('@')[1] },
     };
     writeFileSync(join(b.dir, 'meta.json'), `${JSON.stringify(b.meta, null, 2)}\n`);
     return b;
   });
   const dests = builds.flatMap((b) =>
-    Object.values(b.meta.images).map((i) => `${buildDir('stable', V)}/${b.arch}/${i.path}`),
+    Object.values(b.meta.images).map((i) => `${buildDir('stable', version)}/${b.arch}/${i.path}`),
   );
   const plan = planSite({
     stream: 'stable',
-    version: V,
+    version,
     requireArches: ARCHES,
     builds,
     baseUrl: `http://127.0.0.1:${site.port}`,
@@ -158,7 +170,8 @@ test.before(async () => {
     gpgHome: key.home,
     log: createLogger({ mode: 'plain', out: { write: () => true } }),
   });
-});
+  return images;
+}
 
 test.after(async () => {
   await site?.close();
@@ -274,6 +287,34 @@ test('made again: converges (same contents), and one arch alone carries no index
   assert.ok(!sh('find', [dir, '-name', '*aarch64*']).trim(), 'nothing of aarch64');
 });
 
+let incr: string;
+
+test('incremental: V2 since V leaves out the base layer V has, and is that much smaller', () => {
+  incr = join(work, 'b', 'incr-V2.tar');
+  const fullV2 = join(work, 'b', 'full-V2.tar');
+  for (const [out, extra] of [
+    [incr, ['--since', V]],
+    [fullV2, []],
+  ] as const) {
+    const r = cli([...makeArgs(), '--version', V2, '--output', out, ...extra]);
+    assert.is(r.code, 0, r.out);
+  }
+  const plan = JSON.parse(sh('tar', ['-xOf', incr, './bundle.json']));
+  assert.is(plan.since.version, V);
+  assert.equal(
+    plan.since.manifests,
+    ARCHES.map((arch) => ({ arch, digest: pushed.manifests[arch] })),
+  );
+  assert.is(plan.since.omitted.length, 2, 'the base layer of each arch');
+  const list = sh('tar', ['-tf', incr]);
+  for (const l of plan.since.omitted) assert.not.ok(list.includes(l.slice(7)), `${l} left out`);
+  sizes.incrV2 = statSync(incr).size;
+  sizes.fullV2 = statSync(fullV2).size;
+  assert.ok(sizes.fullV2 - sizes.incrV2 >= 2 * (512 << 10), JSON.stringify(sizes));
+  const ok = cli(['bundle', 'verify', incr, '--keyring', keyring]);
+  assert.is(ok.code, 0, ok.out);
+});
+
 test('verify: good with the release key; refused with another key', () => {
   const ok = cli(['bundle', 'verify', full, '--keyring', keyring]);
   assert.is(ok.code, 0, ok.out);
@@ -311,7 +352,8 @@ test('verify: a truncated tarball is refused, named', () => {
 test('load with no route out: an empty registry (same name, or a mirror), then the sensor policy accepts every arch', () => {
   const input = {
     work: join(work, 'netns'),
-    bundle: full,
+    full,
+    incr,
     keyring,
     regPort: reg.port,
     sitePort: site.port,
@@ -339,10 +381,19 @@ test('load with no route out: an empty registry (same name, or a mirror), then t
   assert.is(got.routes, '', 'no route in the namespace');
   assert.match(got.outside, 'unreachable');
   assert.ok(got.emptyBefore, 'the site registry starts empty');
-  assert.is(got.load[0].code, 0, got.load[0].log);
+  // An incremental bundle needs its base: refused, naming it, before the full one is loaded.
+  assert.is.not(got.incrFirst.code, 0);
+  assert.match(got.incrFirst.log, `load ${V} first; nothing was loaded`);
+  // Full V, again (no change), V2 incremental, again (no change).
+  assert.equal(
+    got.load.map((l: { code: number }) => l.code),
+    [0, 0, 0, 0],
+    JSON.stringify(got.load),
+  );
   assert.match(got.load[0].log, '0 already there');
-  assert.is(got.load[1].code, 0, got.load[1].log);
   assert.match(got.load[1].log, '0 new');
+  assert.match(got.load[3].log, '0 new');
+  assert.is(got.stable, pushedV2.index, 'stable is V2 after the incremental load');
   assert.equal(got.pulls, { amd64: 'accepted', arm64: 'accepted' });
   // The same, from a site registry of its own name configured as a mirror of ours.
   assert.is(got.mirrorLoad, 'ok');

@@ -17,9 +17,11 @@ const sha256 = (b: Buffer | string) => `sha256:${createHash('sha256').update(b).
 
 /**
  * A one-layer OCI image for `arch` as an oci-archive under `work/images/<arch>` (what a build's
- * .ociarchive is); `extra` goes into its os-release, so two calls can make two images.
+ * .ociarchive is); `extra` goes into its os-release, so two calls can make two images. With
+ * `baseBytes`, a first layer of that many bytes comes before it, the same for every call (a base
+ * two versions share).
  */
-export function tinyImage(work: string, arch: Arch, extra = ''): ArchImage {
+export function tinyImage(work: string, arch: Arch, extra = '', baseBytes = 0): ArchImage {
   const dir = join(work, 'images', arch);
   const blobs = join(dir, 'layout', 'blobs', 'sha256');
   mkdirSync(blobs, { recursive: true });
@@ -41,13 +43,31 @@ export function tinyImage(work: string, arch: Arch, extra = ''): ArchImage {
     writeFileSync(join(blobs, d.slice(7)), bytes);
     return { digest: d, size: Buffer.byteLength(bytes) };
   };
-  const layer = blob(readFileSync(join(dir, 'layer.tar')));
+  const layers = [];
+  if (baseBytes) {
+    mkdirSync(join(dir, 'base', 'usr', 'lib'), { recursive: true });
+    writeFileSync(join(dir, 'base', 'usr', 'lib', 'base.bin'), Buffer.alloc(baseBytes, `base ${arch}\n`));
+    const tar = join(dir, 'base.tar');
+    sh('tar', [
+      '--sort=name',
+      '--mtime=@0',
+      '--owner=0',
+      '--group=0',
+      '-cf',
+      tar,
+      '-C',
+      join(dir, 'base'),
+      '.',
+    ]);
+    layers.push(blob(readFileSync(tar)));
+  }
+  layers.push(blob(readFileSync(join(dir, 'layer.tar'))));
   const config = blob(
     JSON.stringify({
       architecture: ociArch[arch],
       os: 'linux',
       config: {},
-      rootfs: { type: 'layers', diff_ids: [layer.digest] },
+      rootfs: { type: 'layers', diff_ids: layers.map((l) => l.digest) },
     }),
   );
   const manifest = blob(
@@ -55,7 +75,7 @@ export function tinyImage(work: string, arch: Arch, extra = ''): ArchImage {
       schemaVersion: 2,
       mediaType: 'application/vnd.oci.image.manifest.v1+json',
       config: { mediaType: 'application/vnd.oci.image.config.v1+json', ...config },
-      layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar', ...layer }],
+      layers: layers.map((l) => ({ mediaType: 'application/vnd.oci.image.layer.v1.tar', ...l })),
     }),
   );
   writeFileSync(join(dir, 'layout', 'oci-layout'), '{"imageLayoutVersion":"1.0.0"}');
