@@ -8,6 +8,7 @@
 import {
   copyFileSync,
   existsSync,
+  lstatSync,
   mkdirSync,
   readdirSync,
   readFileSync,
@@ -152,11 +153,23 @@ export async function openBundle(run: Runner, path: string, work: string): Promi
   if (statSync(path).isDirectory()) return path;
   const dir = join(work, 'bundle');
   mkdirSync(dir, { recursive: true });
-  const r = await run('tar', ['-xf', path, '-C', dir, '--no-same-owner'], { allowFailure: true });
-  if (r.exitCode !== 0)
+  const whole = (r: { exitCode: number; stderr: string }) => {
+    if (r.exitCode !== 0)
+      throw new PipelineError(
+        `${path} is not a whole tar archive (tar: ${r.stderr.trim().split('\n').at(-1) ?? `exit ${r.exitCode}`}); a truncated copy? Nothing was loaded`,
+      );
+  };
+  // Listed first, nothing unpacked yet: a bundle holds files and directories only, so a link
+  // (which could make a later member land outside the directory) is refused by name. GNU tar's
+  // verbose listing starts each line with the member's type letter, as ls -l does (`-`, `d`, `l`, `h`).
+  const listed = await run('tar', ['-tvf', path], { allowFailure: true });
+  whole(listed);
+  const odd = listed.stdout.split('\n').filter((l) => l && !/^[-d]/.test(l));
+  if (odd.length)
     throw new PipelineError(
-      `${path} is not a whole tar archive (tar: ${r.stderr.trim().split('\n').at(-1) ?? `exit ${r.exitCode}`}); a truncated copy? Nothing was loaded`,
+      `${path} holds members that are not plain files or directories, which a bundle never does:\n  ${odd.join('\n  ')}`,
     );
+  whole(await run('tar', ['-xf', path, '-C', dir, '--no-same-owner'], { allowFailure: true }));
   return dir;
 }
 
@@ -188,6 +201,8 @@ export async function checkBundle(
     throw new PipelineError(`${label}: ${SUMS} is signed by ${sig.signer}, not by ${trusted.join(', ')}`);
   const { sums, problems } = parseSums(readFileSync(join(dir, SUMS), 'utf8'));
   const present = filesUnder(dir).filter((p) => p !== SUMS && p !== SUMS_SIG);
+  for (const p of present)
+    if (!lstatSync(join(dir, p)).isFile()) problems.push(`${p}: not a plain file (a bundle holds no links)`);
   for (const p of present)
     if (!sums.has(p)) problems.push(`${p}: not listed in ${SUMS} (added after the bundle was signed)`);
   for (const [p, want] of sums) {

@@ -349,6 +349,23 @@ test('verify: a truncated tarball is refused, named', () => {
   assert.match(r.out, `${cut} is not a whole tar archive`);
 });
 
+test('verify: a tarball with a link in it is refused before anything is unpacked', () => {
+  const dir = join(work, 'linked');
+  mkdirSync(dir, { recursive: true });
+  sh('tar', ['-xf', full, '-C', dir]);
+  sh('ln', ['-s', '/etc', join(dir, 'site', 'etc')]);
+  const tar = join(work, 'b', 'linked.tar');
+  sh('tar', ['-cf', tar, '-C', dir, '.']);
+  const r = cli(['bundle', 'verify', tar, '--keyring', keyring]);
+  assert.is.not(r.code, 0);
+  assert.match(r.out, 'not plain files or directories');
+  assert.match(r.out, './site/etc -> /etc');
+  // As a directory: named as not a plain file.
+  const d = cli(['bundle', 'verify', dir, '--keyring', keyring]);
+  assert.is.not(d.code, 0);
+  assert.match(d.out, 'site/etc: not a plain file');
+});
+
 test('load with no route out: an empty registry (same name, or a mirror), then the sensor policy accepts every arch', () => {
   const input = {
     work: join(work, 'netns'),
