@@ -25,6 +25,10 @@ const remoteOf = (ctx: Context, v: Values): Remote => ({
 function keyFilesOf(ctx: Context, v: Values, stream: string): string[] {
   const given = str(v, 'keyring');
   if (given) return given.split(',').map((f) => resolve(ctx.cwd, f));
+  if (!stream)
+    throw new UsageError(
+      'the bundle names no stream (no bundle.json): give --keyring with the release public key',
+    );
   const trust = streamDefaults(ctx, stream)?.trust;
   if (!trust)
     throw new UsageError(
