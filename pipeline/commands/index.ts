@@ -1,6 +1,7 @@
 // Registry of subcommands, in the order `rock-image --help` lists them.
 import { artifacts } from './artifacts.ts';
 import { build } from './build.ts';
+import { bundle } from './bundle.ts';
 import { ciPlan } from './ci-plan.ts';
 import { compose } from './compose.ts';
 import { doctor } from './doctor.ts';
@@ -37,5 +38,6 @@ export const commands: Command[] = [
   rollout,
   test,
   serveGraph,
+  bundle,
   // (new commands are added here, one line each)
 ];

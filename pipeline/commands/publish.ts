@@ -54,7 +54,7 @@ export const controlsOf = (v: Values, now: number) =>
   });
 
 /** The stream's configured arches and publish targets, when the project defines the stream. */
-function streamDefaults(ctx: Context, stream: string) {
+export function streamDefaults(ctx: Context, stream: string) {
   try {
     const cfg = resolveStream(loadProject(projectPaths(ctx.root)), stream, ctx.root).stream;
     return {

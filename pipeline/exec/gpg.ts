@@ -143,6 +143,45 @@ export async function readSigned(
   }
 }
 
+/**
+ * Checks the detached signature `sig` of `file` against only the keys in `keyFiles`: a throwaway
+ * homedir imports them, then `gpg --status-file S --verify SIG FILE`. Good only with a VALIDSIG
+ * status line, whose last field is the primary key's fingerprint (GnuPG doc/DETAILS, Debian gnupg
+ * 2.2.40: "VALIDSIG <args>", the tenth argument "primary-key-fpr"). Returns the signer, or why not.
+ */
+export async function verifyDetached(
+  file: string,
+  sig: string,
+  keyFiles: string[],
+  opts: GpgOptions = {},
+): Promise<{ signer: string } | { error: string }> {
+  requireTool('gpg');
+  const run = opts.run ?? quietRunner();
+  const home = mkdtempSync(join(tmpdir(), 'rock-gpg-verify-'));
+  chmodSync(home, 0o700);
+  const gpg = ['--batch', '--no-tty', '--homedir', home];
+  try {
+    for (const k of keyFiles) {
+      const r = await run('gpg', [...gpg, '--import', '--', k], { allowFailure: true });
+      if (r.exitCode !== 0) return { error: `${k}: not a key gpg can import` };
+    }
+    const status = join(home, 'status');
+    const r = await run('gpg', [...gpg, '--status-file', status, '--verify', '--', sig, file], {
+      allowFailure: true,
+    });
+    const valid = /^\[GNUPG:\] VALIDSIG (\S+)(?: \S+){8} (\S+)/m.exec(readFileSync(status, 'utf8'));
+    if (r.exitCode === 0 && valid) return { signer: valid[2]! };
+    const said = r.stderr
+      .split('\n')
+      .map((l) => l.replace(/^gpg: /, '').trim())
+      .filter((l) => l && !/keybox|trustdb|WARNING|There is no indication|Primary key fingerprint/.test(l));
+    return { error: said.at(-1) ?? `gpg exited ${r.exitCode}` };
+  } finally {
+    await run('gpgconf', ['--homedir', home, '--kill', 'gpg-agent'], { allowFailure: true }).catch(() => {});
+    rmSync(home, { recursive: true, force: true });
+  }
+}
+
 /** One primary key of a key file, as `gpg --with-colons --show-keys` lists it. */
 export interface ListedKey {
   /** `pub` (public) or `sec` (the file holds the private half). */

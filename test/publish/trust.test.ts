@@ -1,13 +1,3 @@
-// What a sensor enforces from its first pull, with REAL skopeo and gpg: the trust files the
-// profile's Ignition writes (policy.json, registries.d entry, key ring), taken out of the config
-// `rock-image ignition` renders, and `skopeo --policy P --registries.d D copy docker://... dir:...`
-// against a real docker-registry holding a two-arch index, with the simple-signing lookaside
-// served over HTTP at the URL the stream's publish.trust names. Accepted: our index signed by the
-// release key (both arches). Rejected, for both arches: unsigned, signed by another key, a
-// tampered signature, signed by a key that has since expired. A rotation keyring accepts either
-// key. Only the policy's keyPath is moved under the test's root (skopeo has no --root); every
-// other byte is the Ignition's.
-import { createHash } from 'node:crypto';
 import { cpSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { test } from 'uvu';
@@ -15,19 +5,13 @@ import * as assert from 'uvu/assert';
 import type { Arch } from '../../pipeline/config/index.ts';
 import { createRunner, type Runner } from '../../pipeline/exec/run.ts';
 import { createLogger } from '../../pipeline/log.ts';
-import {
-  type ArchImage,
-  lookasidePath,
-  type Pushed,
-  pushImages,
-  signAndTag,
-} from '../../pipeline/publish/images.ts';
+import { lookasidePath, type Pushed, pushImages, signAndTag } from '../../pipeline/publish/images.ts';
 import { repoRoot } from '../world/fcos-base.ts';
 import { exportArmored, makeKey, stopAgent, type TestKey } from '../world/gpg.ts';
 import { type StaticServer, serveDir } from '../world/http.ts';
-import { followRegistry } from '../world/project.ts';
 import { startRegistry, type TestRegistry } from '../world/registry.ts';
-import { needTool, sh, shResult } from '../world/tools.ts';
+import { sensorTrust, signedProject, tinyImage } from '../world/signed-release.ts';
+import { needTool, shResult } from '../world/tools.ts';
 
 const work = join(repoRoot, '.cache', 'publish', `trust-${process.pid}`);
 const REPO_PATH = 'rocknsm/rocknsm-coreos';
@@ -42,135 +26,6 @@ const keys: Record<'release' | 'next' | 'other' | 'expired', TestKey> = {} as ne
 const repo = () => `${reg.host}/${REPO_PATH}`;
 const target = () => ({ repo: `docker://${repo()}`, tlsVerify: false, run: quiet });
 const served = () => join(work, 'site', 'signatures');
-
-const sha256 = (b: Buffer | string) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
-
-/** A one-layer OCI image for `arch` as an oci-archive (what a build's .ociarchive is). */
-function tinyImage(arch: Arch): ArchImage {
-  const dir = join(work, 'images', arch);
-  const blobs = join(dir, 'layout', 'blobs', 'sha256');
-  mkdirSync(blobs, { recursive: true });
-  mkdirSync(join(dir, 'root', 'etc'), { recursive: true });
-  writeFileSync(join(dir, 'root', 'etc', 'os-release'), `ID=rocknsm-test\nARCH=${arch}\n`);
-  sh('tar', [
-    '--sort=name',
-    '--mtime=@0',
-    '--owner=0',
-    '--group=0',
-    '-cf',
-    join(dir, 'layer.tar'),
-    '-C',
-    join(dir, 'root'),
-    '.',
-  ]);
-  const blob = (bytes: Buffer | string) => {
-    const d = sha256(bytes);
-    writeFileSync(join(blobs, d.slice(7)), bytes);
-    return { digest: d, size: Buffer.byteLength(bytes) };
-  };
-  const layer = blob(readFileSync(join(dir, 'layer.tar')));
-  const config = blob(
-    JSON.stringify({
-      architecture: ociArch[arch],
-      os: 'linux',
-      config: {},
-      rootfs: { type: 'layers', diff_ids: [layer.digest] },
-    }),
-  );
-  const manifest = blob(
-    JSON.stringify({
-      schemaVersion: 2,
-      mediaType: 'application/vnd.oci.image.manifest.v1+json',
-      config: { mediaType: 'application/vnd.oci.image.config.v1+json', ...config },
-      layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar', ...layer }],
-    }),
-  );
-  writeFileSync(join(dir, 'layout', 'oci-layout'), '{"imageLayoutVersion":"1.0.0"}');
-  writeFileSync(
-    join(dir, 'layout', 'index.json'),
-    JSON.stringify({
-      schemaVersion: 2,
-      manifests: [
-        {
-          mediaType: 'application/vnd.oci.image.manifest.v1+json',
-          ...manifest,
-          annotations: { 'org.opencontainers.image.ref.name': 'latest' },
-        },
-      ],
-    }),
-  );
-  const archive = join(dir, `${arch}.ociarchive`);
-  sh('tar', ['-cf', archive, '-C', join(dir, 'layout'), '.']);
-  return { arch, archive, digest: manifest.digest };
-}
-
-/** A project copy: stable publishes to the test registry, trusting `keyFiles`; a profile follows it. */
-function project(name: string, keyFiles: string[]): string {
-  const dir = join(work, name);
-  for (const d of ['manifests', 'overlays', 'containerfiles'])
-    cpSync(join(repoRoot, d), join(dir, d), { recursive: true });
-  const names = keyFiles.map((f, i) => {
-    cpSync(f, join(dir, 'manifests/keys', `key-${i}.asc`));
-    return `manifests/keys/key-${i}.asc`;
-  });
-  const stream = join(dir, 'manifests/streams/stable.yaml');
-  const text = readFileSync(stream, 'utf8').replace(/^publish:\n( {2}.*\n)*/m, '');
-  writeFileSync(
-    stream,
-    `${text}publish:\n  registry: ${repo()}\n  trust:\n    gpg-key: [${names.join(', ')}]\n    lookaside: http://127.0.0.1:${site.port}/signatures\n`,
-  );
-  followRegistry(dir, repo(), ['stable']);
-  return dir;
-}
-
-/**
- * Renders the default profile with the real CLI and writes the trust files its Ignition config
- * holds under `root`; returns the policy (keyPath moved under root) and registries.d paths.
- */
-function sensorTrust(projectDir: string, root: string): { policy: string; registriesD: string } {
-  const ign = join(root, 'config.ign');
-  mkdirSync(root, { recursive: true });
-  const r = shResult(process.execPath, [
-    join(repoRoot, 'bin/rock-image.js'),
-    'ignition',
-    '--project',
-    projectDir,
-    '--profile',
-    'default',
-    '--ssh-key',
-    join(repoRoot, 'test/fixtures/profiles/test-keys.pub'),
-    '--output',
-    ign,
-    '--validate',
-  ]);
-  assert.is(r.code, 0, r.stderr);
-  const cfg = JSON.parse(readFileSync(ign, 'utf8')) as {
-    storage: { files: { path: string; contents: { source: string } }[] };
-  };
-  const trust = cfg.storage.files.filter((f) => /^\/etc\/(containers|pki\/containers)\//.test(f.path));
-  assert.equal(trust.map((f) => f.path).sort(), [
-    '/etc/containers/policy.json',
-    '/etc/containers/registries.d/rocknsm-coreos.yaml',
-    '/etc/pki/containers/rocknsm-coreos.gpg',
-  ]);
-  for (const f of trust) {
-    const m = /^data:([^,]*),(.*)$/s.exec(f.contents.source)!;
-    const bytes = m[1]!.endsWith(';base64')
-      ? Buffer.from(m[2]!, 'base64')
-      : Buffer.from(decodeURIComponent(m[2]!));
-    mkdirSync(dirname(join(root, f.path)), { recursive: true });
-    writeFileSync(join(root, f.path), bytes);
-  }
-  const policy = JSON.parse(readFileSync(join(root, 'etc/containers/policy.json'), 'utf8'));
-  const ours = policy.transports.docker[repo()];
-  // One requirement: any key in the ring (formats.md §9; two would be ANDed).
-  assert.equal(ours, [
-    { type: 'signedBy', keyType: 'GPGKeys', keyPath: '/etc/pki/containers/rocknsm-coreos.gpg' },
-  ]);
-  ours[0].keyPath = join(root, ours[0].keyPath);
-  writeFileSync(join(root, 'policy.json'), JSON.stringify(policy));
-  return { policy: join(root, 'policy.json'), registriesD: join(root, 'etc/containers/registries.d') };
-}
 
 /** Points the served lookaside at `dir` (each case has its own signatures). */
 function serveSignatures(dir: string | undefined): void {
@@ -223,13 +78,23 @@ test.before(async () => {
   keys.expired = makeKey(join(work, 'keys/expired'), 'rock-expired', { fakedTime: '20260101T000000' });
   reg = await startRegistry(join(work, 'registry'), undefined, undefined, { auth: false });
   site = await serveDir(join(work, 'site'));
-  pushed = await pushImages(target(), ARCHES.map(tinyImage));
+  pushed = await pushImages(
+    target(),
+    ARCHES.map((a) => tinyImage(work, a)),
+  );
   for (const [name, key] of Object.entries(keys)) await signInto(join(work, 'sigs', name), key);
   const armored = (k: TestKey) => exportArmored(k, join(work, `${k.email}.asc`));
-  single = sensorTrust(project('project-single', [armored(keys.release)]), join(work, 'sensor-single'));
+  const project = (name: string, keyFiles: string[]) =>
+    signedProject(join(work, name), repo(), keyFiles, `http://127.0.0.1:${site.port}/signatures`);
+  single = sensorTrust(
+    project('project-single', [armored(keys.release)]),
+    join(work, 'sensor-single'),
+    repo(),
+  );
   rotation = sensorTrust(
     project('project-rotation', [armored(keys.release), armored(keys.next)]),
     join(work, 'sensor-rotation'),
+    repo(),
   );
 });
 

@@ -25,11 +25,14 @@ const s = createServer((req, res) => {
   res.writeHead(200, { 'content-length': statSync(file).size });
   createReadStream(file).pipe(res);
 });
-s.listen(0, '127.0.0.1', () => console.log('port ' + s.address().port));
+s.listen(Number(process.argv[2] ?? 0), '127.0.0.1', () => console.log('port ' + s.address().port));
 `;
 
-export async function serveDir(dir: string): Promise<StaticServer> {
-  const child = spawn(process.execPath, ['-e', server, dir], { stdio: ['ignore', 'pipe', 'inherit'] });
+/** Serves `dir` on 127.0.0.1, on `listenPort` when given (else a free one). */
+export async function serveDir(dir: string, listenPort = 0): Promise<StaticServer> {
+  const child = spawn(process.execPath, ['-e', server, dir, String(listenPort)], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   const kill = () => child.kill('SIGKILL');
   process.once('exit', kill);
   const requests: string[] = [];
