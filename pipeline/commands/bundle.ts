@@ -6,7 +6,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { Arch } from '../config/index.ts';
-import { PipelineError, UsageError } from '../errors.ts';
+import { ExitCode, PipelineError, UsageError } from '../errors.ts';
 import { inspectRaw, type Remote, sha256Digest } from '../exec/skopeo.ts';
 import { type BundlePlan, type IndexDoc, planBundle, type ReleaseDoc } from '../publish/bundle.ts';
 import { checkBundle, filesUnder, loadBundle, makeBundle, openBundle } from '../publish/bundle-apply.ts';
@@ -109,7 +109,7 @@ async function make(ctx: Context, v: Values): Promise<number> {
     ctx.log.warn(`${u} is not pinned by digest: not in the bundle (rock-image pin)`);
   if (v.plan) {
     ctx.stdout.write(`${JSON.stringify(plan, null, 2)}\n`);
-    return 0;
+    return ExitCode.ok;
   }
   const made = await makeBundle({
     plan,
@@ -123,7 +123,7 @@ async function make(ctx: Context, v: Values): Promise<number> {
   ctx.log.info(
     `bundle of ${stream} ${version} (${plan.arches.join(', ')}): ${plan.images.length} images, ${made.files} files, ${made.bytes} bytes at ${out}`,
   );
-  return 0;
+  return ExitCode.ok;
 }
 
 function peekStream(dir: string): string {
@@ -244,7 +244,7 @@ Options:
         ctx.log.info(
           `loaded ${plan.stream} ${plan.version} into ${host}: ${n('loaded')} new, ${n('already-present') + n('already-tagged')} already there`,
         );
-        return 0;
+        return ExitCode.ok;
       });
     }
     throw new UsageError(`unknown bundle action '${verb}' (verify or load)`);

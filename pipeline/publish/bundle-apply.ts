@@ -17,7 +17,7 @@ import {
   statSync,
 } from 'node:fs';
 import { basename, dirname, join, relative } from 'node:path';
-import { PipelineError } from '../errors.ts';
+import { PipelineError, UsageError } from '../errors.ts';
 import { showKeysSync, signFile, verifyDetached } from '../exec/gpg.ts';
 import type { Runner } from '../exec/run.ts';
 import { copyExact, inspectRaw, type Remote, sha256Digest } from '../exec/skopeo.ts';
@@ -149,7 +149,7 @@ export async function makeBundle(req: MakeRequest): Promise<{ bytes: number; fil
  * cannot read to its end (truncated, damaged) is refused, naming it.
  */
 export async function openBundle(run: Runner, path: string, work: string): Promise<string> {
-  if (!existsSync(path)) throw new PipelineError(`${path} does not exist`, 64);
+  if (!existsSync(path)) throw new UsageError(`${path} does not exist`);
   if (statSync(path).isDirectory()) return path;
   const dir = join(work, 'bundle');
   mkdirSync(dir, { recursive: true });
@@ -189,7 +189,7 @@ export async function checkBundle(
       throw new PipelineError(`${label}: no ${f}; not a bundle, or an incomplete one`);
   const trusted = keyFiles.flatMap((f) => {
     const shown = showKeysSync(f);
-    if ('error' in shown) throw new PipelineError(`${f}: ${shown.error}`, 64);
+    if ('error' in shown) throw new UsageError(`${f}: ${shown.error}`);
     return shown.keys.map((k) => k.fingerprint);
   });
   const sig = await verifyDetached(join(dir, SUMS), join(dir, SUMS_SIG), keyFiles, { run });
