@@ -13,7 +13,7 @@ import { bigBase } from '../world/big-base.ts';
 import { cacheDir } from '../world/fcos-base.ts';
 import { measureSh, mib, secs } from './measure.ts';
 
-const SAMPLE_MiB = 256;
+const SAMPLE_MiB = 128;
 
 export async function bench(): Promise<void> {
   const base = bigBase('x86_64');
