@@ -29,10 +29,13 @@ export function writeAtomic(path: string, bytes: string | Uint8Array, mode = 0o6
   }
 }
 
-/** sha256 of a file, hex, read in 1 MiB chunks (memory does not grow with the file). */
-export async function sha256File(path: string): Promise<string> {
+/**
+ * sha256 of a file, hex, read in 1 MiB chunks (memory does not grow with the file). `fd`: an
+ * already open descriptor of it (closed at the end), so the file may be removed meanwhile.
+ */
+export async function sha256File(path: string, fd?: number): Promise<string> {
   const h = createHash('sha256');
-  for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20 })) h.update(chunk);
+  for await (const chunk of createReadStream(path, { fd, highWaterMark: 1 << 20 })) h.update(chunk);
   return h.digest('hex');
 }
 

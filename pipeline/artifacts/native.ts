@@ -85,6 +85,7 @@ import {
   mkfsXfs,
   mkfsXfsArgs,
   mksquashfs,
+  mksquashfsArgs,
 } from '../exec/mkfs.ts';
 import { Ostree } from '../exec/ostree.ts';
 import { qcow2Args, toQcow2 } from '../exec/qemu-img.ts';
@@ -309,6 +310,29 @@ async function mountDisk(
   }
 }
 
+/** Runs `fn` with the disk image's boot filesystem mounted read-write on `dir`. */
+async function withBootMounted(
+  ctx: BackendContext,
+  file: string,
+  layout: ReturnType<typeof diskLayout>,
+  dir: string,
+  tag: string,
+  fn: (boot: string) => void,
+): Promise<void> {
+  const dev = await attachRange(ctx.run, file, layout.ranges.boot.offset, layout.ranges.boot.size, tag);
+  try {
+    mkdirSync(dir, { recursive: true });
+    const m = await mount(ctx.run, dev.dev, dir, tag);
+    try {
+      fn(dir);
+    } finally {
+      await m.unmount();
+    }
+  } finally {
+    await dev.detach();
+  }
+}
+
 export const native: ArtifactBackend = {
   name: 'native',
   supports(platform: Platform) {
@@ -404,26 +428,17 @@ export const native: ArtifactBackend = {
     ];
     if (job.platforms.includes('pxe'))
       cmds.push(
-        [
-          'mksquashfs',
-          `${w}/sysroot`,
-          `${w}/live/root.squashfs`,
-          '-noappend',
-          '-comp',
-          'zstd',
-          '-no-progress',
-          '-e',
-          'boot',
-        ],
+        ['mksquashfs', ...mksquashfsArgs(`${w}/sysroot`, `${w}/live/root.squashfs`, ['boot'])],
         // In ${w}/live-initramfs and ${w}/live, names on standard input; the deployed initramfs and
         // the first archive are then joined (4-byte aligned) into live-initramfs.
         ['cpio', ...cpioNewcArgs(`${w}/live-initramfs.cpio`)],
         ['cpio', ...cpioNewcArgs(join(w, artifactFile(job.name, job.version, job.arch, 'live-rootfs')))],
       );
     if (job.platforms.includes('qemu'))
+      // The metal disk itself, its boot entries switched to qemu for the conversion and back.
       cmds.push([
         'qemu-img',
-        ...qcow2Args(`${w}/qemu.raw`, join(w, artifactFile(job.name, job.version, job.arch, 'qemu'))),
+        ...qcow2Args(raw, join(w, artifactFile(job.name, job.version, job.arch, 'qemu'))),
       ]);
     return cmds;
   },
@@ -437,7 +452,12 @@ export const native: ArtifactBackend = {
     rmSync(work, { recursive: true, force: true });
     mkdirSync(work, { recursive: true });
     const rootfs = join(work, 'rootfs');
-    await step('unpack image', () => unpackArchive(ctx.run, job.archive, join(work, 'oci'), rootfs, tag));
+    await step('unpack image', async () => {
+      await unpackArchive(ctx.run, job.archive, join(work, 'oci'), rootfs, tag);
+      // Scratch goes as soon as its stage is done: the layout copy of the archive now, the tree
+      // once the disk holds it (the image's GRUB modules in it serve the BIOS boot code).
+      rmSync(join(work, 'oci'), { recursive: true, force: true });
+    });
     const kvers = kernelVersions(rootfs);
     if (kvers.length !== 1)
       throw new PipelineError(
@@ -555,6 +575,8 @@ export const native: ArtifactBackend = {
             await mksquashfs(ctx.run, sysroot, join(live, 'root.squashfs'), ['boot'], tag);
             const rootfsImg = join(work, artifactFile(job.name, job.version, arch, 'live-rootfs'));
             await cpioNewc(ctx.run, live, ['root.squashfs', 'etc', 'etc/coreos-live-rootfs'], rootfsImg, tag);
+            // The archive holds it now: a second copy of the tree's size is scratch no more.
+            rmSync(join(live, 'root.squashfs'));
             produced.push(
               { kind: 'live-kernel', path: kernel },
               { kind: 'live-initramfs', path: initramfs },
@@ -574,29 +596,28 @@ export const native: ArtifactBackend = {
     } finally {
       await tools.release();
     }
+    rmSync(rootfs, { recursive: true, force: true });
 
     if (job.platforms.includes('qemu'))
       await step('qemu image', async () => {
-        const qraw = join(work, 'qemu.raw');
-        await ctx.run('cp', ['--sparse=always', raw, qraw], { tag });
-        const mnt = join(work, 'qemu-sysroot');
-        const m = await mountDisk(ctx, qraw, layout, mnt, tag);
-        try {
-          const dir = join(mnt, 'boot/loader/entries');
-          for (const f of readdirSync(dir).filter((n) => n.endsWith('.conf')))
-            writeFileSync(join(dir, f), setPlatformId(readFileSync(join(dir, f), 'utf8'), 'qemu'));
-          // A GRUB with blscfg reads the entries at boot; a rendered menu is rendered again.
-          if (!tools.grub.blscfg)
-            writeFileSync(
-              join(mnt, 'boot/grub2/grub.cfg'),
-              renderGrubCfg(readEntries(join(mnt, 'boot')), arch),
-            );
-        } finally {
-          await m.release();
-        }
+        // No copy of the disk: its entries say qemu while qemu-img converts it, then metal again
+        // (only the boot filesystem is mounted for that; root stays as the deploy left it).
+        const setPlatform = (id: 'qemu' | 'metal') =>
+          withBootMounted(ctx, raw, layout, join(work, 'qemu-boot'), tag, (boot) => {
+            const dir = join(boot, 'loader/entries');
+            for (const f of readdirSync(dir).filter((n) => n.endsWith('.conf')))
+              writeFileSync(join(dir, f), setPlatformId(readFileSync(join(dir, f), 'utf8'), id));
+            // A GRUB with blscfg reads the entries at boot; a rendered menu is rendered again.
+            if (!tools.grub.blscfg)
+              writeFileSync(join(boot, 'grub2/grub.cfg'), renderGrubCfg(readEntries(boot), arch));
+          });
         const qcow2 = join(work, artifactFile(job.name, job.version, arch, 'qemu'));
-        await toQcow2(ctx.run, qraw, qcow2, tag);
-        rmSync(qraw);
+        await setPlatform('qemu');
+        try {
+          await toQcow2(ctx.run, raw, qcow2, tag);
+        } finally {
+          await setPlatform('metal');
+        }
         produced.push({ kind: 'qemu', path: qcow2 });
       });
     if (job.platforms.includes('metal')) produced.push({ kind: 'metal', path: raw });
@@ -615,7 +636,6 @@ export const native: ArtifactBackend = {
         writeFileSync(join(work, sn.file), sn.text);
         produced.push({ kind: sn.kind, path: join(work, sn.file) });
       }
-    rmSync(rootfs, { recursive: true, force: true });
     return produced;
   },
 };

@@ -443,6 +443,12 @@ test('pxe: kernel, live initramfs, rootfs (cpio with root.squashfs of the sysroo
     );
     assert.match(files, /squashfs-root\/ostree\/repo\/config/);
     assert.not.match(files, /squashfs-root\/boot\/loader/);
+    // Written at zstd level 3, not mksquashfs's default 15 (squashfs-tools zstd_wrapper.h:37
+    // @db038ef2): the superblock keeps a non-default level (zstd_wrapper.c:103, printed by
+    // zstd_display_options, :186), which `unsquashfs -s` shows.
+    const sb = sh('unsquashfs', ['-s', join(x, 'root.squashfs')]);
+    assert.match(sb, /Compression zstd/);
+    assert.match(sb, /compression-level 3\b/);
 
     const base = `https://rocknsm.github.io/rocknsm-coreos/prod/streams/stable/builds/${VERSION}/${arch}`;
     const ign = `${base}/${NAME}-${VERSION}-default.ign`;
