@@ -2,9 +2,10 @@
 // (formats.md §3), kernel arguments per platform, grub.cfg rendered from BLS entries, and the
 // PXE boot snippets (formats.md §7). No I/O here; the backends execute what this describes.
 import { createHash } from 'node:crypto';
+import type { Arch } from '../arch.ts';
 import type { GptPartition, GptTable } from '../exec/sgdisk.ts';
 
-export type Arch = 'x86_64' | 'aarch64';
+export type { Arch };
 /**
  * Command-line platform names; `iso` is the live ISO (meta.json key `live-iso`), `metal4k` the
  * metal disk with 4096-byte sectors (published as `metal` -> `4k.raw.xz`, site.ts mediaOf).

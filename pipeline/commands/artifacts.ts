@@ -10,13 +10,13 @@ import { ExitCode, UsageError } from '../errors.ts';
 import type { Compression } from '../exec/compress.ts';
 import { metaPath, readBuilds, readMetaFile } from '../records.ts';
 import { loadConfig } from './build-glue.ts';
-import { type Command, type Context, intOption } from './types.ts';
+import { archesOption, type Command, type Context, intOption, listOption } from './types.ts';
 
 export const artifactOptionSpec = {
   build: { type: 'string', short: 'b' },
   version: { type: 'string' },
   platform: { type: 'string', short: 'p' },
-  arch: { type: 'string', short: 'a' },
+  arch: { type: 'string', short: 'a', arches: true },
   backend: { type: 'string' },
   compression: { type: 'string' },
   'pxe-base-url': { type: 'string' },
@@ -54,20 +54,13 @@ export function artifactRequest(ctx: Context, values: Record<string, unknown>): 
   const version = typeof values.version === 'string' ? values.version : builds.builds[0]?.id;
   const build = builds.builds.find((b) => b.id === version);
   if (!version || !build) throw new UsageError(`no build ${version ?? '(none)'} in ${buildsFile}`);
-  const list = (v: unknown) =>
-    typeof v === 'string'
-      ? v
-          .split(',')
-          .map((s) => s.trim())
-          .filter(Boolean)
-      : undefined;
-  const arches = (list(values.arch) ?? build.arches) as Arch[];
+  const arches = archesOption(values, 'arch') ?? (build.arches as Arch[]);
   for (const a of arches)
     if (!build.arches.includes(a as string))
       throw new UsageError(`build ${version} has no ${a} (it has ${build.arches.join(', ')})`);
   const firstMeta = readMetaFile(metaPath(join(output, 'builds'), version, arches[0]!));
   const config = loadConfig(ctx, firstMeta['rocknsm.stream'] as string);
-  const wanted = list(values.platform) ?? platformsOfStream(config.stream.artifacts);
+  const wanted = listOption(values, 'platform') ?? platformsOfStream(config.stream.artifacts);
   for (const p of wanted)
     if (!platforms.includes(p as Platform))
       throw new UsageError(`unknown platform '${p}' (${platforms.join(', ')})`);

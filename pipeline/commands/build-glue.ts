@@ -18,7 +18,7 @@ import { nextVersion, parseVersion, utcDate } from '../plan/version.ts';
 import { type BuildsJson, readBuilds } from '../records.ts';
 import { composeOutputDir } from './compose-paths.ts';
 import { imageIgnition } from './ignition-glue.ts';
-import type { Context } from './types.ts';
+import { archesOption, type Context } from './types.ts';
 
 export interface BuildOptions {
   stream: string;
@@ -34,7 +34,7 @@ export interface BuildOptions {
 
 export const buildOptionSpec = {
   stream: { type: 'string', short: 's' },
-  arch: { type: 'string', short: 'a' },
+  arch: { type: 'string', short: 'a', arches: true },
   base: { type: 'string', multiple: true },
   output: { type: 'string', short: 'o' },
   'compose-dir': { type: 'string' },
@@ -59,9 +59,7 @@ export const buildOptionHelp = `
 
 export function parseBuildOptions(ctx: Context, values: Record<string, unknown>): BuildOptions {
   if (typeof values.stream !== 'string') throw new UsageError('--stream is required');
-  const arches = typeof values.arch === 'string' ? values.arch.split(',').map((a) => a.trim()) : undefined;
-  for (const a of arches ?? [])
-    if (a !== 'x86_64' && a !== 'aarch64') throw new UsageError(`unknown arch '${a}' (x86_64, aarch64)`);
+  const arches = archesOption(values, 'arch');
   const bases: BuildOptions['bases'] = {};
   for (const b of (values.base as string[] | undefined) ?? []) {
     const m = /^(x86_64|aarch64)=(.+)$/.exec(b);

@@ -13,7 +13,7 @@ import { checkBundle, filesUnder, loadBundle, makeBundle, openBundle } from '../
 import { readBuilds, readDoc } from '../publish/read.ts';
 import { buildDir, type ReleasesDoc } from '../publish/site.ts';
 import { str, streamDefaults, type Values } from './publish.ts';
-import type { Command, Context } from './types.ts';
+import { archesOption, type Command, type Context } from './types.ts';
 
 const remoteOf = (ctx: Context, v: Values): Remote => ({
   run: ctx.run,
@@ -44,9 +44,7 @@ async function make(ctx: Context, v: Values): Promise<number> {
   const signBy = str(v, 'sign-by');
   if (!stream || !version || !output) throw new UsageError('--stream, --version and --output are required');
   if (!signBy) throw new UsageError('--sign-by is required: the site checks SHA256SUMS by its signature');
-  const arches = str(v, 'arch')?.split(',');
-  for (const a of arches ?? [])
-    if (a !== 'x86_64' && a !== 'aarch64') throw new UsageError(`--arch: unknown arch ${a}`);
+  const arches = archesOption(v, 'arch');
   const siteDir = resolve(ctx.cwd, str(v, 'site') ?? 'site');
   if (!existsSync(siteDir)) throw new UsageError(`--site ${siteDir} does not exist`);
   const out = resolve(ctx.cwd, output);
@@ -211,7 +209,7 @@ Options:
     site: { type: 'string' },
     build: { type: 'string' },
     registry: { type: 'string' },
-    arch: { type: 'string' },
+    arch: { type: 'string', arches: true },
     authfile: { type: 'string' },
     'insecure-registry': { type: 'boolean' },
     keyring: { type: 'string' },

@@ -39,7 +39,7 @@ import {
 } from '../plan/lockfile.ts';
 import { type FlattenResult, flattenTreefile, type VarValue } from '../plan/treefile.ts';
 import { composeOutputDir } from './compose-paths.ts';
-import type { Command, Context } from './types.ts';
+import { archesOption, type Command, type Context } from './types.ts';
 
 /** What a stream says about composing its base (the `compose:` block once the stream schema has it). */
 export interface StreamComposeSettings {
@@ -306,7 +306,7 @@ Exit 69 when neither rpm-ostree nor podman (with the builder image pullable) is 
 `,
   options: {
     stream: { type: 'string' },
-    arch: { type: 'string', multiple: true },
+    arch: { type: 'string', multiple: true, arches: true },
     treefile: { type: 'string' },
     output: { type: 'string' },
     autolock: { type: 'boolean' },
@@ -341,10 +341,7 @@ Exit 69 when neither rpm-ostree nor podman (with the builder image pullable) is 
     const mode = (values.mode as string | undefined) ?? 'auto';
     if (!['host', 'container', 'auto'].includes(mode))
       throw new UsageError(`--mode must be host, container or auto, not '${mode}'`);
-    const arches = (values.arch as string[] | undefined) ?? [];
-    for (const a of arches)
-      if (!['x86_64', 'aarch64'].includes(a))
-        throw new UsageError(`unknown arch '${a}'; use x86_64 or aarch64`);
+    const arches = archesOption(values, 'arch') ?? [];
 
     const settings = streamComposeSettings(ctx.root, values.stream);
     if (typeof values['builder-image'] === 'string') settings.builderImage = values['builder-image'];

@@ -153,7 +153,7 @@ Options:
     'ssh-key': { type: 'string', multiple: true },
     'stream-base-url': { type: 'string' },
     key: { type: 'string' },
-    arch: { type: 'string' },
+    arch: { type: 'string', arches: true },
     device: { type: 'string' },
     'sector-size': { type: 'string' },
     'output-dir': { type: 'string' },
@@ -163,8 +163,7 @@ Options:
     const stream = str(v, 'stream');
     if (!profileArg || !stream) throw new UsageError('--profile and --stream are required (see --help)');
     const arch = str(v, 'arch') ?? 'x86_64';
-    if (arch !== 'x86_64' && arch !== 'aarch64')
-      throw new UsageError(`--arch: x86_64 or aarch64, not ${arch}`);
+    if (arch.includes(',')) throw new UsageError(`--arch: one arch, not ${arch}`);
     const sector = str(v, 'sector-size') ?? '512';
     if (sector !== '512' && sector !== '4096')
       throw new UsageError(

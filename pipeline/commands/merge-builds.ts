@@ -7,7 +7,7 @@ import type { Arch } from '../config/index.ts';
 import { DataError, ExitCode, PipelineError, UsageError } from '../errors.ts';
 import { writeOutputs } from '../gha.ts';
 import { addBuild, buildsPath, metaPath, readBuilds, readMetaFile, updateBuilds } from '../records.ts';
-import type { Command } from './types.ts';
+import { archesOption, type Command } from './types.ts';
 
 interface Leg {
   dir: string;
@@ -55,7 +55,7 @@ Options:
 `,
   options: {
     output: { type: 'string', short: 'o' },
-    'require-arch': { type: 'string' },
+    'require-arch': { type: 'string', arches: true },
     move: { type: 'boolean' },
   },
   positionals: true,
@@ -76,7 +76,7 @@ Options:
         if (other) throw new PipelineError(`${arch} of ${version} is in two legs: ${other} and ${leg.dir}`);
         seen.set(arch, leg.dir);
       }
-    const required = typeof values['require-arch'] === 'string' ? values['require-arch'].split(',') : [];
+    const required = archesOption(values, 'require-arch') ?? [];
     const missing = required.filter((a) => !seen.has(a));
     if (missing.length)
       throw new PipelineError(`no leg built ${missing.join(', ')} of ${version}; nothing was merged`);

@@ -10,7 +10,7 @@ import {
   stepArgv,
 } from './build-glue.ts';
 import { composePlanText } from './compose.ts';
-import type { Command } from './types.ts';
+import { archesOption, type Command } from './types.ts';
 
 export const plan: Command = {
   name: 'plan',
@@ -52,9 +52,7 @@ Options:${buildOptionHelp}
       const mode = (values.mode as string | undefined) ?? 'container';
       if (mode !== 'host' && mode !== 'container')
         throw new UsageError(`--mode must be host or container, not '${mode}'`);
-      const arches = typeof values.arch === 'string' ? values.arch.split(',').map((a) => a.trim()) : [];
-      for (const a of arches)
-        if (a !== 'x86_64' && a !== 'aarch64') throw new UsageError(`unknown arch '${a}' (x86_64, aarch64)`);
+      const arches = archesOption(values, 'arch') ?? [];
       ctx.stdout.write(
         composePlanText(ctx, values.stream, {
           arches,

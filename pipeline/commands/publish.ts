@@ -17,7 +17,7 @@ import {
   planSite,
   type SitePlan,
 } from '../publish/site.ts';
-import { type Command, type Context, intOption } from './types.ts';
+import { archesOption, type Command, type Context, intOption } from './types.ts';
 
 export type Values = Record<string, string | boolean | string[] | undefined>;
 export const str = (v: Values, k: string) => (typeof v[k] === 'string' ? (v[k] as string) : undefined);
@@ -31,7 +31,7 @@ export const targetOptions = {
   authfile: { type: 'string' },
   'insecure-registry': { type: 'boolean' },
   'sign-by': { type: 'string' },
-  'require-arch': { type: 'string' },
+  'require-arch': { type: 'string', arches: true },
 } as const;
 
 /** Rollout controls of a release (updates/<stream>.json). */
@@ -117,10 +117,9 @@ export function resolveTarget(ctx: Context, v: Values, stream: string): Target {
   if (!baseUrl) throw new UsageError(`--base-url is required (stream ${stream} has no publish.site-url)`);
   if (!/^(https?|file):\/\//.test(baseUrl))
     throw new UsageError(`--base-url must be an http(s) or file URL (got ${baseUrl})`);
-  const required = str(v, 'require-arch')?.split(',') ?? defaults?.arches;
+  const required = archesOption(v, 'require-arch') ?? defaults?.arches;
   if (!required)
     throw new UsageError(`stream ${stream} is not defined here: give --require-arch x86_64,aarch64`);
-  for (const a of required) if (a !== 'x86_64' && a !== 'aarch64') throw new UsageError(`unknown arch ${a}`);
   return {
     stream,
     version,

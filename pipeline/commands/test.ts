@@ -8,15 +8,7 @@ import { type ArchBootPlan, DEFAULT_RERUNS, runBootTests } from '../boot/run.ts'
 import { DataError, ExitCode, UsageError } from '../errors.ts';
 import { readMetaFile } from '../records.ts';
 import { readBuildsJson } from './build-glue.ts';
-import { type Command, intOption } from './types.ts';
-
-const list = (v: unknown) =>
-  typeof v === 'string'
-    ? v
-        .split(',')
-        .map((s) => s.trim())
-        .filter(Boolean)
-    : undefined;
+import { archesOption, type Command, intOption, listOption } from './types.ts';
 
 const caseList = [...new Set(bootCases.map((c) => c.id))]
   .map((id) => {
@@ -56,7 +48,7 @@ Options:
   options: {
     build: { type: 'string', short: 'b' },
     version: { type: 'string' },
-    arch: { type: 'string', short: 'a' },
+    arch: { type: 'string', short: 'a', arches: true },
     case: { type: 'string' },
     marker: { type: 'string' },
     timeout: { type: 'string', int: { min: 1 } },
@@ -71,13 +63,13 @@ Options:
     const build = builds.builds.find((b) => b.id === version);
     if (!version || !build)
       throw new UsageError(`no build ${version ?? '(none)'} in ${join(output, 'builds', 'builds.json')}`);
-    const arches = list(values.arch) ?? build.arches;
+    const arches = archesOption(values, 'arch') ?? build.arches;
     for (const a of arches)
       if (!build.arches.includes(a as never))
         throw new UsageError(`build ${version} has no ${a} (it has ${build.arches.join(', ')})`);
     const timeoutSec = intOption(values, 'timeout');
     const jobs = intOption(values, 'jobs') ?? Math.max(1, ctx.cores);
-    const cases = list(values.case);
+    const cases = listOption(values, 'case');
     if (typeof values.marker === 'string' && !values.marker.trim())
       throw new UsageError('--marker must not be empty');
 

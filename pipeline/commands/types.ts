@@ -1,6 +1,7 @@
 // The shape every subcommand module has. Commands are glue: they read the world through the
 // context, call pure planning, then the executors. The CLI is the only place that builds a context.
 import type { ParseArgsConfig } from 'node:util';
+import { ARCHES, type Arch, isArch } from '../arch.ts';
 import type { Runner } from '../exec/run.ts';
 import type { Logger } from '../log.ts';
 
@@ -22,11 +23,12 @@ export interface Context {
 /**
  * One option as node:util parseArgs takes it, plus what its value must be, checked once by the
  * CLI before the command runs (every problem listed, exit 64, never a stack trace):
- * `int`, a whole number in [min, max]; `url`, an http(s) URL.
+ * `int`, a whole number in [min, max]; `url`, an http(s) URL; `arches`, arches separated by commas.
  */
 export type OptionDef = NonNullable<ParseArgsConfig['options']>[string] & {
   int?: { min: number; max?: number };
   url?: true;
+  arches?: true;
 };
 export type OptionSpec = Record<string, OptionDef>;
 
@@ -49,6 +51,9 @@ export function optionProblems(spec: OptionSpec, values: Values): string[] {
       }
       if (def.url && !/^https?:\/\/[^/\s]+/.test(v))
         out.push(`--${name} must be an http(s) URL (got '${v}')`);
+      if (def.arches)
+        for (const a of splitList(v))
+          if (!isArch(a)) out.push(`--${name}: unknown arch '${a}' (${ARCHES.join(', ')})`);
     }
   }
   return out;
@@ -60,9 +65,33 @@ export function intOption(values: Record<string, unknown>, name: string): number
   return typeof v === 'string' ? Number(v) : undefined;
 }
 
+const splitList = (v: string) =>
+  v
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+
+/** A comma-separated option's items (repeatable options: of every value), or undefined. */
+export function listOption(values: Record<string, unknown>, name: string): string[] | undefined {
+  const v = values[name];
+  const given = typeof v === 'string' ? [v] : Array.isArray(v) ? (v as string[]) : undefined;
+  return given?.flatMap(splitList);
+}
+
+/**
+ * An `arches` option's arches (checked by the CLI), in the order given without repeats, or
+ * undefined when not given. A repeatable option may also list arches in each value.
+ */
+export function archesOption(values: Record<string, unknown>, name: string): Arch[] | undefined {
+  const given = listOption(values, name);
+  return given && [...new Set(given)].filter(isArch);
+}
+
 /** The spec as parseArgs takes it (without our checks). */
 export function parseArgsOptions(spec: OptionSpec): NonNullable<ParseArgsConfig['options']> {
-  return Object.fromEntries(Object.entries(spec).map(([k, { int: _i, url: _u, ...rest }]) => [k, rest]));
+  return Object.fromEntries(
+    Object.entries(spec).map(([k, { int: _i, url: _u, arches: _a, ...rest }]) => [k, rest]),
+  );
 }
 
 export interface Command {

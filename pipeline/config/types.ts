@@ -1,11 +1,12 @@
 // The typed configuration the loader returns (image, streams, services, agents, paths), the raw
 // manifest shapes its checks read, and where an issue in a manifest is (issueAt).
 import { join } from 'node:path';
+import type { Arch } from '../arch.ts';
 import type { ConfigIssue, Location } from '../errors.ts';
 import type { TrustConfig } from '../plan/trust.ts';
 import type { SourceFile } from './yaml.ts';
 
-export type Arch = 'x86_64' | 'aarch64';
+export type { Arch };
 export type ComposefsMode = 'true' | 'false' | 'yes' | 'no' | 'maybe' | 'verity' | 'signed';
 export type AgentMode = 'container' | 'package' | 'none';
 

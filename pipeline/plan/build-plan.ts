@@ -2,6 +2,7 @@
 // plans (build context, rendered Containerfile, labels, input hash). No I/O, no clock: the glue
 // in commands/build.ts reads the world and passes it in; exec/ applies the plan.
 import { createHash } from 'node:crypto';
+import { ociArch } from '../arch.ts';
 import type { Arch, ResolvedConfig } from '../config/index.ts';
 import type { OverlayIndex } from '../config/overlay-index.ts';
 import { ConfigError, type ConfigIssue, type Location } from '../errors.ts';
@@ -141,7 +142,7 @@ export const IGNITION_BASE_PATH = '/usr/lib/ignition/base.d/30-rocknsm-storage.i
 /** The image's dracut module that installs that file into every initramfs the image builds. */
 export const IGNITION_DRACUT_MODULE = '/usr/lib/dracut/modules.d/50rocknsm-ignition-base';
 
-export const ociArch: Record<Arch, string> = { x86_64: 'amd64', aarch64: 'arm64' };
+export { ociArch };
 
 const sha256 = (s: string | Buffer) => createHash('sha256').update(s).digest('hex');
 

@@ -2,7 +2,7 @@
 // which image signatures (lookaside files), which site files (artifacts, their .sig, the stream,
 // release and update metadata) go in, and where. The glue (commands/bundle.ts) reads the site,
 // the registry's index and the build records; bundle-apply.ts copies, checks and signs.
-import type { Arch } from '../config/index.ts';
+import { ARCHES, type Arch, ociArch } from '../arch.ts';
 import { PipelineError } from '../errors.ts';
 import type { BuildMeta } from '../records.ts';
 import { staticGraphPath } from './graph.ts';
@@ -18,9 +18,6 @@ export const BUNDLE_JSON = 'bundle.json';
 /** OCI layouts in the bundle: the OS image (ref names: arch, and the version for the index). */
 export const OS_LAYOUT = 'images/os';
 export const SERVICES_LAYOUT = 'images/services';
-
-const archOrder: Arch[] = ['x86_64', 'aarch64'];
-const ociArch: Record<Arch, string> = { x86_64: 'amd64', aarch64: 'arm64' };
 
 /** The release.json fields a bundle reads (publish/site.ts renderRelease). */
 export interface ReleaseDoc {
@@ -124,7 +121,7 @@ export function planBundle(input: BundleInput): BundlePlan {
     throw new PipelineError(
       `${version} is not published in ${stream} (the site's ${where} does not list it)`,
     );
-  const have = archOrder.filter((a) => input.release!.architectures[a]);
+  const have = ARCHES.filter((a) => input.release!.architectures[a]);
   const missing = (input.streamArches ?? []).filter((a) => !have.includes(a));
   if (missing.length)
     throw new PipelineError(
@@ -139,7 +136,7 @@ export function planBundle(input: BundleInput): BundlePlan {
   const problems: string[] = [];
   const manifests: BundlePlan['manifests'] = [];
   let repository = '';
-  for (const a of archOrder.filter((x) => arches.includes(x))) {
+  for (const a of ARCHES.filter((x) => arches.includes(x))) {
     const ref = splitDigestRef(input.release.architectures[a]!['oci-image']['digest-ref']);
     if (!ref) {
       problems.push(`release.json: ${a} oci-image digest-ref is not host/path@sha256:...`);
@@ -268,7 +265,7 @@ export function planBundle(input: BundleInput): BundlePlan {
     schema: BUNDLE_SCHEMA,
     stream,
     version,
-    arches: archOrder.filter((a) => arches.includes(a)),
+    arches: ARCHES.filter((a) => arches.includes(a)),
     repository,
     index: { digest: input.index.digest, carried },
     manifests,

@@ -15,6 +15,7 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { isAbsolute, join } from 'node:path';
+import { ARCHES, type Arch, ociArch } from '../arch.ts';
 import { DataError, PipelineError, UsageError } from '../errors.ts';
 import { cosignSign } from '../exec/cosign.ts';
 import { fingerprint, quietRunner, readSigned } from '../exec/gpg.ts';
@@ -29,7 +30,7 @@ import {
 } from '../exec/skopeo.ts';
 import { writeAtomic } from '../files.ts';
 
-export type Arch = 'x86_64' | 'aarch64';
+export type { Arch };
 
 export interface ArchImage {
   arch: Arch;
@@ -83,8 +84,6 @@ export interface PushOptions {
 export type StepResult = 'pushed' | 'already-present';
 export type TagResult = 'tagged' | 'moved' | 'already-tagged';
 
-const ociArch: Record<Arch, string> = { x86_64: 'amd64', aarch64: 'arm64' };
-const archOrder: Arch[] = ['x86_64', 'aarch64'];
 export const OCI_INDEX = 'application/vnd.oci.image.index.v1+json';
 const REF_NAME = 'org.opencontainers.image.ref.name';
 
@@ -100,7 +99,7 @@ interface Descriptor {
 export function renderIndex(
   entries: { arch: Arch; mediaType: string; digest: string; size: number }[],
 ): string {
-  const sorted = [...entries].sort((a, b) => archOrder.indexOf(a.arch) - archOrder.indexOf(b.arch));
+  const sorted = [...entries].sort((a, b) => ARCHES.indexOf(a.arch) - ARCHES.indexOf(b.arch));
   return JSON.stringify({
     schemaVersion: 2,
     mediaType: OCI_INDEX,
@@ -389,7 +388,7 @@ export async function signAndTag(
   for (const tag of tags)
     if (!/^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/.test(tag)) throw new UsageError(`'${tag}' is not a valid tag`);
   const digests = [
-    ...archOrder.filter((a) => pushed.manifests[a]).map((a) => pushed.manifests[a]),
+    ...ARCHES.filter((a) => pushed.manifests[a]).map((a) => pushed.manifests[a]),
     pushed.index,
   ];
   const identityRepo = sign.identity ?? (t.kind === 'docker' ? t.repo : undefined);

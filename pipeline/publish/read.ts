@@ -3,14 +3,12 @@
 // updates.json). Glue only; the planning is pure (site.ts).
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Arch } from '../config/index.ts';
+import { ARCHES } from '../arch.ts';
 import { DataError, UsageError } from '../errors.ts';
 import { sha256File } from '../files.ts';
 import { readMetaFile } from '../records.ts';
 import type { ArchBuild, Existing, ReleasesDoc, UpdatesDoc } from './site.ts';
 import { type DocKind, problems } from './validate.ts';
-
-const arches: Arch[] = ['x86_64', 'aarch64'];
 
 function readJson(file: string): unknown {
   try {
@@ -26,7 +24,7 @@ export function readBuilds(buildRoot: string, version: string): ArchBuild[] {
   const dir = join(builds, version);
   if (!existsSync(dir)) throw new UsageError(`no build ${version} in ${builds}`);
   const out: ArchBuild[] = [];
-  for (const arch of arches) {
+  for (const arch of ARCHES) {
     const file = join(dir, arch, 'meta.json');
     if (!existsSync(file)) continue;
     const meta = readMetaFile(file);

@@ -182,7 +182,7 @@ export interface SitePlan {
   releaseOrder: string[];
 }
 
-export const archOrder: Arch[] = ['x86_64', 'aarch64'];
+export { ARCHES as archOrder } from '../arch.ts';
 
 export const rfc3339 = (ms: number) => `${new Date(ms).toISOString().slice(0, 19)}Z`;
 

@@ -5,7 +5,13 @@ import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { commands } from '../../pipeline/commands/index.ts';
-import { intOption, optionProblems, parseArgsOptions } from '../../pipeline/commands/types.ts';
+import {
+  archesOption,
+  intOption,
+  listOption,
+  optionProblems,
+  parseArgsOptions,
+} from '../../pipeline/commands/types.ts';
 import { repoRoot } from '../world/fcos-base.ts';
 
 const cli = (args: string[]) =>
@@ -37,6 +43,34 @@ test('optionProblems: whole numbers in range, http(s) URLs, every value of a rep
   assert.equal(parseArgsOptions(spec).jobs, { type: 'string' });
 });
 
+test('arches: comma lists of known arches, every value of a repeated option, given order without repeats', () => {
+  const spec = {
+    arch: { type: 'string' as const, arches: true as const },
+    many: { type: 'string' as const, arches: true as const, multiple: true },
+  };
+  assert.equal(optionProblems(spec, { arch: 'x86_64, aarch64', many: ['aarch64', 'x86_64,aarch64'] }), []);
+  assert.equal(optionProblems(spec, { arch: 'x86_64,s390x', many: ['ppc64le'] }), [
+    "--arch: unknown arch 's390x' (x86_64, aarch64)",
+    "--many: unknown arch 'ppc64le' (x86_64, aarch64)",
+  ]);
+  assert.equal(archesOption({ arch: 'aarch64, x86_64,aarch64' }, 'arch'), ['aarch64', 'x86_64']);
+  assert.equal(archesOption({ many: ['aarch64', 'x86_64,aarch64'] }, 'many'), ['aarch64', 'x86_64']);
+  assert.is(archesOption({}, 'arch'), undefined);
+  assert.equal(listOption({ case: 'metal-bios,,qemu ' }, 'case'), ['metal-bios', 'qemu']);
+  assert.equal(parseArgsOptions(spec).arch, { type: 'string' });
+});
+
+test('every command that takes arches declares them, so the CLI checks them before it runs', () => {
+  let seen = 0;
+  for (const c of commands)
+    for (const [name, def] of Object.entries(c.options))
+      if (/^(arch|require-arch)$/.test(name)) {
+        assert.ok(def.arches, `${c.name} --${name} is not declared with arches`);
+        seen++;
+      }
+  assert.ok(seen >= 9, `${seen} arch options found`);
+});
+
 test('every command declares its numeric options with a range', () => {
   const numeric = /^(jobs|keep|timeout|refresh|root-size|github-pace-ms)$/;
   let seen = 0;
@@ -60,6 +94,14 @@ test('the CLI: bad numbers and URLs exit 64, listed together, before anything ru
       ],
     ],
     [['prune', '--output', '/nonexistent', '--keep=-1'], [/--keep must be a whole number >= 1 \(got '-1'\)/]],
+    [
+      ['publish', '--stream', 'stable', '--require-arch', 'x86_64,riscv64'],
+      [/--require-arch: unknown arch 'riscv64'/],
+    ],
+    [
+      ['compose', '--stream', 'stable', '--arch', 'x86_64', '--arch', 's390x'],
+      [/--arch: unknown arch 's390x'/],
+    ],
     [
       ['serve-graph', '--metadata-url', 'ftp://x', '--stream', 's', '--refresh', '0.5'],
       [/--metadata-url must be an http\(s\) URL/, /--refresh must be a whole number >= 1 \(got '0\.5'\)/],
