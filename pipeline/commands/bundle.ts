@@ -239,8 +239,9 @@ Options:
           log: ctx.log,
         });
         const n = (s: string) => Object.values(result).filter((r) => r === s).length;
+        const kept = Object.values(result).find((r) => r.startsWith('kept at newer '));
         ctx.log.info(
-          `loaded ${plan.stream} ${plan.version} into ${host}: ${n('loaded')} new, ${n('already-present') + n('already-tagged')} already there`,
+          `loaded ${plan.stream} ${plan.version} into ${host}: ${n('loaded')} new, ${n('already-present') + n('already-tagged')} already there${kept ? `; ${plan.stream} stays at the newer ${kept.slice('kept at newer '.length)}` : ''}`,
         );
         return ExitCode.ok;
       });

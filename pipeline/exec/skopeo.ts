@@ -152,6 +152,21 @@ export async function inspectRaw(r: Remote, ref: string): Promise<string | undef
 }
 
 /**
+ * The image config of `ref` as the registry stores it (skopeo inspect --config --raw writes the
+ * config blob as is: cmd/skopeo/inspect.go:134-142 @b71619af), or undefined when there is no
+ * such manifest. `ref` names one image: skopeo resolves an index to the host's platform.
+ */
+export async function inspectConfig(r: Remote, ref: string): Promise<unknown> {
+  requireTool('skopeo');
+  const res = await r.run('skopeo', ['inspect', '--config', '--raw', ...authArgs(r, 'plain'), ref], {
+    allowFailure: true,
+  });
+  if (res.exitCode === 0) return JSON.parse(res.stdout);
+  if (isAbsent(res.stderr)) return undefined;
+  throw new PipelineError(`cannot read the config of ${ref}: ${res.stderr.trim().split('\n').pop()}`);
+}
+
+/**
  * Copies `src` to `dest` byte for byte (--preserve-digests: skopeo refuses rather than
  * converting); `all` copies an index with every image it lists.
  */

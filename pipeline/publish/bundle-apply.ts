@@ -20,9 +20,10 @@ import { basename, dirname, join, relative } from 'node:path';
 import { PipelineError, UsageError } from '../errors.ts';
 import { showKeysSync, signFile, verifyDetached } from '../exec/gpg.ts';
 import type { Runner } from '../exec/run.ts';
-import { copyExact, inspectRaw, type Remote, sha256Digest } from '../exec/skopeo.ts';
+import { copyExact, inspectConfig, inspectRaw, type Remote, sha256Digest } from '../exec/skopeo.ts';
 import { sha256File, writeAtomic } from '../files.ts';
 import type { Logger } from '../log.ts';
+import { compareVersions } from '../plan/version.ts';
 import { BUNDLE_JSON, type BundlePlan, parseSums, renderSums, SUMS, SUMS_SIG } from './bundle.ts';
 import { buildDir } from './site.ts';
 
@@ -229,12 +230,31 @@ export interface LoadRequest {
   log: Logger;
 }
 
-export type LoadResult = Record<string, 'loaded' | 'already-present' | 'tagged' | 'already-tagged'>;
+export type LoadResult = Record<
+  string,
+  'loaded' | 'already-present' | 'tagged' | 'already-tagged' | `kept at newer ${string}`
+>;
+
+/**
+ * The version (org.opencontainers.image.version, which the build sets: plan/build-plan.ts) of
+ * what `repo` holds under a tag whose manifest is `raw`: for an index, of the first image it
+ * lists. Undefined when the image has no such label.
+ */
+async function versionOf(remote: Remote, repo: string, raw: string): Promise<string | undefined> {
+  const doc = JSON.parse(raw) as { manifests?: { digest: string }[] };
+  const one = doc.manifests?.[0]?.digest ?? sha256Digest(raw);
+  const config = (await inspectConfig(remote, `docker://${repo}@${one}`)) as
+    | { config?: { Labels?: Record<string, string> } }
+    | undefined;
+  return config?.config?.Labels?.['org.opencontainers.image.version'];
+}
 
 /**
  * Pushes every image of a checked bundle by digest (skopeo refuses rather than converting), then
  * tags <version> and <stream> at the OS index, and adds the signatures to the lookaside
  * directory (a signature already there, byte for byte, is not added again). Converges on re-run.
+ * The stream tag never moves back: where it names a newer version (a site loading an older
+ * bundle, say to keep it at hand for a rollback), it stays, and the result says so.
  */
 export async function loadBundle(req: LoadRequest): Promise<LoadResult> {
   const { dir, plan, host, remote } = req;
@@ -270,6 +290,13 @@ export async function loadBundle(req: LoadRequest): Promise<LoadResult> {
       if (before !== undefined && sha256Digest(before) === plan.index.digest) {
         out[ref] = 'already-tagged';
         continue;
+      }
+      if (tag === plan.stream && before !== undefined) {
+        const current = await versionOf(remote, repo, before);
+        if (current && compareVersions(current, plan.version) > 0) {
+          out[ref] = `kept at newer ${current}`;
+          continue;
+        }
       }
       await copyExact(remote, `docker://${repo}@${plan.index.digest}`, ref, { all: true });
       out[ref] = 'tagged';

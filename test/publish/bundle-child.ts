@@ -86,7 +86,8 @@ try {
     log: (r.stdout + r.stderr).trim().split('\n').at(-1),
   });
   out.incrFirst = log(load(o.incr));
-  out.load = [o.full, o.full, o.incr, o.incr].map((b) => log(load(b)));
+  // Full V, again, V2 incremental, again, then V once more: an older bundle must not move stable back.
+  out.load = [o.full, o.full, o.incr, o.incr, o.full].map((b) => log(load(b)));
   const stable = shResult('skopeo', ['inspect', '--raw', '--tls-verify=false', `docker://${o.repo}:stable`]);
   out.stable = sha256Digest(stable.stdout);
   out.pulls = Object.fromEntries(

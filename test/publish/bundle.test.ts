@@ -66,27 +66,7 @@ function cli(args: string[]) {
 }
 
 const make = (output: string, extra: string[] = []) =>
-  cli([
-    'bundle',
-    '--project',
-    projectDir,
-    '--stream',
-    'stable',
-    '--version',
-    V,
-    '--site',
-    siteDir(),
-    '--build',
-    join(work, 'out'),
-    '--authfile',
-    reg.authFile,
-    '--insecure-registry',
-    '--sign-by',
-    key.fingerprint,
-    '--output',
-    output,
-    ...extra,
-  ]);
+  cli([...makeArgs(), '--version', V, '--output', output, ...extra]);
 
 test.before(async () => {
   for (const t of [
@@ -116,7 +96,7 @@ test.before(async () => {
   );
   trust = sensorTrust(projectDir, join(work, 'sensor'), repo());
   // A service image the build pins by digest (what `rock-image pin` leaves in meta.json).
-  const svc = tinyImage(join(work, 'svc'), 'x86_64', 'SERVICE=zeek\n');
+  const svc = tinyImage(join(work, 'svc'), 'x86_64', { osRelease: 'SERVICE=zeek\n' });
   service = `${reg.host}/test/zeek@${svc.digest}`;
   await copyExact(remote(), `oci-archive:${svc.archive}`, `docker://${service}`);
   pushed = await publishVersion(V);
@@ -133,7 +113,13 @@ async function publishVersion(version: string): Promise<Pushed> {
   const target = { repo: `docker://${repo()}`, authFile: reg.authFile, tlsVerify: false, run: quiet };
   const images = await pushImages(
     target,
-    ARCHES.map((a) => tinyImage(join(work, 'os', version), a, `VERSION=${version}\n`, 512 << 10)),
+    ARCHES.map((a) =>
+      tinyImage(join(work, 'os', version), a, {
+        osRelease: `VERSION=${version}\n`,
+        baseBytes: 512 << 10,
+        version,
+      }),
+    ),
   );
   await signAndTag(target, images, ['stable', version], {
     gpgKey: key.fingerprint,
@@ -199,7 +185,7 @@ test('refused, nothing written: the registry holds other images under the tag', 
   };
   const wrong = await pushImages(
     target,
-    ARCHES.map((a) => tinyImage(join(work, 'wrong'), a, 'WRONG=1\n')),
+    ARCHES.map((a) => tinyImage(join(work, 'wrong'), a, { osRelease: 'WRONG=1\n' })),
   );
   await signAndTag(target, wrong, [V], {});
   const out = join(work, 'b', 'mismatch.tar');
@@ -401,16 +387,18 @@ test('load with no route out: an empty registry (same name, or a mirror), then t
   // An incremental bundle needs its base: refused, naming it, before the full one is loaded.
   assert.is.not(got.incrFirst.code, 0);
   assert.match(got.incrFirst.log, `load ${V} first; nothing was loaded`);
-  // Full V, again (no change), V2 incremental, again (no change).
+  // Full V, again (no change), V2 incremental, again (no change), V again after V2.
   assert.equal(
     got.load.map((l: { code: number }) => l.code),
-    [0, 0, 0, 0],
+    [0, 0, 0, 0, 0],
     JSON.stringify(got.load),
   );
   assert.match(got.load[0].log, '0 already there');
   assert.match(got.load[1].log, '0 new');
   assert.match(got.load[3].log, '0 new');
-  assert.is(got.stable, pushedV2.index, 'stable is V2 after the incremental load');
+  assert.match(got.load[4].log, `0 new, `);
+  assert.match(got.load[4].log, `stable stays at the newer ${V2}`);
+  assert.is(got.stable, pushedV2.index, 'stable is V2 after the incremental load, and after V loaded again');
   assert.equal(got.pulls, { amd64: 'accepted', arm64: 'accepted' });
   // The same, from a site registry of its own name configured as a mirror of ours.
   assert.is(got.mirrorLoad, 'ok');

@@ -15,29 +15,28 @@ import { sh, shResult } from './tools.ts';
 const ociArch = { x86_64: 'amd64', aarch64: 'arm64' } as const;
 const sha256 = (b: Buffer | string) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
 
+/** A reproducible tar of the tree `src` (sorted, mtime 0, owned by root) at `out`. */
+const tarTree = (src: string, out: string) =>
+  sh('tar', ['--sort=name', '--mtime=@0', '--owner=0', '--group=0', '-cf', out, '-C', src, '.']);
+
 /**
  * A one-layer OCI image for `arch` as an oci-archive under `work/images/<arch>` (what a build's
- * .ociarchive is); `extra` goes into its os-release, so two calls can make two images. With
+ * .ociarchive is); `osRelease` goes into its os-release, so two calls can make two images. With
  * `baseBytes`, a first layer of that many bytes comes before it, the same for every call (a base
- * two versions share).
+ * two versions share). `version` is its org.opencontainers.image.version label, as a build sets it.
  */
-export function tinyImage(work: string, arch: Arch, extra = '', baseBytes = 0): ArchImage {
+export function tinyImage(
+  work: string,
+  arch: Arch,
+  opts: { osRelease?: string; baseBytes?: number; version?: string } = {},
+): ArchImage {
+  const { osRelease = '', baseBytes = 0, version } = opts;
   const dir = join(work, 'images', arch);
   const blobs = join(dir, 'layout', 'blobs', 'sha256');
   mkdirSync(blobs, { recursive: true });
   mkdirSync(join(dir, 'root', 'etc'), { recursive: true });
-  writeFileSync(join(dir, 'root', 'etc', 'os-release'), `ID=rocknsm-test\nARCH=${arch}\n${extra}`);
-  sh('tar', [
-    '--sort=name',
-    '--mtime=@0',
-    '--owner=0',
-    '--group=0',
-    '-cf',
-    join(dir, 'layer.tar'),
-    '-C',
-    join(dir, 'root'),
-    '.',
-  ]);
+  writeFileSync(join(dir, 'root', 'etc', 'os-release'), `ID=rocknsm-test\nARCH=${arch}\n${osRelease}`);
+  tarTree(join(dir, 'root'), join(dir, 'layer.tar'));
   const blob = (bytes: Buffer | string) => {
     const d = sha256(bytes);
     writeFileSync(join(blobs, d.slice(7)), bytes);
@@ -48,17 +47,7 @@ export function tinyImage(work: string, arch: Arch, extra = '', baseBytes = 0): 
     mkdirSync(join(dir, 'base', 'usr', 'lib'), { recursive: true });
     writeFileSync(join(dir, 'base', 'usr', 'lib', 'base.bin'), Buffer.alloc(baseBytes, `base ${arch}\n`));
     const tar = join(dir, 'base.tar');
-    sh('tar', [
-      '--sort=name',
-      '--mtime=@0',
-      '--owner=0',
-      '--group=0',
-      '-cf',
-      tar,
-      '-C',
-      join(dir, 'base'),
-      '.',
-    ]);
+    tarTree(join(dir, 'base'), tar);
     layers.push(blob(readFileSync(tar)));
   }
   layers.push(blob(readFileSync(join(dir, 'layer.tar'))));
@@ -66,7 +55,7 @@ export function tinyImage(work: string, arch: Arch, extra = '', baseBytes = 0): 
     JSON.stringify({
       architecture: ociArch[arch],
       os: 'linux',
-      config: {},
+      config: version ? { Labels: { 'org.opencontainers.image.version': version } } : {},
       rootfs: { type: 'layers', diff_ids: layers.map((l) => l.digest) },
     }),
   );
