@@ -6,7 +6,7 @@
 // natively per arch (osbuild's VM uses the container's arch, so no cross-arch build).
 import { existsSync, mkdirSync, renameSync, rmSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import { PipelineError } from '../errors.ts';
+import { PipelineError, UnavailableError } from '../errors.ts';
 import { hostArch, requireTool } from '../exec/tools.ts';
 import { ociArch } from '../plan/build-plan.ts';
 import type { ArchJob, ArtifactBackend, Produced } from './backend.ts';
@@ -164,9 +164,8 @@ export const coreos: ArtifactBackend = {
   commands: (job) => [['podman', ...coreosArgs(job)]],
   async make(ctx, job) {
     if (job.arch !== hostArch())
-      throw new PipelineError(
+      throw new UnavailableError(
         `the coreos backend builds ${job.arch} only on a ${job.arch} host (osbuild runs a VM of the builder's arch); this host is ${hostArch()}`,
-        69,
       );
     requireTool('podman');
     rmSync(job.work, { recursive: true, force: true });
