@@ -52,11 +52,10 @@ export function formatIssue(issue: ConfigIssue): string {
 export class PipelineError extends Error {
   static readonly exitCode: ExitCodeValue = ExitCode.failure;
   readonly exitCode: ExitCodeValue;
-  /** @param exitCode deprecated: raise the subclass for the cause instead (kept until pipeline/artifacts/coreos.ts moves to UnavailableError) */
-  constructor(message: string, exitCode?: ExitCodeValue) {
+  constructor(message: string) {
     super(message);
     this.name = new.target.name;
-    this.exitCode = exitCode ?? (new.target as typeof PipelineError).exitCode;
+    this.exitCode = (new.target as typeof PipelineError).exitCode;
   }
 }
 

@@ -6,7 +6,7 @@
 // natively per arch (osbuild's VM uses the container's arch, so no cross-arch build).
 import { existsSync, mkdirSync, renameSync, rmSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import { PipelineError } from '../errors.ts';
+import { PipelineError, UnavailableError } from '../errors.ts';
 import { hostArch, requireTool } from '../exec/tools.ts';
 import { ociArch } from '../plan/build-plan.ts';
 import type { ArchJob, ArtifactBackend, Produced } from './backend.ts';
@@ -48,14 +48,54 @@ export const BUILDER_SCRIPT = [
   'exec /usr/local/bin/custom-coreos-disk-images.sh "$@"',
 ].join('\n');
 
-/** custom-coreos-disk-images platform names for ours (pxe and iso both come from `live`). */
-function ccdiPlatforms(job: ArchJob): string[] {
-  const out: string[] = [];
+/**
+ * custom-coreos-disk-images' platforms that make ours, with the suffix of each one's main file
+ * (SUPPORTED_PLATFORMS, custom-coreos-disk-images.sh:29-50 @5613490). `metal4k` comes with
+ * metal's manifest (:67-75). pxe and iso both come from `live`, which makes the ISO and the PXE
+ * kernel, initramfs and rootfs together (:235-244), from the metal and metal4k disks it builds
+ * on the way (coreos-assembler src/osbuild-manifests/platform.live.ipp.yaml:15-28 @60d468e7).
+ */
+export const CCDI_PLATFORMS = { metal: 'raw', metal4k: 'raw', qemu: 'qcow2', live: 'iso' } as const;
+export type CcdiPlatform = keyof typeof CCDI_PLATFORMS;
+
+/** The files `live` moves out, after `<prefix>-live-` (custom-coreos-disk-images.sh:237,240). */
+export const ccdiLiveFiles = (arch: string) => [
+  `iso.${arch}.${CCDI_PLATFORMS.live}`,
+  `kernel.${arch}`,
+  `rootfs.${arch}.img`,
+  `initramfs.${arch}.img`,
+];
+
+/** `--platforms` for ours, comma-separated as the script splits it (:122-126). */
+export function ccdiPlatforms(job: ArchJob): CcdiPlatform[] {
+  const out: CcdiPlatform[] = [];
   if (job.platforms.includes('metal')) out.push('metal');
   if (job.platforms.includes('metal4k')) out.push('metal4k');
   if (job.platforms.includes('qemu')) out.push('qemu');
   if (job.platforms.includes('pxe') || job.platforms.includes('iso')) out.push('live');
   return out;
+}
+
+/**
+ * The origin a system installed from these disks follows for updates. `--imgref` (getopt :86,
+ * :102-105) becomes `container-imgref` (:213), the deploy stage's `target_imgref` (coreos-assembler
+ * src/runvm-osbuild:70,118 and src/osbuild-manifests/coreos.osbuild.x86_64.mpp.yaml:224-225
+ * @60d468e7), then `ostree container image deploy --target-imgref=` (osbuild
+ * stages/org.osbuild.ostree.deploy.container:37 @f6b23dbc; its schema takes both forms below,
+ * .meta.json:40). The deploy itself pulls the archive as `ostree-unverified-image:` (:23): the
+ * target is only recorded. `ostree-image-signed:docker://` makes every later pull refuse while
+ * containers-policy.json's default is insecureAcceptAnything (bootc
+ * crates/ostree-ext/src/container/store.rs:942-948 @534c76ea), so, as with bootc's
+ * --enforce-container-sigpolicy (bootc.ts), it goes only to an image carrying our policy
+ * (`signed`: stream publish.trust, plan/trust.ts); else `ostree-unverified-registry:`, the
+ * registry form without verification (container/mod.rs:255-258), as bootc itself writes an
+ * unverified registry origin (:311-320). Without a target, the script's default stays (:157).
+ */
+export function ccdiImgref(job: ArchJob): string | undefined {
+  if (!job.targetImgref) return undefined;
+  return job.signed
+    ? `ostree-image-signed:docker://${job.targetImgref}`
+    : `ostree-unverified-registry:${job.targetImgref}`;
 }
 
 /**
@@ -90,6 +130,7 @@ export function ccdiExtraKargs(job: ArchJob): string {
 }
 
 export function coreosArgs(job: ArchJob): string[] {
+  const imgref = ccdiImgref(job);
   return [
     'run',
     '--rm',
@@ -126,34 +167,44 @@ export function coreosArgs(job: ArchJob): string[] {
     '-euc',
     BUILDER_SCRIPT,
     'custom-coreos-disk-images',
+    // An existing file (custom-coreos-disk-images.sh:110-113,147-153 @5613490); its name less
+    // `.ociarchive` is the prefix of every output (:209, :230, :240).
     '--ociarchive',
     `/in/${basename(job.archive)}`,
+    // rhcos or fedora-coreos only (:114-121); fedora-coreos picks FCOS's image size and kargs
+    // (:165-181). It is also the ostree stateroot of the deployment (coreos-assembler
+    // src/osbuild-manifests/coreos.osbuild.x86_64.mpp.yaml:170-171,222-223 @60d468e7).
     '--osname',
     'fedora-coreos',
     '--platforms',
     ccdiPlatforms(job).join(','),
     '--extra-kargs',
     ccdiExtraKargs(job),
-    ...(job.targetImgref ? ['--imgref', `ostree-image-signed:docker://${job.targetImgref}`] : []),
+    ...(imgref ? ['--imgref', imgref] : []),
   ];
 }
 
-/** The files custom-coreos-disk-images writes for our platforms, and what each becomes. */
+/**
+ * The files custom-coreos-disk-images writes for our platforms, and what each becomes. It moves
+ * each platform's file to its working directory (`mv ... ./`, custom-coreos-disk-images.sh:242,247
+ * @5613490; ours is /srv, job.work) as `<prefix>-<platform>.<arch>.<suffix>` (:229-230), and
+ * live's as `<prefix>-live-<file>` (:237,240); `<arch>` is the builder's `arch` (:25), ours.
+ */
 export function coreosOutputs(job: ArchJob): { from: string; kind: ArtifactKind }[] {
   const prefix = basename(job.archive, '.ociarchive');
   const a = job.arch;
+  const disk = (p: CcdiPlatform) => `${prefix}-${p}.${a}.${CCDI_PLATFORMS[p]}`;
+  const [iso, kernel, rootfs, initramfs] = ccdiLiveFiles(a).map((f) => `${prefix}-live-${f}`);
   const out: { from: string; kind: ArtifactKind }[] = [];
-  if (job.platforms.includes('metal')) out.push({ from: `${prefix}-metal.${a}.raw`, kind: 'metal' });
-  // custom-coreos-disk-images.sh:42,229-230,247 @5613490: ['metal4k']='raw', moved out as
-  // <prefix>-<platform>.<arch>.<suffix> (the manifest comes with metal's, :69-71).
-  if (job.platforms.includes('metal4k')) out.push({ from: `${prefix}-metal4k.${a}.raw`, kind: 'metal4k' });
-  if (job.platforms.includes('qemu')) out.push({ from: `${prefix}-qemu.${a}.qcow2`, kind: 'qemu' });
-  if (job.platforms.includes('iso')) out.push({ from: `${prefix}-live-iso.${a}.iso`, kind: 'live-iso' });
+  if (job.platforms.includes('metal')) out.push({ from: disk('metal'), kind: 'metal' });
+  if (job.platforms.includes('metal4k')) out.push({ from: disk('metal4k'), kind: 'metal4k' });
+  if (job.platforms.includes('qemu')) out.push({ from: disk('qemu'), kind: 'qemu' });
+  if (job.platforms.includes('iso')) out.push({ from: iso!, kind: 'live-iso' });
   if (job.platforms.includes('pxe'))
     out.push(
-      { from: `${prefix}-live-kernel.${a}`, kind: 'live-kernel' },
-      { from: `${prefix}-live-initramfs.${a}.img`, kind: 'live-initramfs' },
-      { from: `${prefix}-live-rootfs.${a}.img`, kind: 'live-rootfs' },
+      { from: kernel!, kind: 'live-kernel' },
+      { from: initramfs!, kind: 'live-initramfs' },
+      { from: rootfs!, kind: 'live-rootfs' },
     );
   return out;
 }
@@ -164,9 +215,8 @@ export const coreos: ArtifactBackend = {
   commands: (job) => [['podman', ...coreosArgs(job)]],
   async make(ctx, job) {
     if (job.arch !== hostArch())
-      throw new PipelineError(
+      throw new UnavailableError(
         `the coreos backend builds ${job.arch} only on a ${job.arch} host (osbuild runs a VM of the builder's arch); this host is ${hostArch()}`,
-        69,
       );
     requireTool('podman');
     rmSync(job.work, { recursive: true, force: true });

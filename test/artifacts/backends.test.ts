@@ -18,8 +18,15 @@ import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { parseSgdiskPrint, stampCommands } from '../../pipeline/artifacts/bootc.ts';
-import { BUILDER_SCRIPT, CCDI_COMMIT } from '../../pipeline/artifacts/coreos.ts';
+import {
+  BUILDER_SCRIPT,
+  CCDI_COMMIT,
+  CCDI_PLATFORMS,
+  ccdiLiveFiles,
+  coreosArgs,
+} from '../../pipeline/artifacts/coreos.ts';
 import { mountsUnder } from '../../pipeline/exec/losetup.ts';
+import { planSite } from '../../pipeline/publish/site.ts';
 import { cacheDir, fcosBase, repoRoot } from '../world/fcos-base.ts';
 import { needTool, sh, shResult, withImageMount } from '../world/tools.ts';
 
@@ -42,22 +49,41 @@ const cli = (args: string[]) =>
 const meta = (arch: string) =>
   JSON.parse(readFileSync(join(out, 'builds', VERSION, arch, 'meta.json'), 'utf8'));
 
+/**
+ * custom-coreos-disk-images' platform table as bash (custom-coreos-disk-images.sh:29-50), from
+ * the entries coreos.ts relies on: upstream-facts.test.ts checks them, and the script's own
+ * naming and moving lines run on them, against the upstream file.
+ */
+const ccdiTable = Object.entries(CCDI_PLATFORMS)
+  .map(([p, suffix]) => `['${p}']='${suffix}'`)
+  .join(' ');
+
 /** podman stand-in: records argv (NUL after each argument, RS after each call) and writes the outputs. */
 const fakePodman = `#!/bin/bash
 set -eu
 printf '%s\\0' "$@" >> "$FAKE_PODMAN_LOG"; printf '\\036' >> "$FAKE_PODMAN_LOG"
 [ "$1" = run ] || { echo "podman stand-in: unexpected $1" >&2; exit 2; }
-vol_output= vol_srv= arch= platforms= prefix=
+vols=() workdir= arch= platforms= ociarchive= osname=
 prev=
 for a in "$@"; do
   case "$prev" in
-    -v) case "$a" in *:/output) vol_output=\${a%:/output};; *:/srv) vol_srv=\${a%:/srv};; esac;;
+    -v) vols+=("$a");;
+    -w) workdir=$a;;
     --platform) case "$a" in linux/amd64) arch=x86_64;; linux/arm64) arch=aarch64;; esac;;
     --platforms) platforms=$a;;
-    --ociarchive) prefix=$(basename "$a" .ociarchive);;
+    --ociarchive) ociarchive=$a;;
+    --osname) osname=$a;;
   esac
   prev=$a
 done
+# The host path of a path in the container, through the -v volumes.
+host_of() {
+  for v in "\${vols[@]}"; do
+    local c=\${v#*:}; c=\${c%:ro}
+    if [ "$c" = "$1" ]; then echo "\${v%%:*}"; fi
+  done
+}
+vol_output=$(host_of /output)
 last=\${!#}
 if [ -n "$vol_output" ]; then
   # bootc install to-disk fills the loopback file it was given with its baseline layout: GPT
@@ -66,19 +92,31 @@ if [ -n "$vol_output" ]; then
   f="$vol_output/\${last#/output/}"
   [ -f "$f" ] || { echo "bootc stand-in: $f was not created first" >&2; exit 3; }
   rm -f "$f"; truncate -s 360M "$f"
-  sgdisk --zap-all -n 1:2048:+1M -c 1:BIOS-BOOT -n 2:0:+8M -c 2:EFI-SYSTEM -n 3:0:+300M -c 3:boot \
+  sgdisk --zap-all -n 1:2048:+1M -c 1:BIOS-BOOT -n 2:0:+8M -c 2:EFI-SYSTEM -n 3:0:+300M -c 3:boot \\
     -n 4:0:0 -c 4:root "$f" > /dev/null
   mkfs.xfs -q -L boot -d file,name="$f.boot",size=300m
   dd if="$f.boot" of="$f" bs=1M seek=10 conv=sparse,notrunc status=none; rm -f "$f.boot"
   printf 'bootc-installed' | dd of="$f" conv=notrunc status=none
-elif [ -n "$vol_srv" ]; then
+elif [ -n "$ociarchive" ]; then
+  # custom-coreos-disk-images (custom-coreos-disk-images.sh @${CCDI_COMMIT.slice(0, 7)}): --osname
+  # rhcos or fedora-coreos (:114-121), --ociarchive an existing file (:147-153); each platform's
+  # file <prefix>-<platform>.<arch>.<suffix> (:229-230), an unknown platform failing the lookup
+  # under set -u; live's four files (:237,240); all moved into the working directory (:242,247).
+  case "$osname" in rhcos|fedora-coreos) ;; *) echo "--osname must be rhcos or fedora-coreos" >&2; exit 1;; esac
+  [ -f "$(host_of "$ociarchive")" ] || { echo "need to pass in the path to .ociarchive file" >&2; exit 1; }
+  out=$(host_of "$workdir"); [ -d "$out" ] || { echo "podman stand-in: no working directory" >&2; exit 2; }
+  prefix=$(basename -s .ociarchive "$ociarchive")
+  declare -A SUPPORTED_PLATFORMS=(${ccdiTable})
   IFS=, read -ra ps <<< "$platforms"
-  for p in "\${ps[@]}"; do case "$p" in
-    metal) truncate -s 4M "$vol_srv/$prefix-metal.$arch.raw";;
-    qemu) qemu-img create -q -f qcow2 "$vol_srv/$prefix-qemu.$arch.qcow2" 8M;;
-    live) for t in iso.$arch.iso kernel.$arch rootfs.$arch.img initramfs.$arch.img; do
-            echo "live $t" > "$vol_srv/$prefix-live-$t"; done;;
-  esac; done
+  for p in "\${ps[@]}"; do
+    suffix=\${SUPPORTED_PLATFORMS[$p]}
+    f="$out/$prefix-$p.$arch.$suffix"
+    case "$p" in
+      live) for t in ${ccdiLiveFiles('$arch').join(' ')}; do echo "live $t" > "$out/$prefix-live-$t"; done;;
+      qemu) qemu-img create -q -f qcow2 "$f" 8M;;
+      *) printf '%s' "$p" > "$f"; truncate -s 4M "$f";;
+    esac
+  done
 else
   echo "podman stand-in: no known volume" >&2; exit 2
 fi
@@ -109,6 +147,8 @@ function bootFiles(file: string): [string, number][] {
   }
   throw new Error(`${file}: no filesystem labelled boot`);
 }
+
+const after = (args: string[], flag: string) => args.filter((_, i) => args[i - 1] === flag);
 
 function podmanCalls(): string[][] {
   if (!existsSync(podmanLog)) return [];
@@ -294,7 +334,7 @@ test('coreos: custom-coreos-disk-images in a Fedora builder, outputs renamed, PX
     '--backend',
     'coreos',
     '--platform',
-    'metal,qemu,pxe,iso',
+    'metal,metal4k,qemu,pxe,iso',
     '--arch',
     'x86_64',
     '--compression',
@@ -334,9 +374,11 @@ test('coreos: custom-coreos-disk-images in a Fedora builder, outputs renamed, PX
       '--osname',
       'fedora-coreos',
       '--platforms',
-      'metal,qemu,live',
+      'metal,metal4k,qemu,live',
       '--extra-kargs',
       'mitigations=auto,nosmt',
+      // The shipped stable stream carries publish.trust: the image holds our policy, so the
+      // origin demands signatures.
       '--imgref',
       'ostree-image-signed:docker://ghcr.io/rocknsm/rocknsm-coreos:stable',
     ],
@@ -356,7 +398,15 @@ test('coreos: custom-coreos-disk-images in a Fedora builder, outputs renamed, PX
   assert.is(readFileSync(join(dir, m.images['live-rootfs'].path), 'utf8'), 'live rootfs.x86_64.img\n');
   assert.is(readFileSync(join(dir, m.images['live-initramfs'].path), 'utf8'), 'live initramfs.x86_64.img\n');
   assert.is(m.images.metal.path, `${n}-metal.x86_64.raw.zst`);
+  assert.is(m.images.metal4k.path, `${n}-metal4k.x86_64.raw.zst`);
   assert.is(m.images.qemu.path, `${n}-qemu.x86_64.qcow2.zst`);
+  // Each disk is the file custom-coreos-disk-images wrote for its platform.
+  for (const k of ['metal', 'metal4k']) {
+    const plain = sh('zstd', ['-d', '-q', '-c', join(dir, m.images[k].path)]);
+    assert.is(plain.slice(0, k.length + 1), `${k}\0`, k);
+  }
+  assert.equal(m['rocknsm.artifacts'].platforms, ['metal', 'metal4k', 'qemu', 'pxe', 'iso']);
+  assert.is(m['rocknsm.artifact-backends'].metal4k, 'coreos');
   for (const [key, img] of Object.entries(m.images) as [string, { path: string; size: number }][])
     if (key !== 'ostree') assert.is(statSync(join(dir, img.path)).size, img.size, key);
   const ipxe = readFileSync(join(dir, m.images['pxe-ipxe'].path), 'utf8');
@@ -365,6 +415,81 @@ test('coreos: custom-coreos-disk-images in a Fedora builder, outputs renamed, PX
     /^kernel \$\{base-url\}\/\S+-live-kernel\.x86_64 initrd=main coreos\.live\.rootfs_url=\$\{base-url\}\/\S+-live-rootfs\.x86_64\.img ignition\.firstboot ignition\.platform\.id=metal ignition\.config\.url=\$\{ignition-url\} console=tty0 console=ttyS0,115200n8$/m,
   );
   assert.ok(m.images['pxe-pxelinux'] && m.images['pxe-grub']);
+});
+
+test('coreos: metal4k as xz, published as metal 4k.raw.xz beside raw.xz (no metal4k platform)', () => {
+  rmSync(podmanLog, { force: true });
+  const r = cli([
+    'artifacts',
+    '--build',
+    out,
+    '--backend',
+    'coreos',
+    '--platform',
+    'metal,metal4k,qemu',
+    '--arch',
+    'x86_64',
+  ]);
+  assert.is(r.code, 0, r.stderr);
+  assert.equal(after(podmanCalls()[0]!, '--platforms'), ['metal,metal4k,qemu']);
+  const dir = join(out, 'builds', VERSION, 'x86_64');
+  const m = meta('x86_64');
+  const n = `rocknsm-coreos-${VERSION}`;
+  assert.is(m.images.metal4k.path, `${n}-metal4k.x86_64.raw.xz`);
+  assert.is(sh('xz', ['-d', '-c', join(dir, m.images.metal4k.path)]).slice(0, 8), 'metal4k\0');
+  // The publish plan, from this meta.json (the image push adds the digest).
+  const plan = planSite({
+    stream: 'stable',
+    version: VERSION,
+    requireArches: ['x86_64'],
+    builds: [{ arch: 'x86_64', dir, meta: { ...m, 'rocknsm.image-digest': `sha256:${'0'.repeat(64)}` } }],
+    baseUrl: 'https://sensors.example/rock',
+    imageRepo: 'ghcr.io/rocknsm/rocknsm-coreos',
+    existing: { files: {} },
+    now: Date.UTC(2026, 10, 23),
+    signed: false,
+  });
+  const stream = plan.documents.find((d) => d.kind === 'stream')!.json as {
+    architectures: Record<
+      string,
+      { artifacts: Record<string, { formats: Record<string, { disk?: { location: string } }> }> }
+    >;
+  };
+  const artifacts = stream.architectures.x86_64!.artifacts;
+  assert.not.ok('metal4k' in artifacts);
+  assert.match(
+    artifacts.metal!.formats['4k.raw.xz']!.disk!.location,
+    new RegExp(`/${n}-metal4k\\.x86_64\\.raw\\.xz$`),
+  );
+  assert.match(
+    artifacts.metal!.formats['raw.xz']!.disk!.location,
+    new RegExp(`/${n}-metal\\.x86_64\\.raw\\.xz$`),
+  );
+});
+
+test('coreos: --imgref demands signatures only of an image carrying our policy (publish.trust)', () => {
+  const job = {
+    arch: 'x86_64' as const,
+    name: 'rocknsm-coreos',
+    version: VERSION,
+    osname: 'rocknsm',
+    archive: archive('x86_64'),
+    work: '/w',
+    platforms: ['metal' as const],
+    created: '2026-11-23T00:00:00Z',
+    pxe: { baseUrl: '', ignitionUrl: '' },
+    targetImgref: 'ghcr.io/rocknsm/rocknsm-coreos:testing',
+  };
+  assert.equal(after(coreosArgs({ ...job, signed: true }), '--imgref'), [
+    'ostree-image-signed:docker://ghcr.io/rocknsm/rocknsm-coreos:testing',
+  ]);
+  // Without our policy the image's default accepts anything, and a signed origin would refuse
+  // every update: the same registry reference, unverified.
+  for (const signed of [false, undefined])
+    assert.equal(after(coreosArgs({ ...job, signed }), '--imgref'), [
+      'ostree-unverified-registry:ghcr.io/rocknsm/rocknsm-coreos:testing',
+    ]);
+  assert.not.ok(coreosArgs({ ...job, targetImgref: undefined, signed: true }).includes('--imgref'));
 });
 
 test('coreos: a foreign arch is refused (osbuild runs a VM of the builder arch), exit 69', () => {
