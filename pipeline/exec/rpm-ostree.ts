@@ -255,18 +255,26 @@ export function planCompose(req: ComposeRequest): ComposePlan {
         '',
       ].join('\n'),
     };
-    // --privileged: rpm-ostree runs RPM scripts and postprocess in bubblewrap (user/mount
-    //   namespaces) and writes SELinux labels (CAP_MAC_ADMIN); both need a privileged container.
-    // --security-opt label=disable: the host's SELinux policy must not confine the builder, or
-    //   labelling files of the target policy inside the bind mounts is denied.
-    // Mounts: config read-only; work, cache (rpm-ostree pkgcache, kept between runs) and output rw.
+    // How coreos-assembler runs its builder (docs/building-fcos.md:99-104, :118-120 @05db482e):
+    //   `podman run --rm`; `--privileged` (cosa runs rpm-ostree in the container itself only with
+    //   CAP_SYS_ADMIN, else in a VM: src/cmdlib.sh:45-58); `--security-opt=label=disable`,
+    //   "Disable SELinux isolation so we don't need to relabel the build directory"; the host's
+    //   directories mounted under /srv (`-v=${PWD}:/srv/`), the config read-only
+    //   (`-v=$COREOS_ASSEMBLER_CONFIG_GIT:/srv/src/config/:ro`). Here: config read-only; work,
+    //   cache (rpm-ostree pkgcache, kept between runs) and output read-write.
+    // Not taken from cosa: -ti (no terminal in CI); --userns=keep-id (cosa runs rootless, we run as
+    //   root); --device=/dev/kvm and /dev/fuse (for its VM; a privileged container has the host's
+    //   devices anyway, podman docs/source/markdown/options/privileged.md:11-14 @c6580b4a).
+    // podman's own, cmd/podman/common/create.go @c6580b4a: --pull (:294-299; `missing` pulls
+    //   only what local storage lacks, options/pull.md:14), --workdir (:459-464), -v/--volume
+    //   (:880-885; `ro`, options/volume.md:31), --security-opt (:739-744; `label=disable` turns
+    //   off label separation, options/security-opt.md:17), --privileged (:283-287), --rm (:340-344).
     plan.podman = [
       'run',
       '--rm',
       ...(req.podmanArgs ?? []),
       '--privileged',
-      '--security-opt',
-      'label=disable',
+      '--security-opt=label=disable',
       '--pull=missing',
       '-v',
       `${configDir}:${CONTAINER_PATHS.config}:ro`,

@@ -75,7 +75,7 @@ test('--print-only: flattened treefile per arch and the exact command lines, not
   assert.equal(JSON.parse(printed), golden.treefile);
   assert.match(
     text,
-    `podman run --rm --privileged --security-opt label=disable --pull=missing -v ${root}manifests/compose:/srv/config:ro -v /tmp/o/work/x86_64:/srv/work`,
+    `podman run --rm --privileged --security-opt=label=disable --pull=missing -v ${root}manifests/compose:/srv/config:ro -v /tmp/o/work/x86_64:/srv/work`,
   );
   assert.match(
     text,

@@ -3,13 +3,15 @@
 //   for both arches;
 // - every flag of our rpm-ostree command lines is one rpm-ostree declares, read from its source;
 // - the override rules and the builder's packages are the ones fedora-coreos-config and
-//   coreos-assembler state, read from their files at the cited commits.
+//   coreos-assembler state, read from their files at the cited commits;
+// - the podman command line runs the builder as coreos-assembler runs its own, with flags and
+//   values podman declares.
 import { existsSync, readFileSync } from 'node:fs';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { compose } from '../../pipeline/commands/compose.ts';
 import type { Context } from '../../pipeline/commands/types.ts';
-import { BUILDER_PACKAGES, planCompose } from '../../pipeline/exec/rpm-ostree.ts';
+import { BUILDER_PACKAGES, type ComposeRequest, planCompose } from '../../pipeline/exec/rpm-ostree.ts';
 import { createLogger } from '../../pipeline/log.ts';
 import { FCOS_SPECIFIC_SOURCES, parseOverrides } from '../../pipeline/plan/lockfile.ts';
 import { flattenTreefile } from '../../pipeline/plan/treefile.ts';
@@ -19,6 +21,7 @@ import { file, lines, tree } from '../world/upstream.ts';
 const FCC = '2d0fce6d5cfd5198c27e131757ecb934e1b092e7';
 const RPMOSTREE = 'd5ef5f0cb5ace53f40a8d92933cc87e69ad8c7f4';
 const COSA = '05db482e6439a502bc94f56d3ae11c7f8189c459';
+const PODMAN = 'c6580b4a5219c9efb9ab79a540637d8a58b736f8';
 
 const read = (p: string) => (existsSync(p) ? readFileSync(p, 'utf8') : undefined);
 
@@ -53,6 +56,30 @@ function clapLongs(source: string, struct: string): Set<string> {
     out.add(named ? named[1]! : m[2]!.replace(/_/g, '-'));
   }
   return out;
+}
+
+/** Our own compose request for manifests/compose (x86_64), as the tests below plan it. */
+function ourRequest(over: Partial<ComposeRequest> = {}): ComposeRequest {
+  const config = `${repoRoot}/manifests/compose`;
+  const variables = { stream: 'stable', prod: true };
+  return {
+    stream: 'stable',
+    arch: 'x86_64',
+    treefile: `${config}/manifest.yaml`,
+    variables,
+    flattened: flattenTreefile({ file: `${config}/manifest.yaml`, basearch: 'x86_64', read, variables }),
+    outputDir: '/o',
+    workDir: '/w',
+    cacheDir: '/c',
+    lockfiles: [`${config}/manifest-lock.x86_64.json`],
+    repoFiles: [],
+    mode: 'host',
+    flow: 'image',
+    builderImage: 'b',
+    strict: true,
+    labels: { a: 'b' },
+    ...over,
+  };
 }
 
 test('the real fedora-coreos-config composes (--print-only) for both arches, its overrides file included', async () => {
@@ -127,28 +154,9 @@ test('rpm-ostree declares every flag of our compose command lines (rust/src/comp
   const treeOpts = new Set([...cxx.matchAll(/\{\s*"([a-z][a-z-]*)",\s*(?:0|'[a-z]'),/g)].map((m) => m[1]!));
   const flags = (argv: string[]) =>
     argv.filter((a) => a.startsWith('--')).map((a) => a.slice(2).split('=')[0]!);
-  const config = `${repoRoot}/manifests/compose`;
-  const variables = { stream: 'stable', prod: true };
   for (const flow of ['image', 'tree'] as const)
     for (const force of [false, true]) {
-      const p = planCompose({
-        stream: 'stable',
-        arch: 'x86_64',
-        treefile: `${config}/manifest.yaml`,
-        variables,
-        flattened: flattenTreefile({ file: `${config}/manifest.yaml`, basearch: 'x86_64', read, variables }),
-        outputDir: '/o',
-        workDir: '/w',
-        cacheDir: '/c',
-        lockfiles: [`${config}/manifest-lock.x86_64.json`],
-        repoFiles: [],
-        mode: 'host',
-        flow,
-        builderImage: 'b',
-        strict: true,
-        labels: { a: 'b' },
-        force,
-      });
+      const p = planCompose(ourRequest({ flow, force }));
       const composeStep = p.steps.find((s) => s[0] === 'rpm-ostree' && s[2] === flow)!;
       for (const f of flags(composeStep))
         assert.ok((flow === 'image' ? image : treeOpts).has(f), `rpm-ostree compose ${flow} has no --${f}`);
@@ -175,6 +183,79 @@ test('the builder installs what the compose reads: distribution-gpg-keys (coreos
   );
   assert.is(await lines('coreos/coreos-assembler', COSA, 'rpms.in.yaml', 61), '  - distribution-gpg-keys');
   assert.ok(BUILDER_PACKAGES.includes('distribution-gpg-keys') && BUILDER_PACKAGES.includes('rpm-ostree'));
+});
+
+test("the podman command line: coreos-assembler's way of running its builder, flags podman declares", async () => {
+  const cosa = (path: string, from: number, to?: number) =>
+    lines('coreos/coreos-assembler', COSA, path, from, to);
+  const podmanDoc = (name: string, from: number, to?: number) =>
+    lines('containers/podman', PODMAN, `docs/source/markdown/options/${name}.md`, from, to);
+  const config = `${repoRoot}/manifests/compose`;
+  const argv = planCompose(ourRequest({ mode: 'container', builderImage: 'builder' })).podman!;
+  const image = argv.indexOf('builder');
+  assert.equal(argv.slice(image), ['builder', 'bash', '/srv/work/compose.sh']);
+  const options = argv.slice(1, image);
+
+  // cosa's `cosa()` function (docs/building-fcos.md:99-104) and why each flag (:118-120).
+  const run = await cosa('docs/building-fcos.md', 99, 104);
+  const cosaArgs = run.trim().split(/\s+/);
+  assert.equal(cosaArgs.slice(0, 2), ['podman', 'run']);
+  assert.is(argv[0], 'run');
+  for (const f of ['--rm', '--privileged', '--security-opt=label=disable'])
+    assert.ok(cosaArgs.includes(f) && options.includes(f), f);
+  assert.match(await cosa('docs/building-fcos.md', 119), /^- `--privileged`:/);
+  assert.match(
+    await cosa('docs/building-fcos.md', 120),
+    /^- `--security-opt label:disable`: Disable SELinux isolation so we don't need to relabel the build directory/,
+  );
+  // Privileges are what let cosa run rpm-ostree in its container rather than in a VM.
+  assert.match(
+    await cosa('src/cmdlib.sh', 45, 58),
+    /elif ! capsh --print \| grep -q 'Bounding.*cap_sys_admin'; then\n\s+info "Missing CAP_SYS_ADMIN; using virt"/,
+  );
+  // Mounts under /srv, the config read-only: `-v=${PWD}:/srv/`, `...:/srv/src/config/:ro`.
+  assert.match(run, /\s-v=\$\{PWD\}:\/srv\/\s/);
+  assert.match(
+    run,
+    /\$\{COREOS_ASSEMBLER_CONFIG_GIT:\+-v=\$COREOS_ASSEMBLER_CONFIG_GIT:\/srv\/src\/config\/:ro\}/,
+  );
+  const volumes = options.filter((_, i) => options[i - 1] === '-v');
+  assert.is(volumes.length, 4);
+  for (const v of volumes) assert.match(v, /^\/[^:]*:\/srv\/[a-z]+(:ro)?$/);
+  assert.equal(
+    volumes.filter((v) => v.endsWith(':ro')),
+    [`${config}:/srv/config:ro`],
+  );
+
+  // Every option is one `podman run` declares (run.go defines the create flags, create.go).
+  assert.match(
+    await lines('containers/podman', PODMAN, 'cmd/podman/containers/run.go', 61),
+    /common\.DefineCreateFlags\(cmd, &cliVals, entities\.CreateMode\)/,
+  );
+  const go = await file('containers/podman', PODMAN, 'cmd/podman/common/create.go');
+  const declared = (name: string) =>
+    new RegExp(`(\\w+FlagName := "${name}"|&cf\\.\\w+,\\s+"${name}", )`).test(go);
+  const takesValue = new Set(['-v', '--workdir']);
+  for (const [i, a] of options.entries()) {
+    if (takesValue.has(options[i - 1]!)) continue;
+    assert.ok(a.startsWith('-'), `${a}: not an option`);
+    const name = a === '-v' ? 'volume' : a.slice(2).split('=')[0]!;
+    assert.ok(declared(name), `podman run has no --${name}`);
+  }
+  assert.match(go, /volumeFlagName, "v", cf\.Volume,/);
+  // The values: label=disable, missing, ro are ones podman documents.
+  assert.match(await podmanDoc('security-opt', 17), /^- \*\*label=disable\*\*: Turn off label separation/);
+  assert.ok(options.includes('--pull=missing'));
+  assert.match(
+    await podmanDoc('pull', 14),
+    /^- \*\*missing\*\*: Pull the image only when the image is not in the local/,
+  );
+  assert.match(await podmanDoc('volume', 31), /^\* \*\*rw\*\*\|\*\*ro\*\*/);
+  // What cosa passes and we do not need: devices, which a privileged container has anyway.
+  assert.match(
+    await podmanDoc('privileged', 11, 14),
+    /A "privileged" container\nis given the same access to devices as the user launching the container/,
+  );
 });
 
 test.run();
