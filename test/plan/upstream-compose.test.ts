@@ -21,6 +21,7 @@ import { file, lines, tree } from '../world/upstream.ts';
 const FCC = '2d0fce6d5cfd5198c27e131757ecb934e1b092e7';
 const RPMOSTREE = 'd5ef5f0cb5ace53f40a8d92933cc87e69ad8c7f4';
 const COSA = '05db482e6439a502bc94f56d3ae11c7f8189c459';
+const BOOTC = '8e2cf08ae02e99dba3db0fc3ab3be1c4a664c929';
 const PODMAN = 'c6580b4a5219c9efb9ab79a540637d8a58b736f8';
 
 const read = (p: string) => (existsSync(p) ? readFileSync(p, 'utf8') : undefined);
@@ -44,19 +45,43 @@ function context() {
   return { ctx, calls, out: () => out };
 }
 
-/** The long options of a clap struct: `#[clap(long...)]` fields, named as clap names them. */
-function clapLongs(source: string, struct: string): Set<string> {
-  const body = source.slice(source.indexOf(`struct ${struct} {`));
-  const fields = body.slice(0, body.indexOf('\n}\n'));
-  const out = new Set<string>();
-  const re = /#\[clap\(([^\]]*)\)\]\s*(?:\/\/\/[^\n]*\s*|#\[[^\n]*\]\s*)*(\w+):/g;
-  for (const m of fields.matchAll(re)) {
-    if (!/\blong\b/.test(m[1]!)) continue;
-    const named = /\blong\s*=\s*"([^"]+)"/.exec(m[1]!) ?? /\bname\s*=\s*"([^"]+)"/.exec(m[1]!);
-    out.add(named ? named[1]! : m[2]!.replace(/_/g, '-'));
+/** The fields of a clap derive struct in declaration order: `long` as clap names the option, or none (positional). */
+function clapFields(source: string, struct: string): { field: string; long?: string }[] {
+  const start = source.indexOf(`struct ${struct} {`);
+  assert.ok(start >= 0, `struct ${struct}`);
+  const body = source.slice(start, source.indexOf('\n}\n', start));
+  const out: { field: string; long?: string }[] = [];
+  let attrs = '';
+  for (const line of body.split('\n').slice(1)) {
+    const field = /^ {4}(?:pub(?:\([a-z]+\))? )?(\w+):/.exec(line);
+    if (!field) {
+      if (/^\s*#\[(clap|arg)\(/.test(line)) attrs += line;
+      continue;
+    }
+    const long = /\blong\b/.test(attrs)
+      ? ((/\blong\s*=\s*"([^"]+)"/.exec(attrs) ?? /\bname\s*=\s*"([^"]+)"/.exec(attrs))?.[1] ??
+        field[1]!.replace(/_/g, '-'))
+      : undefined;
+    assert.not.ok(/\bshort\b/.test(attrs) && !long, `${struct}.${field[1]}: short-only option`);
+    out.push({ field: field[1]!, long });
+    attrs = '';
   }
   return out;
 }
+
+/** The long options of a clap struct. */
+const clapLongs = (source: string, struct: string) =>
+  new Set(
+    clapFields(source, struct)
+      .map((f) => f.long)
+      .filter((l) => l !== undefined),
+  );
+
+/** The positional arguments of a clap struct, in the order clap takes them (declaration order). */
+const clapPositionals = (source: string, struct: string) =>
+  clapFields(source, struct)
+    .filter((f) => f.long === undefined)
+    .map((f) => f.field);
 
 /** Our own compose request for manifests/compose (x86_64), as the tests below plan it. */
 function ourRequest(over: Partial<ComposeRequest> = {}): ComposeRequest {
@@ -144,23 +169,63 @@ test("override rules: fedora-coreos-config's own tool (ci/overrides.py)", async 
   assert.equal(Object.keys(parseOverrides(ignition, 'o.yaml').packages), ['ignition']);
 });
 
-test('rpm-ostree declares every flag of our compose command lines (rust/src/compose.rs, compose tree options)', async () => {
+test('rpm-ostree declares every flag of our compose command lines and takes their positionals in our order', async () => {
   const rs = await file('coreos/rpm-ostree', RPMOSTREE, 'rust/src/compose.rs');
+  const crs = await file('coreos/rpm-ostree', RPMOSTREE, 'rust/src/container.rs');
+  const cxx = await file('coreos/rpm-ostree', RPMOSTREE, 'src/app/rpmostree-compose-builtin-tree.cxx');
   const image = clapLongs(rs, 'ComposeImageOpts');
-  // A sanity check of the reader on the struct's lines as cited in pipeline/exec/rpm-ostree.ts.
+  const encapsulate = clapLongs(crs, 'ContainerEncapsulateOpts');
+  // A sanity check of the reader on the structs' lines as cited in pipeline/exec/rpm-ostree.ts.
   for (const f of ['initialize-mode', 'touch-if-changed', 'force-nocache', 'lockfile', 'label', 'layer-repo'])
     assert.ok(image.has(f), `${f} in ${[...image].join(' ')}`);
-  const cxx = await file('coreos/rpm-ostree', RPMOSTREE, 'src/app/rpmostree-compose-builtin-tree.cxx');
+  for (const f of ['repo', 'label', 'previous-build-manifest'])
+    assert.ok(encapsulate.has(f), `${f} in ${[...encapsulate].join(' ')}`);
   const treeOpts = new Set([...cxx.matchAll(/\{\s*"([a-z][a-z-]*)",\s*(?:0|'[a-z]'),/g)].map((m) => m[1]!));
+  const declared: Record<string, Set<string>> = {
+    image,
+    tree: treeOpts,
+    'container-encapsulate': encapsulate,
+  };
+
+  // Positionals: clap takes them in declaration order (compose.rs:179-185: manifest, output;
+  // container.rs:47-52: ostree_ref, imgref); compose tree takes TREEFILE (its GOption context,
+  // rpmostree-compose-builtin-tree.cxx:1553, argv[1] after the options, :1563-1569).
+  assert.equal(clapPositionals(rs, 'ComposeImageOpts'), ['manifest', 'output']);
+  assert.equal(clapPositionals(crs, 'ContainerEncapsulateOpts'), ['ostree_ref', 'imgref']);
+  assert.match(
+    await lines('coreos/rpm-ostree', RPMOSTREE, 'src/app/rpmostree-compose-builtin-tree.cxx', 1553),
+    /g_option_context_new \("TREEFILE"\)/,
+  );
+  assert.match(
+    await lines('coreos/rpm-ostree', RPMOSTREE, 'src/app/rpmostree-compose-builtin-tree.cxx', 1563, 1569),
+    /if \(argc < 2\)[\s\S]*const char \*treefile_path = argv\[1\];/,
+  );
+  // rpm-ostree's own compose image calls container-encapsulate the same way: `--repo REPO
+  // <commit> <target>` (compose.rs:1366-1377).
+  assert.match(
+    await lines('coreos/rpm-ostree', RPMOSTREE, 'rust/src/compose.rs', 1366, 1377),
+    /\.args\(\["compose", "container-encapsulate"\]\)[\s\S]*"--repo",\n\s+repo\.as_str\(\),\n\s+commitid\.as_str\(\),\n\s+tempdest\.as_deref\(\)\.unwrap_or\(target_imgref\.as_str\(\)\),/,
+  );
+
   const flags = (argv: string[]) =>
     argv.filter((a) => a.startsWith('--')).map((a) => a.slice(2).split('=')[0]!);
+  // Every option we pass carries its value after `=`: what is left are the positionals.
+  const positionals = (argv: string[]) => argv.slice(3).filter((a) => !a.startsWith('-'));
+  let imgref = '';
   for (const flow of ['image', 'tree'] as const)
     for (const force of [false, true]) {
       const p = planCompose(ourRequest({ flow, force }));
-      const composeStep = p.steps.find((s) => s[0] === 'rpm-ostree' && s[2] === flow)!;
-      for (const f of flags(composeStep))
-        assert.ok((flow === 'image' ? image : treeOpts).has(f), `rpm-ostree compose ${flow} has no --${f}`);
+      const rpmOstree = p.steps.filter((s) => s[0] === 'rpm-ostree');
+      assert.equal(
+        rpmOstree.map((s) => s[2]),
+        flow === 'image' ? ['image'] : ['tree', 'container-encapsulate'],
+      );
+      for (const step of rpmOstree)
+        for (const f of flags(step))
+          assert.ok(declared[step[2]!]!.has(f), `rpm-ostree compose ${step[2]} has no --${f}`);
+      const [composeStep, encapsulateStep] = rpmOstree as [string[], string[] | undefined];
       if (flow === 'image') {
+        assert.equal(positionals(composeStep), [p.wrapper.path, p.outputs.archive]);
         // --initialize conflicts with --initialize-mode (compose.rs:122, :127); if-not-exists is
         // the InitializeMode value that keeps the previous image's layer plan (:69-91).
         assert.not.ok(composeStep.includes('--initialize'));
@@ -172,8 +237,30 @@ test('rpm-ostree declares every flag of our compose command lines (rust/src/comp
         assert.ok(
           composeStep.includes('--format=ociarchive') && /enum OutputFormat \{\n\s+Ociarchive,/.test(rs),
         );
+      } else {
+        assert.equal(positionals(composeStep), [p.wrapper.path]);
+        assert.equal(positionals(encapsulateStep!), [
+          'rocknsm/x86_64/base/stable',
+          `oci-archive:${p.outputs.archive}`,
+        ]);
+        imgref = positionals(encapsulateStep!)[1]!;
       }
     }
+  // The image reference is parsed by ostree-ext (container.rs:51 parse_base_imgref), pinned by
+  // rpm-ostree from containers/bootc (Cargo.toml:76); read at the bootc commit mirrored here, which
+  // is older than the pin: `<transport>:<name>` split at the first ':' (container/mod.rs:143-163),
+  // `oci-archive` the OciArchive transport (:113, :124).
+  assert.match(
+    await lines('coreos/rpm-ostree', RPMOSTREE, 'Cargo.toml', 76),
+    /^ostree-ext = \{ git = "https:\/\/github\.com\/containers\/bootc"/,
+  );
+  const mod = (from: number, to?: number) =>
+    lines('containers/bootc', BOOTC, 'ostree-ext/src/container/mod.rs', from, to);
+  assert.match(await mod(143, 150), /let \(transport_name, mut name\) = value\n\s+\.split_once\(':'\)/);
+  assert.match(await mod(113), /Self::OCI_ARCHIVE_STR => Self::OciArchive,/);
+  const transport = /"([a-z-]+)"/.exec(await mod(124))?.[1];
+  assert.match(await mod(124), /const OCI_ARCHIVE_STR: &'static str = "oci-archive";/);
+  assert.is(imgref.slice(0, imgref.indexOf(':')), transport);
 });
 
 test('the builder installs what the compose reads: distribution-gpg-keys (coreos-assembler installs it)', async () => {
