@@ -6,7 +6,8 @@
 //   image: `rpm-ostree compose image --format=ociarchive --initialize-mode=if-not-exists ...` (one
 //          step, chunked OCI; the previous archive at the output path gives the layer plan)
 //   tree:  `rpm-ostree compose tree --unified-core` into an ostree repo, then
-//          `rpm-ostree compose container-encapsulate <ref> oci-archive:...`
+//          `rpm-ostree compose container-encapsulate <ref> oci-archive:...` (the previous
+//          archive's manifest, copied out first, gives the layer plan)
 //
 // The stream is injected with a generated wrapper treefile that includes the config's manifest and
 // sets `variables` (a including file's variables win, so the stream's values override defaults).
@@ -80,6 +81,11 @@ export interface ComposeRequest {
   podmanArgs?: string[];
   /** Compose even when rpm-ostree finds the inputs unchanged (`--force-nocache`). */
   force?: boolean;
+  /**
+   * Tree flow: the archive at the output path is a previous build; container-encapsulate takes
+   * its manifest to keep the layer plan. Default false (the image flow reads it itself).
+   */
+  previousBuild?: boolean;
 }
 
 export interface ComposePlan {
@@ -95,6 +101,8 @@ export interface ComposePlan {
   /** Container mode: the script run in the builder (`/srv/work/compose.sh`) and the podman argv. */
   script?: { path: string; text: string };
   podman?: string[];
+  /** Tree flow with a previous build: runCompose copies the archive's manifest to `path` first (host paths). */
+  previousManifest?: { archive: string; path: string };
   /** `changed`: the file rpm-ostree touches when it wrote a new image (`--touch-if-changed`). */
   outputs: { archive: string; lockfile: string; record: string; changed: string };
 }
@@ -179,6 +187,8 @@ export function planCompose(req: ComposeRequest): ComposePlan {
   }
   const layerRepo = layers.length ? [`--layer-repo=${at(repo)}`] : [];
   const changed = join(req.workDir, 'changed');
+  const previousManifest =
+    req.flow === 'tree' && req.previousBuild ? join(req.workDir, 'previous-manifest.json') : undefined;
   if (req.flow === 'image') {
     // --initialize-mode=if-not-exists: create the image the first time, else read the previous one
     // at the output path, keep its layer packing (--previous-build-manifest) and write nothing when
@@ -223,12 +233,18 @@ export function planCompose(req: ComposeRequest): ComposePlan {
       `--write-composejson-to=${at(join(req.outputDir, 'compose-tree.json'))}`,
       at(wrapperPath),
     ]);
+    // --previous-build-manifest: the OCI manifest of the previous build, whose packing
+    // container-encapsulate keeps (rust/src/container.rs:95-98, read as an ImageManifest :590-597,
+    // ostree-ext's prior_build :614 @d5ef5f0c), as compose image does with the image at its output
+    // path (compose.rs:1354-1369). Without it every compose repacks and every update grows.
+    // Positionals: ostree_ref, then imgref (container.rs:47-52; compose.rs:1372-1377 calls it so).
     steps.push([
       'rpm-ostree',
       'compose',
       'container-encapsulate',
       `--repo=${at(repo)}`,
       ...labels,
+      ...(previousManifest ? [`--previous-build-manifest=${at(previousManifest)}`] : []),
       ref,
       `oci-archive:${at(archive)}`,
     ]);
@@ -239,6 +255,7 @@ export function planCompose(req: ComposeRequest): ComposePlan {
     repoCopies,
     layers,
     steps,
+    ...(previousManifest ? { previousManifest: { archive, path: previousManifest } } : {}),
     outputs: { archive, lockfile: lockOut, record: join(req.outputDir, 'compose.json'), changed },
   };
   if (inContainer) {
@@ -455,6 +472,30 @@ export interface ComposeRecord {
   commands: string[][];
 }
 
+/**
+ * The manifest of the one image in an OCI archive, byte for byte: an oci-archive is a tar of an
+ * OCI image layout (index.json, blobs/sha256/<hex>). Read with tar, which every host has (skopeo
+ * is only where rpm-ostree is). `--no-anchored` accepts both `index.json` and `./index.json`.
+ */
+export async function ociArchiveManifest(run: Runner, archive: string, tag?: string): Promise<string> {
+  const member = async (name: string) =>
+    (await run('tar', ['-xOf', archive, '--no-anchored', name], { tag })).stdout;
+  const index = JSON.parse(await member('index.json')) as {
+    manifests?: { mediaType?: string; digest?: string }[];
+  };
+  const manifests = index.manifests ?? [];
+  const m = /^sha256:([0-9a-f]{64})$/.exec(manifests[0]?.digest ?? '');
+  if (
+    manifests.length !== 1 ||
+    !m ||
+    manifests[0]!.mediaType !== 'application/vnd.oci.image.manifest.v1+json'
+  )
+    throw new PipelineError(
+      `${archive}: expected one OCI image manifest in index.json, found ${JSON.stringify(manifests)}`,
+    );
+  return member(`blobs/sha256/${m[1]}`);
+}
+
 /** Reads a previous compose record, if any. */
 export function readRecord(path: string): ComposeRecord | undefined {
   if (!existsSync(path)) return undefined;
@@ -488,6 +529,11 @@ export async function runCompose(
   rmSync(plan.outputs.changed, { force: true });
   writeFileSync(plan.wrapper.path, plan.wrapper.text);
   for (const [from, to] of plan.repoCopies) writeFileSync(to, readFileSync(from));
+  if (plan.previousManifest)
+    writeFileSync(
+      plan.previousManifest.path,
+      await ociArchiveManifest(run, plan.previousManifest.archive, tag),
+    );
   if (plan.podman && plan.script) {
     writeFileSync(plan.script.path, plan.script.text, { mode: 0o755 });
     await run('podman', plan.podman, { stream: true, tag });

@@ -1,7 +1,7 @@
 // `rock-image compose`: --print-only (what `plan --compose` shows), --diff, --autolock planning,
 // and the production path failing with exit 69 on a host that cannot run rpm-ostree.
 import { createHash } from 'node:crypto';
-import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -223,6 +223,42 @@ test('--autolock: an arch without a lockfile gets the primary arch versions, the
       join(dir, 'config/manifest-lock.overrides.yaml'),
     ]);
     assert.ok(p!.plan.steps.at(-1)!.includes(`--lockfile=${p!.autolock!.path}`));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('tree flow: a previous archive at the output path gives container-encapsulate its manifest', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'compose-prev-'));
+  try {
+    const o: ComposeOptions = {
+      stream: 'stable',
+      arches: ['x86_64'],
+      settings: { ...streamComposeSettings(root, 'stable'), flow: 'tree' },
+      treefile: join(root, 'manifests/compose/manifest.yaml'),
+      output: join(dir, 'out'),
+      cacheDir: join(dir, 'cache'),
+      mode: 'host',
+      autolock: false,
+      imageLock: { images: {} },
+    };
+    const encapsulate = () => planStreamCompose(o)[0]!.plan.steps.at(-1)!;
+    assert.not.ok(encapsulate().some((a) => a.startsWith('--previous-build-manifest')));
+    mkdirSync(join(dir, 'out/x86_64'), { recursive: true });
+    writeFileSync(join(dir, 'out/x86_64/rocknsm-base-stable.x86_64.ociarchive'), '');
+    const [p] = planStreamCompose(o);
+    assert.ok(
+      encapsulate().includes(
+        `--previous-build-manifest=${join(dir, 'out/work/x86_64/previous-manifest.json')}`,
+      ),
+    );
+    assert.equal(p!.plan.previousManifest, {
+      archive: join(dir, 'out/x86_64/rocknsm-base-stable.x86_64.ociarchive'),
+      path: join(dir, 'out/work/x86_64/previous-manifest.json'),
+    });
+    // The image flow reads the previous image itself (--initialize-mode=if-not-exists).
+    const image = planStreamCompose({ ...o, settings: { ...o.settings, flow: 'image' } })[0]!.plan;
+    assert.is(image.previousManifest, undefined);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

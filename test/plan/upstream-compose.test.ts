@@ -213,8 +213,12 @@ test('rpm-ostree declares every flag of our compose command lines and takes thei
   const positionals = (argv: string[]) => argv.slice(3).filter((a) => !a.startsWith('-'));
   let imgref = '';
   for (const flow of ['image', 'tree'] as const)
-    for (const force of [false, true]) {
-      const p = planCompose(ourRequest({ flow, force }));
+    for (const [force, previousBuild] of [
+      [false, false],
+      [true, true],
+    ]) {
+      const p = planCompose(ourRequest({ flow, force, previousBuild }));
+      if (flow === 'tree') assert.is(p.previousManifest !== undefined, previousBuild);
       const rpmOstree = p.steps.filter((s) => s[0] === 'rpm-ostree');
       assert.equal(
         rpmOstree.map((s) => s[2]),
