@@ -228,6 +228,34 @@ test('--autolock: an arch without a lockfile gets the primary arch versions, the
   }
 });
 
+test('an unknown override type stops --print-only with the overrides file, line and column', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'compose-bad-'));
+  try {
+    cpSync(join(root, 'manifests/compose'), join(dir, 'config'), { recursive: true });
+    const overrides = join(dir, 'config/manifest-lock.overrides.yaml');
+    const text = readFileSync(overrides, 'utf8');
+    const lines = text.split('\n');
+    const line = lines.indexOf('      type: pin') + 1;
+    assert.ok(line > 0);
+    writeFileSync(overrides, text.replace('      type: pin', '      type: hold'));
+    const { ctx, calls } = context();
+    let err: unknown;
+    await compose
+      .run(ctx, { stream: 'stable', treefile: join(dir, 'config/manifest.yaml'), 'print-only': true }, [])
+      .catch((e) => {
+        err = e;
+      });
+    assert.is((err as ConfigError).exitCode, 65);
+    assert.match(
+      (err as Error).message,
+      `${overrides}:${line}:13: override-type at /packages/kernel/metadata/type: metadata.type must be "pin" or "fast-track" (got "hold")`,
+    );
+    assert.equal(calls, []);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test('tree flow: a previous archive at the output path gives container-encapsulate its manifest', () => {
   const dir = mkdtempSync(join(tmpdir(), 'compose-prev-'));
   try {
