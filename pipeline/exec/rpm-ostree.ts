@@ -116,6 +116,14 @@ export interface ComposePlan {
  *   explicitly (coreos-assembler rpms.in.yaml:61 @05db482e).
  */
 export const BUILDER_PACKAGES = ['rpm-ostree', 'distribution-gpg-keys'];
+// They float: installed from the day's Fedora repos when the image lacks them, so the builder's
+// digest does not fix their versions. The script records what it ran with (BUILDER_VERSIONS_FILE,
+// copied into the compose record). coreos-assembler installs them once, into its own image
+// (Dockerfile:3, :15 @05db482e), locked only for hermetic builds (rpms.lock.yaml); see
+// manifests/compose/README.md.
+
+/** Where the builder script writes `rpm -q` of BUILDER_PACKAGES (in the work directory). */
+export const BUILDER_VERSIONS_FILE = 'builder-packages.txt';
 
 /** `ostree-layers: [overlay/NAME]` maps to `<config>/overlay.d/NAME`, as in fedora-coreos-config. */
 export function overlayDirFor(configDir: string, ref: string): string | undefined {
@@ -268,6 +276,7 @@ export function planCompose(req: ComposeRequest): ComposePlan {
         'set -euo pipefail',
         // Plain Fedora images lack these; images that have them skip the install.
         `rpm -q ${BUILDER_PACKAGES.join(' ')} >/dev/null || dnf -y install --setopt=install_weak_deps=False ${BUILDER_PACKAGES.join(' ')}`,
+        `rpm -q ${BUILDER_PACKAGES.join(' ')} >${CONTAINER_PATHS.work}/${BUILDER_VERSIONS_FILE}`,
         ...steps.map((s) => s.map(shellQuote).join(' ')),
         '',
       ].join('\n'),
@@ -465,6 +474,8 @@ export interface ComposeRecord {
   archive: string;
   lockfile: string;
   ref?: string;
+  /** Container mode: the builder's packages as `rpm -q` printed them (they float with the repos). */
+  builderPackages?: string[];
   /** From the image labels, when skopeo could read them. */
   version?: string;
   commit?: string;
@@ -534,9 +545,13 @@ export async function runCompose(
       plan.previousManifest.path,
       await ociArchiveManifest(run, plan.previousManifest.archive, tag),
     );
+  let builderPackages: string[] | undefined;
   if (plan.podman && plan.script) {
+    const versions = join(req.workDir, BUILDER_VERSIONS_FILE);
+    rmSync(versions, { force: true });
     writeFileSync(plan.script.path, plan.script.text, { mode: 0o755 });
     await run('podman', plan.podman, { stream: true, tag });
+    if (existsSync(versions)) builderPackages = readFileSync(versions, 'utf8').split('\n').filter(Boolean);
   } else {
     for (const [cmd, ...args] of plan.steps) await run(cmd!, args, { stream: true, tag });
   }
@@ -560,6 +575,7 @@ export async function runCompose(
     archive: plan.outputs.archive,
     lockfile: plan.outputs.lockfile,
     ref: typeof req.flattened.treefile.ref === 'string' ? req.flattened.treefile.ref : undefined,
+    builderPackages,
     version,
     commit,
     composedAt: new Date(now()).toISOString(),

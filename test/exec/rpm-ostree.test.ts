@@ -149,11 +149,13 @@ test('container mode: privileged podman run, four mounts, the same steps with co
   ]);
   assert.is(JSON.parse(p.wrapper.text).include, '/srv/config/manifest.yaml');
   const lines = p.script!.text.split('\n');
-  assert.equal(lines.slice(2, 4), [
+  assert.equal(lines.slice(2, 5), [
     'set -euo pipefail',
     'rpm -q rpm-ostree distribution-gpg-keys >/dev/null || dnf -y install --setopt=install_weak_deps=False rpm-ostree distribution-gpg-keys',
+    // What floats with the repos is recorded (compose.json builderPackages).
+    'rpm -q rpm-ostree distribution-gpg-keys >/srv/work/builder-packages.txt',
   ]);
-  assert.is(lines[6], p.steps[2]!.join(' '));
+  assert.is(lines[7], p.steps[2]!.join(' '));
 });
 
 test('tree flow: compose tree into a repo, then container-encapsulate the treefile ref', () => {
@@ -397,8 +399,21 @@ test('container mode with the image present runs exactly one podman command', as
         cacheDir: join(dir, 'cache'),
       }),
     );
-    const { run, calls } = recorder({ 'skopeo inspect': { exitCode: 1 } });
-    await runCompose(run, p, 'sha256:aa', Date.now);
+    const { run: recorded, calls } = recorder({ 'skopeo inspect': { exitCode: 1 } });
+    // The builder script's `rpm -q` output, as the container writes it into the work directory.
+    const run = async (cmd: string, args: readonly string[], opts?: RunOptions) => {
+      if (cmd === 'podman' && args[0] === 'run')
+        writeFileSync(
+          join(dir, 'work/builder-packages.txt'),
+          'rpm-ostree-2024.9-1.fc41.x86_64\ndistribution-gpg-keys-1.110-1.fc41.noarch\n',
+        );
+      return recorded(cmd, args, opts);
+    };
+    const outcome = await runCompose(run, p, 'sha256:aa', Date.now);
+    assert.equal(outcome.record.builderPackages, [
+      'rpm-ostree-2024.9-1.fc41.x86_64',
+      'distribution-gpg-keys-1.110-1.fc41.noarch',
+    ]);
     assert.equal(
       calls.filter((c) => c.argv[0] === 'podman').map((c) => c.argv),
       [

@@ -276,6 +276,33 @@ test('the builder installs what the compose reads: distribution-gpg-keys (coreos
   assert.ok(BUILDER_PACKAGES.includes('distribution-gpg-keys') && BUILDER_PACKAGES.includes('rpm-ostree'));
 });
 
+test("what manifests/compose/README.md says of coreos-assembler's builder packages: installed into its image, locked only for hermetic builds", async () => {
+  const cosa = (path: string, from: number, to?: number) =>
+    lines('coreos/coreos-assembler', COSA, path, from, to);
+  assert.is(await cosa('Dockerfile', 3), 'FROM quay.io/fedora/fedora:43');
+  assert.is(await cosa('Dockerfile', 15), 'RUN ./build.sh install_rpms');
+  assert.match(
+    await cosa('Dockerfile', 5, 6),
+    /enabled by Konflux to build the container image hermatically\.\nARG NO_NETWORK=0/,
+  );
+  assert.match(await cosa('build.sh', 56), /^install_rpms\(\) \{/);
+  assert.match(await cosa('build.sh', 63), /\[ "\$\{NO_NETWORK:-0\}" == "0" \] && yum -y distro-sync/);
+  assert.match(
+    await cosa('ci/hermetic/update_rpms_lockfile', 51),
+    /^rpm-lockfile-prototype \$\{REPO_ROOT\}\/rpms\.in\.yaml --outfile \$\{REPO_ROOT\}\/rpms\.lock\.yaml/,
+  );
+  assert.match(
+    await cosa('rpms.lock.yaml', 6545, 6551),
+    /url: \S+\/rpm-ostree-2026\.1-3\.fc43\.x86_64\.rpm\n.*\n.*\n\s+checksum: sha256:[0-9a-f]{64}\n\s+name: rpm-ostree\n\s+evr: 2026\.1-3\.fc43/,
+  );
+  assert.match(await cosa('rpms.in.yaml', 24, 27), /\narches:\n {2}- x86_64$/);
+  assert.match(
+    await cosa('docs/building-fcos.md', 85),
+    /COREOS_ASSEMBLER_CONTAINER_LATEST="quay\.io\/coreos-assembler\/coreos-assembler:latest"/,
+  );
+  assert.match(await cosa('docs/building-fcos.md', 89, 95), /60\*60\*24\*7[\s\S]*more than a week old/);
+});
+
 test("the podman command line: coreos-assembler's way of running its builder, flags podman declares", async () => {
   const cosa = (path: string, from: number, to?: number) =>
     lines('coreos/coreos-assembler', COSA, path, from, to);
