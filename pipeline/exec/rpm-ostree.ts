@@ -328,6 +328,10 @@ export function shellQuote(s: string): string {
 /** The command lines of a plan, one per line, as `plan --compose` prints them. */
 export function formatPlanCommands(plan: ComposePlan): string {
   const lines: string[] = [];
+  if (plan.previousManifest)
+    lines.push(
+      `# first, on this host: the manifest of ${plan.previousManifest.archive} -> ${plan.previousManifest.path}`,
+    );
   if (plan.podman) {
     lines.push(['podman', ...plan.podman].map(shellQuote).join(' '));
     lines.push(`# ${plan.script!.path}:`);

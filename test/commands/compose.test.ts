@@ -10,6 +10,7 @@ import * as assert from 'uvu/assert';
 import {
   type ComposeOptions,
   compose,
+  formatComposePlan,
   planStreamCompose,
   streamComposeSettings,
 } from '../../pipeline/commands/compose.ts';
@@ -284,6 +285,10 @@ test('tree flow: a previous archive at the output path gives container-encapsula
       archive: join(dir, 'out/x86_64/rocknsm-base-stable.x86_64.ociarchive'),
       path: join(dir, 'out/work/x86_64/previous-manifest.json'),
     });
+    assert.match(
+      formatComposePlan([p!]),
+      `# first, on this host: the manifest of ${p!.plan.previousManifest!.archive} -> ${p!.plan.previousManifest!.path}\n`,
+    );
     // The image flow reads the previous image itself (--initialize-mode=if-not-exists).
     const image = planStreamCompose({ ...o, settings: { ...o.settings, flow: 'image' } })[0]!.plan;
     assert.is(image.previousManifest, undefined);
