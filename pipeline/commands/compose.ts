@@ -9,6 +9,7 @@ import {
   type ComposeFlow,
   type ComposeMode,
   type ComposePlan,
+  composedArchiveName,
   composeInputHash,
   DEFAULT_BUILDER_IMAGE,
   formatPlanCommands,
@@ -190,6 +191,9 @@ export function planStreamCompose(o: ComposeOptions): ArchPlan[] {
       labels: { 'io.rocknsm.stream': o.stream, 'io.rocknsm.compose.arch': arch },
       podmanArgs: o.podmanArgs,
       force: o.force,
+      // The tree flow hands container-encapsulate the previous archive's layer plan.
+      previousBuild:
+        o.settings.flow === 'tree' && existsSync(join(outputDir, composedArchiveName(o.stream, arch))),
     });
     // The autolock file does not exist yet when planning: hash its content instead.
     const inputs = gatherComposeInputs({

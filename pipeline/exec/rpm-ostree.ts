@@ -6,7 +6,8 @@
 //   image: `rpm-ostree compose image --format=ociarchive --initialize-mode=if-not-exists ...` (one
 //          step, chunked OCI; the previous archive at the output path gives the layer plan)
 //   tree:  `rpm-ostree compose tree --unified-core` into an ostree repo, then
-//          `rpm-ostree compose container-encapsulate <ref> oci-archive:...`
+//          `rpm-ostree compose container-encapsulate <ref> oci-archive:...` (the previous
+//          archive's manifest, copied out first, gives the layer plan)
 //
 // The stream is injected with a generated wrapper treefile that includes the config's manifest and
 // sets `variables` (a including file's variables win, so the stream's values override defaults).
@@ -80,6 +81,11 @@ export interface ComposeRequest {
   podmanArgs?: string[];
   /** Compose even when rpm-ostree finds the inputs unchanged (`--force-nocache`). */
   force?: boolean;
+  /**
+   * Tree flow: the archive at the output path is a previous build; container-encapsulate takes
+   * its manifest to keep the layer plan. Default false (the image flow reads it itself).
+   */
+  previousBuild?: boolean;
 }
 
 export interface ComposePlan {
@@ -95,6 +101,8 @@ export interface ComposePlan {
   /** Container mode: the script run in the builder (`/srv/work/compose.sh`) and the podman argv. */
   script?: { path: string; text: string };
   podman?: string[];
+  /** Tree flow with a previous build: runCompose copies the archive's manifest to `path` first (host paths). */
+  previousManifest?: { archive: string; path: string };
   /** `changed`: the file rpm-ostree touches when it wrote a new image (`--touch-if-changed`). */
   outputs: { archive: string; lockfile: string; record: string; changed: string };
 }
@@ -108,6 +116,14 @@ export interface ComposePlan {
  *   explicitly (coreos-assembler rpms.in.yaml:61 @05db482e).
  */
 export const BUILDER_PACKAGES = ['rpm-ostree', 'distribution-gpg-keys'];
+// They float: installed from the day's Fedora repos when the image lacks them, so the builder's
+// digest does not fix their versions. The script records what it ran with (BUILDER_VERSIONS_FILE,
+// copied into the compose record). coreos-assembler installs them once, into its own image
+// (Dockerfile:3, :15 @05db482e), locked only for hermetic builds (rpms.lock.yaml); see
+// manifests/compose/README.md.
+
+/** Where the builder script writes `rpm -q` of BUILDER_PACKAGES (in the work directory). */
+export const BUILDER_VERSIONS_FILE = 'builder-packages.txt';
 
 /** `ostree-layers: [overlay/NAME]` maps to `<config>/overlay.d/NAME`, as in fedora-coreos-config. */
 export function overlayDirFor(configDir: string, ref: string): string | undefined {
@@ -179,6 +195,8 @@ export function planCompose(req: ComposeRequest): ComposePlan {
   }
   const layerRepo = layers.length ? [`--layer-repo=${at(repo)}`] : [];
   const changed = join(req.workDir, 'changed');
+  const previousManifest =
+    req.flow === 'tree' && req.previousBuild ? join(req.workDir, 'previous-manifest.json') : undefined;
   if (req.flow === 'image') {
     // --initialize-mode=if-not-exists: create the image the first time, else read the previous one
     // at the output path, keep its layer packing (--previous-build-manifest) and write nothing when
@@ -223,12 +241,18 @@ export function planCompose(req: ComposeRequest): ComposePlan {
       `--write-composejson-to=${at(join(req.outputDir, 'compose-tree.json'))}`,
       at(wrapperPath),
     ]);
+    // --previous-build-manifest: the OCI manifest of the previous build, whose packing
+    // container-encapsulate keeps (rust/src/container.rs:95-98, read as an ImageManifest :590-597,
+    // ostree-ext's prior_build :614 @d5ef5f0c), as compose image does with the image at its output
+    // path (compose.rs:1354-1369). Without it every compose repacks and every update grows.
+    // Positionals: ostree_ref, then imgref (container.rs:47-52; compose.rs:1372-1377 calls it so).
     steps.push([
       'rpm-ostree',
       'compose',
       'container-encapsulate',
       `--repo=${at(repo)}`,
       ...labels,
+      ...(previousManifest ? [`--previous-build-manifest=${at(previousManifest)}`] : []),
       ref,
       `oci-archive:${at(archive)}`,
     ]);
@@ -239,6 +263,7 @@ export function planCompose(req: ComposeRequest): ComposePlan {
     repoCopies,
     layers,
     steps,
+    ...(previousManifest ? { previousManifest: { archive, path: previousManifest } } : {}),
     outputs: { archive, lockfile: lockOut, record: join(req.outputDir, 'compose.json'), changed },
   };
   if (inContainer) {
@@ -251,22 +276,31 @@ export function planCompose(req: ComposeRequest): ComposePlan {
         'set -euo pipefail',
         // Plain Fedora images lack these; images that have them skip the install.
         `rpm -q ${BUILDER_PACKAGES.join(' ')} >/dev/null || dnf -y install --setopt=install_weak_deps=False ${BUILDER_PACKAGES.join(' ')}`,
+        `rpm -q ${BUILDER_PACKAGES.join(' ')} >${CONTAINER_PATHS.work}/${BUILDER_VERSIONS_FILE}`,
         ...steps.map((s) => s.map(shellQuote).join(' ')),
         '',
       ].join('\n'),
     };
-    // --privileged: rpm-ostree runs RPM scripts and postprocess in bubblewrap (user/mount
-    //   namespaces) and writes SELinux labels (CAP_MAC_ADMIN); both need a privileged container.
-    // --security-opt label=disable: the host's SELinux policy must not confine the builder, or
-    //   labelling files of the target policy inside the bind mounts is denied.
-    // Mounts: config read-only; work, cache (rpm-ostree pkgcache, kept between runs) and output rw.
+    // How coreos-assembler runs its builder (docs/building-fcos.md:99-104, :118-120 @05db482e):
+    //   `podman run --rm`; `--privileged` (cosa runs rpm-ostree in the container itself only with
+    //   CAP_SYS_ADMIN, else in a VM: src/cmdlib.sh:45-58); `--security-opt=label=disable`,
+    //   "Disable SELinux isolation so we don't need to relabel the build directory"; the host's
+    //   directories mounted under /srv (`-v=${PWD}:/srv/`), the config read-only
+    //   (`-v=$COREOS_ASSEMBLER_CONFIG_GIT:/srv/src/config/:ro`). Here: config read-only; work,
+    //   cache (rpm-ostree pkgcache, kept between runs) and output read-write.
+    // Not taken from cosa: -ti (no terminal in CI); --userns=keep-id (cosa runs rootless, we run as
+    //   root); --device=/dev/kvm and /dev/fuse (for its VM; a privileged container has the host's
+    //   devices anyway, podman docs/source/markdown/options/privileged.md:11-14 @c6580b4a).
+    // podman's own, cmd/podman/common/create.go @c6580b4a: --pull (:294-299; `missing` pulls
+    //   only what local storage lacks, options/pull.md:14), --workdir (:459-464), -v/--volume
+    //   (:880-885; `ro`, options/volume.md:31), --security-opt (:739-744; `label=disable` turns
+    //   off label separation, options/security-opt.md:17), --privileged (:283-287), --rm (:340-344).
     plan.podman = [
       'run',
       '--rm',
       ...(req.podmanArgs ?? []),
       '--privileged',
-      '--security-opt',
-      'label=disable',
+      '--security-opt=label=disable',
       '--pull=missing',
       '-v',
       `${configDir}:${CONTAINER_PATHS.config}:ro`,
@@ -294,6 +328,10 @@ export function shellQuote(s: string): string {
 /** The command lines of a plan, one per line, as `plan --compose` prints them. */
 export function formatPlanCommands(plan: ComposePlan): string {
   const lines: string[] = [];
+  if (plan.previousManifest)
+    lines.push(
+      `# first, on this host: the manifest of ${plan.previousManifest.archive} -> ${plan.previousManifest.path}`,
+    );
   if (plan.podman) {
     lines.push(['podman', ...plan.podman].map(shellQuote).join(' '));
     lines.push(`# ${plan.script!.path}:`);
@@ -440,11 +478,37 @@ export interface ComposeRecord {
   archive: string;
   lockfile: string;
   ref?: string;
+  /** Container mode: the builder's packages as `rpm -q` printed them (they float with the repos). */
+  builderPackages?: string[];
   /** From the image labels, when skopeo could read them. */
   version?: string;
   commit?: string;
   composedAt: string;
   commands: string[][];
+}
+
+/**
+ * The manifest of the one image in an OCI archive, byte for byte: an oci-archive is a tar of an
+ * OCI image layout (index.json, blobs/sha256/<hex>). Read with tar, which every host has (skopeo
+ * is only where rpm-ostree is). `--no-anchored` accepts both `index.json` and `./index.json`.
+ */
+export async function ociArchiveManifest(run: Runner, archive: string, tag?: string): Promise<string> {
+  const member = async (name: string) =>
+    (await run('tar', ['-xOf', archive, '--no-anchored', name], { tag })).stdout;
+  const index = JSON.parse(await member('index.json')) as {
+    manifests?: { mediaType?: string; digest?: string }[];
+  };
+  const manifests = index.manifests ?? [];
+  const m = /^sha256:([0-9a-f]{64})$/.exec(manifests[0]?.digest ?? '');
+  if (
+    manifests.length !== 1 ||
+    !m ||
+    manifests[0]!.mediaType !== 'application/vnd.oci.image.manifest.v1+json'
+  )
+    throw new PipelineError(
+      `${archive}: expected one OCI image manifest in index.json, found ${JSON.stringify(manifests)}`,
+    );
+  return member(`blobs/sha256/${m[1]}`);
 }
 
 /** Reads a previous compose record, if any. */
@@ -480,9 +544,18 @@ export async function runCompose(
   rmSync(plan.outputs.changed, { force: true });
   writeFileSync(plan.wrapper.path, plan.wrapper.text);
   for (const [from, to] of plan.repoCopies) writeFileSync(to, readFileSync(from));
+  if (plan.previousManifest)
+    writeFileSync(
+      plan.previousManifest.path,
+      await ociArchiveManifest(run, plan.previousManifest.archive, tag),
+    );
+  let builderPackages: string[] | undefined;
   if (plan.podman && plan.script) {
+    const versions = join(req.workDir, BUILDER_VERSIONS_FILE);
+    rmSync(versions, { force: true });
     writeFileSync(plan.script.path, plan.script.text, { mode: 0o755 });
     await run('podman', plan.podman, { stream: true, tag });
+    if (existsSync(versions)) builderPackages = readFileSync(versions, 'utf8').split('\n').filter(Boolean);
   } else {
     for (const [cmd, ...args] of plan.steps) await run(cmd!, args, { stream: true, tag });
   }
@@ -506,6 +579,7 @@ export async function runCompose(
     archive: plan.outputs.archive,
     lockfile: plan.outputs.lockfile,
     ref: typeof req.flattened.treefile.ref === 'string' ? req.flattened.treefile.ref : undefined,
+    builderPackages,
     version,
     commit,
     composedAt: new Date(now()).toISOString(),

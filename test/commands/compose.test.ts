@@ -1,7 +1,7 @@
 // `rock-image compose`: --print-only (what `plan --compose` shows), --diff, --autolock planning,
 // and the production path failing with exit 69 on a host that cannot run rpm-ostree.
 import { createHash } from 'node:crypto';
-import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -10,6 +10,7 @@ import * as assert from 'uvu/assert';
 import {
   type ComposeOptions,
   compose,
+  formatComposePlan,
   planStreamCompose,
   streamComposeSettings,
 } from '../../pipeline/commands/compose.ts';
@@ -75,7 +76,7 @@ test('--print-only: flattened treefile per arch and the exact command lines, not
   assert.equal(JSON.parse(printed), golden.treefile);
   assert.match(
     text,
-    `podman run --rm --privileged --security-opt label=disable --pull=missing -v ${root}manifests/compose:/srv/config:ro -v /tmp/o/work/x86_64:/srv/work`,
+    `podman run --rm --privileged --security-opt=label=disable --pull=missing -v ${root}manifests/compose:/srv/config:ro -v /tmp/o/work/x86_64:/srv/work`,
   );
   assert.match(
     text,
@@ -223,6 +224,74 @@ test('--autolock: an arch without a lockfile gets the primary arch versions, the
       join(dir, 'config/manifest-lock.overrides.yaml'),
     ]);
     assert.ok(p!.plan.steps.at(-1)!.includes(`--lockfile=${p!.autolock!.path}`));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('an unknown override type stops --print-only with the overrides file, line and column', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'compose-bad-'));
+  try {
+    cpSync(join(root, 'manifests/compose'), join(dir, 'config'), { recursive: true });
+    const overrides = join(dir, 'config/manifest-lock.overrides.yaml');
+    const text = readFileSync(overrides, 'utf8');
+    const lines = text.split('\n');
+    const line = lines.indexOf('      type: pin') + 1;
+    assert.ok(line > 0);
+    writeFileSync(overrides, text.replace('      type: pin', '      type: hold'));
+    const { ctx, calls } = context();
+    let err: unknown;
+    await compose
+      .run(ctx, { stream: 'stable', treefile: join(dir, 'config/manifest.yaml'), 'print-only': true }, [])
+      .catch((e) => {
+        err = e;
+      });
+    assert.is((err as ConfigError).exitCode, 65);
+    assert.match(
+      (err as Error).message,
+      `${overrides}:${line}:13: override-type at /packages/kernel/metadata/type: metadata.type must be "pin" or "fast-track" (got "hold")`,
+    );
+    assert.equal(calls, []);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('tree flow: a previous archive at the output path gives container-encapsulate its manifest', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'compose-prev-'));
+  try {
+    const o: ComposeOptions = {
+      stream: 'stable',
+      arches: ['x86_64'],
+      settings: { ...streamComposeSettings(root, 'stable'), flow: 'tree' },
+      treefile: join(root, 'manifests/compose/manifest.yaml'),
+      output: join(dir, 'out'),
+      cacheDir: join(dir, 'cache'),
+      mode: 'host',
+      autolock: false,
+      imageLock: { images: {} },
+    };
+    const encapsulate = () => planStreamCompose(o)[0]!.plan.steps.at(-1)!;
+    assert.not.ok(encapsulate().some((a) => a.startsWith('--previous-build-manifest')));
+    mkdirSync(join(dir, 'out/x86_64'), { recursive: true });
+    writeFileSync(join(dir, 'out/x86_64/rocknsm-base-stable.x86_64.ociarchive'), '');
+    const [p] = planStreamCompose(o);
+    assert.ok(
+      encapsulate().includes(
+        `--previous-build-manifest=${join(dir, 'out/work/x86_64/previous-manifest.json')}`,
+      ),
+    );
+    assert.equal(p!.plan.previousManifest, {
+      archive: join(dir, 'out/x86_64/rocknsm-base-stable.x86_64.ociarchive'),
+      path: join(dir, 'out/work/x86_64/previous-manifest.json'),
+    });
+    assert.match(
+      formatComposePlan([p!]),
+      `# first, on this host: the manifest of ${p!.plan.previousManifest!.archive} -> ${p!.plan.previousManifest!.path}\n`,
+    );
+    // The image flow reads the previous image itself (--initialize-mode=if-not-exists).
+    const image = planStreamCompose({ ...o, settings: { ...o.settings, flow: 'image' } })[0]!.plan;
+    assert.is(image.previousManifest, undefined);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

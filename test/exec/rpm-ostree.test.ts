@@ -1,25 +1,29 @@
 // The compose invocation: exact argv and mounts in host and container mode, both flows, the input
 // hash, skipping unchanged inputs, and failing with exit 69 when nothing can run rpm-ostree.
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { ToolMissingError } from '../../pipeline/errors.ts';
+import { PipelineError, ToolMissingError } from '../../pipeline/errors.ts';
 import {
   type ComposeRequest,
   composeInputHash,
   ensureBuilderImage,
   gatherComposeInputs,
+  ociArchiveManifest,
   planCompose,
   resolveMode,
   runCompose,
 } from '../../pipeline/exec/rpm-ostree.ts';
-import type { RunOptions, RunResult } from '../../pipeline/exec/run.ts';
+import { createRunner, type RunOptions, type RunResult } from '../../pipeline/exec/run.ts';
+import { which } from '../../pipeline/exec/tools.ts';
+import { createLogger } from '../../pipeline/log.ts';
 import { flattenTreefile } from '../../pipeline/plan/treefile.ts';
 
 const config = fileURLToPath(new URL('../../manifests/compose', import.meta.url));
+const real = createRunner(createLogger({ mode: 'plain', out: { write: () => true } }));
 const read = (p: string) => (existsSync(p) ? readFileSync(p, 'utf8') : undefined);
 
 function request(over: Partial<ComposeRequest> = {}): ComposeRequest {
@@ -111,8 +115,7 @@ test('container mode: privileged podman run, four mounts, the same steps with co
     '--runtime',
     'runc',
     '--privileged',
-    '--security-opt',
-    'label=disable',
+    '--security-opt=label=disable',
     '--pull=missing',
     '-v',
     `${config}:/srv/config:ro`,
@@ -146,11 +149,13 @@ test('container mode: privileged podman run, four mounts, the same steps with co
   ]);
   assert.is(JSON.parse(p.wrapper.text).include, '/srv/config/manifest.yaml');
   const lines = p.script!.text.split('\n');
-  assert.equal(lines.slice(2, 4), [
+  assert.equal(lines.slice(2, 5), [
     'set -euo pipefail',
     'rpm -q rpm-ostree distribution-gpg-keys >/dev/null || dnf -y install --setopt=install_weak_deps=False rpm-ostree distribution-gpg-keys',
+    // What floats with the repos is recorded (compose.json builderPackages).
+    'rpm -q rpm-ostree distribution-gpg-keys >/srv/work/builder-packages.txt',
   ]);
-  assert.is(lines[6], p.steps[2]!.join(' '));
+  assert.is(lines[7], p.steps[2]!.join(' '));
 });
 
 test('tree flow: compose tree into a repo, then container-encapsulate the treefile ref', () => {
@@ -182,6 +187,93 @@ test('tree flow: compose tree into a repo, then container-encapsulate the treefi
     'rocknsm/x86_64/base/stable',
     'oci-archive:/b/out/x86_64/rocknsm-base-stable.x86_64.ociarchive',
   ]);
+  assert.is(p.previousManifest, undefined);
+  // A previous build: its manifest keeps the layer plan (container.rs:95-98 @d5ef5f0c).
+  const again = planCompose(request({ flow: 'tree', previousBuild: true, mode: 'container' }));
+  assert.equal(again.steps[3], [
+    'rpm-ostree',
+    'compose',
+    'container-encapsulate',
+    '--repo=/srv/work/repo',
+    '--label=io.rocknsm.stream=stable',
+    '--previous-build-manifest=/srv/work/previous-manifest.json',
+    'rocknsm/x86_64/base/stable',
+    'oci-archive:/srv/output/rocknsm-base-stable.x86_64.ociarchive',
+  ]);
+  assert.equal(again.previousManifest, {
+    archive: '/b/out/x86_64/rocknsm-base-stable.x86_64.ociarchive',
+    path: '/b/work/x86_64/previous-manifest.json',
+  });
+  assert.is(planCompose(request({ previousBuild: true })).previousManifest, undefined);
+});
+
+test('ociArchiveManifest: the manifest of an archive written by containers/image (skopeo copy), byte for byte', async () => {
+  if (!which('skopeo') || !which('umoci')) {
+    console.log('  (skipped: needs skopeo and umoci)');
+    return;
+  }
+  const dir = mkdtempSync(join(tmpdir(), 'ociarchive-'));
+  try {
+    await real('umoci', ['init', '--layout', join(dir, 'layout')]);
+    await real('umoci', ['new', '--image', `${join(dir, 'layout')}:t`]);
+    const archive = join(dir, 'prev.ociarchive');
+    await real('skopeo', ['copy', '--quiet', `oci:${join(dir, 'layout')}:t`, `oci-archive:${archive}`]);
+    const raw = (await real('skopeo', ['inspect', '--raw', `oci-archive:${archive}`])).stdout;
+    assert.is(await ociArchiveManifest(real, archive), raw);
+    assert.is(JSON.parse(raw).config.mediaType, 'application/vnd.oci.image.config.v1+json');
+    // An archive whose index lists no image manifest is refused with its name.
+    mkdirSync(join(dir, 'empty'));
+    writeFileSync(join(dir, 'empty/index.json'), '{"schemaVersion":2,"manifests":[]}');
+    await real('tar', ['-cf', join(dir, 'empty.ociarchive'), '-C', join(dir, 'empty'), 'index.json']);
+    let err: unknown;
+    await ociArchiveManifest(real, join(dir, 'empty.ociarchive')).catch((e) => {
+      err = e;
+    });
+    assert.instance(err, PipelineError);
+    assert.match((err as Error).message, `${join(dir, 'empty.ociarchive')}: expected one OCI image manifest`);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('runCompose, tree flow with a previous build: its manifest is in place before rpm-ostree runs', async () => {
+  if (!which('skopeo') || !which('umoci')) {
+    console.log('  (skipped: needs skopeo and umoci)');
+    return;
+  }
+  const dir = mkdtempSync(join(tmpdir(), 'compose-'));
+  try {
+    const p = planCompose(
+      request({
+        flow: 'tree',
+        previousBuild: true,
+        outputDir: join(dir, 'out'),
+        workDir: join(dir, 'work'),
+        cacheDir: join(dir, 'cache'),
+      }),
+    );
+    await real('umoci', ['init', '--layout', join(dir, 'layout')]);
+    await real('umoci', ['new', '--image', `${join(dir, 'layout')}:t`]);
+    mkdirSync(join(dir, 'out'));
+    await real('skopeo', [
+      'copy',
+      '--quiet',
+      `oci:${join(dir, 'layout')}:t`,
+      `oci-archive:${p.outputs.archive}`,
+    ]);
+    const { run, calls } = recorder({ 'skopeo inspect': { exitCode: 1 } });
+    let seen: string | undefined;
+    const both = async (cmd: string, args: readonly string[], opts?: RunOptions): Promise<RunResult> => {
+      if (cmd === 'tar') return real(cmd, args, opts);
+      if (args[1] === 'container-encapsulate') seen = readFileSync(p.previousManifest!.path, 'utf8');
+      return run(cmd, args, opts);
+    };
+    await runCompose(both, p, 'sha256:aa', Date.now);
+    assert.ok(calls.some((c) => c.argv.includes(`--previous-build-manifest=${p.previousManifest!.path}`)));
+    assert.is(seen, (await real('skopeo', ['inspect', '--raw', `oci-archive:${p.outputs.archive}`])).stdout);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test('input hash: covers treefile, lockfiles, repo files and overlay contents; not the mode', () => {
@@ -307,8 +399,21 @@ test('container mode with the image present runs exactly one podman command', as
         cacheDir: join(dir, 'cache'),
       }),
     );
-    const { run, calls } = recorder({ 'skopeo inspect': { exitCode: 1 } });
-    await runCompose(run, p, 'sha256:aa', Date.now);
+    const { run: recorded, calls } = recorder({ 'skopeo inspect': { exitCode: 1 } });
+    // The builder script's `rpm -q` output, as the container writes it into the work directory.
+    const run = async (cmd: string, args: readonly string[], opts?: RunOptions) => {
+      if (cmd === 'podman' && args[0] === 'run')
+        writeFileSync(
+          join(dir, 'work/builder-packages.txt'),
+          'rpm-ostree-2024.9-1.fc41.x86_64\ndistribution-gpg-keys-1.110-1.fc41.noarch\n',
+        );
+      return recorded(cmd, args, opts);
+    };
+    const outcome = await runCompose(run, p, 'sha256:aa', Date.now);
+    assert.equal(outcome.record.builderPackages, [
+      'rpm-ostree-2024.9-1.fc41.x86_64',
+      'distribution-gpg-keys-1.110-1.fc41.noarch',
+    ]);
     assert.equal(
       calls.filter((c) => c.argv[0] === 'podman').map((c) => c.argv),
       [

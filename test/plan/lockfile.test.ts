@@ -114,6 +114,15 @@ test("overrides: fedora-coreos-config's rules (ci/overrides.py @2d0fce6d): pins 
   ]);
   // Only the two types upstream writes.
   assert.equal(rules(entry('kernel', `${reason},type: hold`)), ['6:13 override-type']);
+  // What the user reads: the file as given, line and column of the value, the rule and the value.
+  const f = 'manifests/compose/manifest-lock.overrides.yaml';
+  assert.throws(
+    () => parseOverrides(entry('kernel', `${reason},type: hold`), f),
+    (e: unknown) =>
+      e instanceof ConfigError &&
+      e.message ===
+        `1 problem in configuration:\n  ${f}:6:13: override-type at /packages/kernel/metadata/type: metadata.type must be "pin" or "fast-track" (got "hold")`,
+  );
   assert.equal(rules('packages:\n  kernel:\n    evr: 1-1.fc41\n'), ['2:3 override-type']);
   // With the base lockfiles' packages: an override replaces a locked package (:233-267).
   const locked = new Set(['kernel', 'podman']);
