@@ -7,7 +7,8 @@
 import { existsSync, mkdirSync, renameSync, rmSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { PipelineError, UnavailableError } from '../errors.ts';
-import { hostArch, requireTool } from '../exec/tools.ts';
+import { podman } from '../exec/podman.ts';
+import { hostArch } from '../exec/tools.ts';
 import { ociArch } from '../plan/build-plan.ts';
 import type { ArchJob, ArtifactBackend, Produced } from './backend.ts';
 import { type ArtifactKind, artifactFile } from './layout.ts';
@@ -218,12 +219,11 @@ export const coreos: ArtifactBackend = {
       throw new UnavailableError(
         `the coreos backend builds ${job.arch} only on a ${job.arch} host (osbuild runs a VM of the builder's arch); this host is ${hostArch()}`,
       );
-    requireTool('podman');
     rmSync(job.work, { recursive: true, force: true });
     mkdirSync(job.work, { recursive: true });
     await ctx.log.step(
       'osbuild (custom-coreos-disk-images)',
-      () => ctx.run('podman', coreosArgs(job), { tag: job.arch, stream: true }),
+      () => podman(ctx.run, coreosArgs(job), { tag: job.arch, stream: true }),
       job.arch,
     );
     const produced: Produced[] = [];

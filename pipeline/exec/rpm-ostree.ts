@@ -28,6 +28,7 @@ import { basename, dirname, join, relative, sep } from 'node:path';
 import { PipelineError, ToolMissingError } from '../errors.ts';
 import { canonicalJson, writeAtomic } from '../files.ts';
 import type { FlattenResult, VarValue } from '../plan/treefile.ts';
+import { ensureImage, podman } from './podman.ts';
 import type { Runner } from './run.ts';
 import { archiveLabels } from './skopeo.ts';
 import { which } from './tools.ts';
@@ -448,20 +449,6 @@ export function resolveMode(
   );
 }
 
-/** Container mode needs the builder image locally or a registry to pull it from. */
-export async function ensureBuilderImage(run: Runner, image: string, tag?: string): Promise<void> {
-  const exists = await run('podman', ['image', 'exists', image], { allowFailure: true, tag });
-  if (exists.exitCode === 0) return;
-  const pulled = await run('podman', ['pull', image], { allowFailure: true, tag });
-  if (pulled.exitCode !== 0) {
-    const why = (pulled.stderr || pulled.stdout).trim().split('\n').slice(-2).join(' ');
-    throw new ToolMissingError(
-      `builder image ${image}`,
-      `not present locally and 'podman pull' failed (no network or registry access?): ${why}`,
-    );
-  }
-}
-
 export type ComposeOutcome =
   | { status: 'composed'; record: ComposeRecord }
   | { status: 'unchanged'; record: ComposeRecord };
@@ -538,7 +525,8 @@ export async function runCompose(
   if (!opts.force && previous?.inputHash === inputHash && existsSync(plan.outputs.archive)) {
     return { status: 'unchanged', record: previous };
   }
-  if (plan.podman) await ensureBuilderImage(run, req.builderImage, tag);
+  // Container mode needs the builder image locally or a registry to pull it from.
+  if (plan.podman) await ensureImage(run, req.builderImage, tag);
   for (const d of [req.workDir, req.cacheDir, req.outputDir, dirname(plan.wrapper.path)])
     mkdirSync(d, { recursive: true });
   rmSync(plan.outputs.changed, { force: true });
@@ -554,7 +542,7 @@ export async function runCompose(
     const versions = join(req.workDir, BUILDER_VERSIONS_FILE);
     rmSync(versions, { force: true });
     writeFileSync(plan.script.path, plan.script.text, { mode: 0o755 });
-    await run('podman', plan.podman, { stream: true, tag });
+    await podman(run, plan.podman, { stream: true, tag });
     if (existsSync(versions)) builderPackages = readFileSync(versions, 'utf8').split('\n').filter(Boolean);
   } else {
     for (const [cmd, ...args] of plan.steps) await run(cmd!, args, { stream: true, tag });

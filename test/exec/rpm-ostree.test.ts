@@ -7,10 +7,10 @@ import { fileURLToPath } from 'node:url';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { PipelineError, ToolMissingError } from '../../pipeline/errors.ts';
+import { ensureImage } from '../../pipeline/exec/podman.ts';
 import {
   type ComposeRequest,
   composeInputHash,
-  ensureBuilderImage,
   gatherComposeInputs,
   ociArchiveManifest,
   planCompose,
@@ -443,7 +443,7 @@ test('mode resolution: auto prefers host rpm-ostree, then podman; neither is exi
     (e: unknown) => e instanceof ToolMissingError,
   );
   const { run } = recorder();
-  await ensureBuilderImage(run, 'img');
+  await ensureImage(run, 'img');
 });
 
 test.run();
