@@ -1,6 +1,7 @@
 // `rock-image compose`: composes the RockNSM base OCI archive from manifests/compose with
 // rpm-ostree (host or builder container), with lockfiles, autolock and change detection;
-// `--print-only` shows the flattened treefile and exact command lines; `--diff` compares lockfiles.
+// `--print-only` shows the flattened treefile and exact command lines (`--json`: wrapper and treefile),
+// `--check-print-only` compares it with rpm-ostree's own; `--diff` compares lockfiles.
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { loadProject, projectPaths } from '../config/index.ts';

@@ -6,7 +6,9 @@
 // which is serde_json::to_writer_pretty of the parsed TreeComposeConfig (rust/src/treefile.rs:1541-1545):
 // - struct fields in declaration order (TreeComposeConfig :2502, then the flattened derive and base
 //   fields :2810, :2546); every map is a BTreeMap, so sorted; sets (packages, repo-packages'
-//   packages) are BTreeSets, so sorted too;
+//   packages) are BTreeSets, so sorted too; objects inside metadata values are serde_json Maps,
+//   sorted as well, since serde_json is built without preserve_order (no indexmap among its
+//   dependencies, Cargo.lock:3123-3131);
 // - None fields are left out (skip_serializing_if), variables, repovars and conditional-include
 //   never printed (skip_serializing, :2558-2561, :2590), include and arch-include taken while
 //   parsing (:587-611), so absent;
