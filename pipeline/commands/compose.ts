@@ -1,6 +1,7 @@
 // `rock-image compose`: composes the RockNSM base OCI archive from manifests/compose with
 // rpm-ostree (host or builder container), with lockfiles, autolock and change detection;
-// `--print-only` shows the flattened treefile and exact command lines; `--diff` compares lockfiles.
+// `--print-only` shows the flattened treefile and exact command lines (`--json`: wrapper and treefile),
+// `--check-print-only` compares it with rpm-ostree's own; `--diff` compares lockfiles.
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { loadProject, projectPaths } from '../config/index.ts';
@@ -38,6 +39,7 @@ import {
   parseOverrides,
   serializeLockfile,
 } from '../plan/lockfile.ts';
+import { compareTreefiles, formatDifferences } from '../plan/print-only-compare.ts';
 import { type FlattenResult, flattenTreefile, type VarValue } from '../plan/treefile.ts';
 import { composeOutputDir } from './compose-paths.ts';
 import { archesOption, type Command, type Context } from './types.ts';
@@ -224,6 +226,41 @@ export function formatComposePlan(plans: ArchPlan[]): string {
     .join('\n');
 }
 
+/**
+ * `--print-only --json`: per arch, the wrapper treefile a compose hands rpm-ostree (its path and
+ * content) and the flattened treefile, so `rpm-ostree compose tree --print-only` can be run on
+ * the very same wrapper and compared (`--check-print-only`).
+ */
+export function composePlanJson(plans: ArchPlan[]): string {
+  const byArch = Object.fromEntries(
+    plans.map((p) => [
+      p.arch,
+      {
+        wrapper: { path: p.plan.wrapper.path, treefile: JSON.parse(p.plan.wrapper.text) as unknown },
+        treefile: p.flattened.treefile,
+      },
+    ]),
+  );
+  return `${JSON.stringify(byArch, null, 2)}\n`;
+}
+
+/**
+ * `--check-print-only FILE`: FILE is what `rpm-ostree compose tree --print-only WRAPPER` printed on
+ * an `arch` host; every difference from our flattened treefile, with its JSON path.
+ */
+export function checkPrintOnly(plan: ArchPlan, rpmOstreeOutput: string, file: string): string {
+  let theirs: unknown;
+  try {
+    theirs = JSON.parse(rpmOstreeOutput);
+  } catch (err) {
+    throw new UsageError(`${file}: not JSON (${(err as Error).message})`);
+  }
+  const diffs = compareTreefiles(plan.flattened.treefile, theirs);
+  return diffs.length
+    ? `${plan.arch}: ${diffs.length} difference(s) from rpm-ostree compose tree --print-only (${file}):\n${formatDifferences(diffs)}`
+    : '';
+}
+
 function unlockedMessage(ref: string): string {
   return `builder image ${ref} is a tag that ${IMAGE_LOCK_FILE} does not pin; a compose refuses to run it until 'rock-image compose --lock-builder' (registry access) records its digest`;
 }
@@ -299,7 +336,11 @@ Options:
                        auto (default: host if rpm-ostree is installed, else container)
   --builder-image REF  builder image for container mode (default: the stream's, ${DEFAULT_BUILDER_IMAGE})
   --force              compose even when the input hash is unchanged
-  --print-only         print the flattened treefile per arch and the exact command lines; run nothing
+  --print-only         print the flattened treefile per arch and the exact command lines; run nothing;
+                       with --json: {ARCH: {wrapper: {path, treefile}, treefile}} as JSON
+  --check-print-only F compare F, what 'rpm-ostree compose tree --print-only' printed for the
+                       wrapper treefile (--print-only --json) on an --arch host, with the
+                       flattened treefile; exit 1 listing each difference's JSON path; run nothing
   --diff OLD NEW       package changes between two lockfiles (release notes); --json for JSON
   --lock-builder       resolve the builder image tag of every stream (or of --stream, and
                        --builder-image) to its digest now and write ${IMAGE_LOCK_FILE}; container
@@ -318,6 +359,7 @@ Exit 69 when neither rpm-ostree nor podman (with the builder image pullable) is 
     'builder-image': { type: 'string' },
     force: { type: 'boolean' },
     'print-only': { type: 'boolean' },
+    'check-print-only': { type: 'string' },
     diff: { type: 'string' },
     json: { type: 'boolean' },
     'lock-builder': { type: 'boolean' },
@@ -350,8 +392,9 @@ Exit 69 when neither rpm-ostree nor podman (with the builder image pullable) is 
     const settings = streamComposeSettings(ctx.root, values.stream);
     if (typeof values['builder-image'] === 'string') settings.builderImage = values['builder-image'];
     const printOnly = Boolean(values['print-only']);
+    const planOnly = printOnly || typeof values['check-print-only'] === 'string';
     // Printing never needs the tools; running resolves the mode (exit 69 when nothing can compose).
-    const resolved: ComposeMode = printOnly
+    const resolved: ComposeMode = planOnly
       ? mode === 'auto'
         ? 'container'
         : (mode as ComposeMode)
@@ -365,7 +408,23 @@ Exit 69 when neither rpm-ostree nor podman (with the builder image pullable) is 
       force: Boolean(values.force),
     });
     if (printOnly) {
-      ctx.stdout.write(formatComposePlan(planStreamCompose(opts)));
+      const plans = planStreamCompose(opts);
+      ctx.stdout.write(values.json ? composePlanJson(plans) : formatComposePlan(plans));
+      return ExitCode.ok;
+    }
+    if (typeof values['check-print-only'] === 'string') {
+      if (opts.arches.length !== 1)
+        throw new UsageError('--check-print-only compares one arch: give exactly one --arch');
+      const file = values['check-print-only'];
+      const [p] = planStreamCompose(opts);
+      const report = checkPrintOnly(p!, readFileSync(resolve(ctx.cwd, file), 'utf8'), file);
+      if (report) {
+        ctx.stdout.write(report);
+        return ExitCode.failure;
+      }
+      ctx.stdout.write(
+        `${p!.arch}: the flattened treefile matches rpm-ostree compose tree --print-only (${file})\n`,
+      );
       return ExitCode.ok;
     }
     const host = hostArch();

@@ -376,4 +376,84 @@ test("the podman command line: coreos-assembler's way of running its builder, fl
   );
 });
 
+/**
+ * The names serde prints for `struct`'s fields, in declaration order: kebab-case or the `rename`,
+ * `#[serde(flatten)]` fields expanded (`flat` gives their structs), `skip_serializing` ones left out.
+ */
+function serdeFields(source: string, struct: string, flat: Record<string, string>): string[] {
+  const body = new RegExp(`pub\\(crate\\) struct ${struct} \\{\\n([\\s\\S]*?)\\n\\}`).exec(source)![1]!;
+  const out: string[] = [];
+  let attrs = '';
+  for (const line of body.split('\n')) {
+    const t = line.trim();
+    if (t.startsWith('#[')) attrs += t;
+    const f = /^pub\(crate\) (\w+): ([\w:]+)/.exec(t);
+    if (!f) continue;
+    const rename = /rename = "([^"]+)"/.exec(attrs)?.[1];
+    if (attrs.includes('flatten')) {
+      if (flat[f[2]!]) out.push(...serdeFields(source, flat[f[2]!]!, flat));
+    } else if (!/skip_serializing[)\]]|skip_serializing,/.test(attrs))
+      out.push(rename ?? f[1]!.replace(/_/g, '-'));
+    attrs = '';
+  }
+  return out;
+}
+
+test('what rpm-ostree compose tree --print-only prints, as pipeline/plan/print-only-compare.ts cites it', async () => {
+  const at = (path: string, from: number, to?: number) =>
+    lines('coreos/rpm-ostree', RPMOSTREE, path, from, to);
+  // Before --repo is looked at: parse, print, return (no repo, no fetch, no --unified-core).
+  assert.match(
+    await at('src/app/rpmostree-compose-builtin-tree.cxx', 1572, 1581),
+    /if \(opt_print_only\)\n\s+\{\n\s+CXX_TRY_VAR \(treefile, rpmostreecxx::treefile_new \(treefile_path, basearch\), error\);\n\s+treefile->prettyprint_json_stdout \(\);\n\s+return TRUE;\n\s+\}\n\n\s+if \(!opt_repo\)/,
+  );
+  // compose tree is a local command that does not require root.
+  assert.match(
+    await at('src/app/rpmostree-builtin-compose.cxx', 32),
+    /\{ "tree", RPM_OSTREE_BUILTIN_FLAG_LOCAL_CMD,$/,
+  );
+  assert.match(
+    await at('rust/src/treefile.rs', 1541, 1545),
+    /serde_json::to_writer_pretty\(out, &self\.parsed\)/,
+  );
+  assert.match(await at('rust/src/treefile.rs', 117), /\(None, Some\(arch\)\) => Some\(arch\.into\(\)\),/);
+  assert.match(await at('rust/src/treefile.rs', 212), /treefile\.packages = Some\(pkgs\);/);
+  assert.match(
+    await at('rust/src/treefile.rs', 2701),
+    /pub\(crate\) extra: HashMap<String, serde_json::Value>,/,
+  );
+  // serde_json without preserve_order (no indexmap): its Map is a BTreeMap, printed sorted.
+  const lock = await at('Cargo.lock', 3123, 3131);
+  assert.match(lock, /^name = "serde_json"/);
+  assert.not.match(lock, /indexmap/);
+
+  // Our printed key order is serde's field order, read from the structs.
+  const rs = await file('coreos/rpm-ostree', RPMOSTREE, 'rust/src/treefile.rs');
+  const order = serdeFields(rs, 'TreeComposeConfig', {
+    DeriveConfigFields: 'DeriveConfigFields',
+    BaseComposeConfigFields: 'BaseComposeConfigFields',
+    LegacyTreeComposeConfigFields: 'LegacyTreeComposeConfigFields',
+  });
+  for (const k of ['packages', 'ref', 'basearch', 'rojig', 'repos', 'container-cmd'])
+    assert.ok(order.includes(k), k);
+  for (const k of ['variables', 'repovars', 'conditional-include', 'extra'])
+    assert.not.ok(order.includes(k), k);
+  for (const tree of ['test/fixtures/fcos-shaped/manifest.yaml', 'manifests/compose/manifest.yaml'])
+    for (const basearch of ['x86_64', 'aarch64']) {
+      const keys = Object.keys(
+        flattenTreefile({
+          file: `${repoRoot}/${tree}`,
+          basearch,
+          read,
+          variables: { stream: 'stable', prod: true },
+        }).treefile,
+      );
+      assert.equal(
+        keys,
+        order.filter((k) => keys.includes(k)),
+        `${tree} ${basearch}`,
+      );
+    }
+});
+
 test.run();

@@ -12,7 +12,7 @@ import * as assert from 'uvu/assert';
 import { parse } from 'yaml';
 import { platformsOfStream } from '../../pipeline/artifacts/layout.ts';
 import { commands } from '../../pipeline/commands/index.ts';
-import { legMatrix } from '../../pipeline/gha.ts';
+import { legMatrix, runners } from '../../pipeline/gha.ts';
 import { cacheDir, repoRoot } from '../world/fcos-base.ts';
 import { needTool, shResult } from '../world/tools.ts';
 import {
@@ -232,6 +232,29 @@ test('ci.yml runs the aarch64 sensor OS (left out of the default run) in a job o
   assert.ok(step.run!.endsWith("npm test -- sensor/on-aarch64'"), step.run);
   assert.is(step.env?.ROCK_TEST_SENSOR_AARCH64, '1');
   assert.ok(Number(job['timeout-minutes']) >= 60);
+});
+
+test('ci.yml compares the flattener with the real rpm-ostree on each arch native runner', () => {
+  const job = loadWorkflow('ci.yml').jobs['rpm-ostree-print-only']!;
+  assert.is(job['runs-on'], expr('matrix.runner'));
+  const matrix = (job.strategy as { matrix: { include: { arch: string; runner: string }[] } }).matrix;
+  // --print-only flattens for the host's arch: every arch on its own runner, as the legs run.
+  assert.equal(
+    Object.fromEntries(matrix.include.map((m) => [m.arch, m.runner])),
+    Object.fromEntries(Object.entries(runners)),
+  );
+  assert.ok(Number(job['timeout-minutes']) <= 30);
+  assert.is(job.permissions, undefined);
+  const run = job.steps!.map((s) => s.run ?? '').join('\n');
+  for (const tree of ['test/fixtures/fcos-shaped/manifest.yaml', 'manifests/compose/manifest.yaml'])
+    assert.ok(run.includes(tree), tree);
+  assert.match(run, 'for f in manifests/streams/*.yaml');
+  assert.match(run, 'rpm-ostree compose tree --print-only "$d/wrapper.json"');
+  // The wrapper and the check come from the same arguments: the same tree, stream, arch and mode.
+  const lines = rockImageInvocations(run, 'ci.yml').map((i) => [i.command, ...i.args].join(' '));
+  const common = '--stream $stream --arch $ARCH --treefile $tree --mode host --output $d';
+  assert.ok(lines.includes(`compose --print-only --json ${common} >$d/rock-image.json`), lines.join('\n'));
+  assert.ok(lines.includes(`compose --check-print-only $d/rpm-ostree.json ${common}`), lines.join('\n'));
 });
 
 const pinned = /^[\w.-]+\/[\w.-]+(\/[\w./-]+)?@[0-9a-f]{40}$/;
