@@ -82,6 +82,11 @@ export interface Existing {
   files: Record<string, { size: number; sha256: string }>;
   releases?: ReleasesDoc;
   updates?: UpdatesDoc;
+  /**
+   * Documents the site holds, by path (the version's release.json, streams/<s>.json): a document
+   * rendered again with the same content keeps its last-modified, so a re-run writes nothing.
+   */
+  documents?: Record<string, unknown>;
 }
 
 export interface ReleaseEntry {
