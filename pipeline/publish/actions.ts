@@ -40,7 +40,7 @@ export type Action =
   | { kind: 'github-publish'; release: Release; assets: string[] };
 
 /** What executing an action found: it did it, or the target already held exactly that. */
-export type Outcome = 'done' | 'already-present' | 'skipped';
+export type Outcome = 'done' | 'already-present';
 
 /**
  * The steps the JSON log marks when each is complete (`publish-step` events; tests kill the
