@@ -8,6 +8,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ExitCode, PipelineError, UsageError } from '../errors.ts';
 import { createGitHub } from '../exec/github.ts';
+import { ACTIONS_SCHEMA, planActions } from '../publish/actions.ts';
 import { applyPlan, writeDocument } from '../publish/apply.ts';
 import { checkServed } from '../publish/github.ts';
 import { readBuilds, readDoc, readExisting } from '../publish/read.ts';
@@ -75,6 +76,8 @@ Options:
   --github OWNER/REPO, --github-api URL   the repository whose release vV holds the disk images
                         (default: S2's publish.github); checked to serve them before anything is written
 ${controlsUsage}
+  --plan                print the plan as JSON and change nothing: the site plan and the actions
+                        promote runs, in order (as for publish)
 `,
   options: {
     version: { type: 'string' },
@@ -84,6 +87,7 @@ ${controlsUsage}
     github: { type: 'string' },
     'github-api': { type: 'string' },
     ...controlOptions,
+    plan: { type: 'boolean' },
   },
   async run(ctx, v) {
     const from = str(v, 'from');
@@ -119,12 +123,18 @@ ${controlsUsage}
       baseUrl: t.baseUrl,
       imageRepo: t.registry ?? `oci:${t.siteDir}/oci`,
       controls,
-      existing: await readExisting(t.siteDir, to, dests),
+      existing: await readExisting(t.siteDir, to, dests, t.version),
       now: ctx.now(),
       nativeDisks: nativeDisksOf(ctx, to),
       signed: Boolean(str(v, 'sign-by')),
       artifactHost: artifactHostOf(ctx, to, t.version, githubRepoOf(ctx, v, to)),
     });
+    const images = await imageJob(ctx, t, plan, v, [to]);
+    if (v.plan) {
+      const actions = planActions({ plan, images, signBy: str(v, 'sign-by') });
+      ctx.stdout.write(`${JSON.stringify({ schema: ACTIONS_SCHEMA, site: plan, actions }, null, 2)}\n`);
+      return ExitCode.ok;
+    }
     await checkSigner(ctx, to, t, str(v, 'sign-by'));
     const served = plan.files.filter((f) => f.served === 'github');
     if (served.length) {
@@ -141,7 +151,7 @@ ${controlsUsage}
       githubChecked: served.length > 0,
       plan,
       siteDir: t.siteDir,
-      images: imageJob(ctx, t, plan, v, [to]),
+      images,
       signBy: str(v, 'sign-by'),
       gpgHome: ctx.env.GNUPGHOME,
       link: true,

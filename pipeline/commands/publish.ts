@@ -7,7 +7,9 @@ import { loadProject, projectPaths, resolveStream } from '../config/index.ts';
 import { DataError, ExitCode, UsageError } from '../errors.ts';
 import { createGitHub } from '../exec/github.ts';
 import { fingerprint, showKeysSync } from '../exec/gpg.ts';
-import { type ApplyRequest, applyPlan } from '../publish/apply.ts';
+import { ACTIONS_SCHEMA, type ImageJob, planActions } from '../publish/actions.ts';
+import { applyPlan } from '../publish/apply.ts';
+import { archiveManifest, type PlannedImage } from '../publish/images.ts';
 import { readBuilds, readExisting } from '../publish/read.ts';
 import {
   type ArtifactHost,
@@ -131,17 +133,29 @@ export function resolveTarget(ctx: Context, v: Values, stream: string): Target {
   };
 }
 
-/** The image half of the request: registry or the site's OCI layout, tags, signing. */
-export function imageJob(
+/**
+ * The image half of the request: registry or the site's OCI layout, tags, signing; each archive's
+ * manifest descriptor read from its index.json, so the plan names the index digest.
+ */
+export async function imageJob(
   ctx: Context,
   t: Target,
   plan: SitePlan,
   v: Values,
   tags: string[],
-): ApplyRequest['images'] {
+): Promise<ImageJob> {
   const builds = readBuilds(t.buildRoot, t.version);
   const oci = !t.registry;
   const signBy = str(v, 'sign-by');
+  const archives: PlannedImage[] = [];
+  for (const b of builds.filter((x) => plan.arches.includes(x.arch)))
+    archives.push(
+      await archiveManifest(ctx.run, {
+        arch: b.arch,
+        archive: `${b.dir}/${b.meta.images.ostree!.path}`,
+        digest: b.meta['rocknsm.image-digest']!,
+      }),
+    );
   return {
     target: {
       repo: oci ? `oci:${t.siteDir}/oci` : `docker://${t.registry}`,
@@ -149,13 +163,7 @@ export function imageJob(
       tlsVerify: !v['insecure-registry'],
       run: ctx.run,
     },
-    archives: builds
-      .filter((b) => plan.arches.includes(b.arch))
-      .map((b) => ({
-        arch: b.arch,
-        archive: `${b.dir}/${b.meta.images.ostree!.path}`,
-        digest: b.meta['rocknsm.image-digest']!,
-      })),
+    archives,
     tags,
     // Simple signing names a registry identity; an OCI layout on the site has none, so it is not signed.
     sign:
@@ -246,7 +254,9 @@ Options:
   --barrier REASON, --deadend REASON, --rollout-hours N, --rollout-start T,
   --rollout-start-percentage P
                         rollout controls for this release in updates/S.json
-  --plan                print the plan as JSON and change nothing
+  --plan                print the plan as JSON and change nothing: the site plan (files,
+                        documents) and the actions publish runs, in order (each one is logged
+                        with its outcome in DIR/logs/publish-*.jsonl)
 `,
   options: {
     stream: { type: 'string' },
@@ -268,7 +278,7 @@ Options:
     const dests = builds.flatMap((b) =>
       Object.values(b.meta.images).map((i) => `${buildDir(stream, t.version)}/${b.arch}/${i.path}`),
     );
-    const existing = await readExisting(t.siteDir, stream, dests);
+    const existing = await readExisting(t.siteDir, stream, dests, t.version);
     const plan = planSite({
       stream,
       version: t.version,
@@ -286,36 +296,44 @@ Options:
     for (const b of builds)
       if (!b.meta.images.ostree)
         throw new DataError(`${b.dir}/meta.json: no images.ostree (the OCI archive)`);
+    const signBy = str(v, 'sign-by');
+    const spec = repo
+      ? {
+          tag: `v${t.version}`,
+          name: `RockNSM ${t.version} (${stream})`,
+          body: `RockNSM sensor OS ${t.version}, stream ${stream}.\n\nStream metadata: ${t.baseUrl}/streams/${stream}.json`,
+          prerelease: stream !== 'stable',
+        }
+      : undefined;
+    // A signed stream's key is checked before anything is read or written (--plan writes nothing).
+    if (!v.plan) await checkSigner(ctx, stream, t, signBy);
+    const images = await imageJob(ctx, t, plan, v, [stream, t.version]);
     if (v.plan) {
-      ctx.stdout.write(`${JSON.stringify(plan, null, 2)}\n`);
+      const actions = planActions({ plan, images, signBy, github: spec && { spec } });
+      ctx.stdout.write(`${JSON.stringify({ schema: ACTIONS_SCHEMA, site: plan, actions }, null, 2)}\n`);
       return ExitCode.ok;
     }
-    await checkSigner(ctx, stream, t, str(v, 'sign-by'));
     attachLog(ctx, t, 'publish');
     const token = ctx.env.GITHUB_TOKEN ?? '';
     if (repo && token && ctx.env.GITHUB_ACTIONS === 'true') ctx.stdout.write(`::add-mask::${token}\n`);
-    const github = repo
-      ? {
-          gh: createGitHub({
-            token,
-            repo,
-            baseUrl: str(v, 'github-api') ?? ctx.env.GITHUB_API_URL,
-            warn: (m) => ctx.log.warn(m),
-            writeIntervalMs: intOption(v, 'github-pace-ms'),
-          }),
-          spec: {
-            tag: `v${t.version}`,
-            name: `RockNSM ${t.version} (${stream})`,
-            body: `RockNSM sensor OS ${t.version}, stream ${stream}.\n\nStream metadata: ${t.baseUrl}/streams/${stream}.json`,
-            prerelease: stream !== 'stable',
-          },
-        }
-      : undefined;
+    const github =
+      repo && spec
+        ? {
+            gh: createGitHub({
+              token,
+              repo,
+              baseUrl: str(v, 'github-api') ?? ctx.env.GITHUB_API_URL,
+              warn: (m) => ctx.log.warn(m),
+              writeIntervalMs: intOption(v, 'github-pace-ms'),
+            }),
+            spec,
+          }
+        : undefined;
     const result = await applyPlan({
       plan,
       siteDir: t.siteDir,
-      images: imageJob(ctx, t, plan, v, [stream, t.version]),
-      signBy: str(v, 'sign-by'),
+      images,
+      signBy,
       gpgHome: ctx.env.GNUPGHOME,
       github,
       log: ctx.log,

@@ -1,46 +1,42 @@
-// Applies a site plan in the order that keeps every reader consistent: images pushed by digest and
-// artifacts copied in, every artifact signed and SHA256SUMS written, the GitHub draft filled; then
-// tags; then the metadata (each document schema-checked and written atomically); the GitHub
-// release is published last. Each step checks what is already there, so a re-run converges.
+// Applies a site plan: runs the actions planActions (actions.ts) makes of it, in the order that
+// keeps every reader consistent: images pushed by digest and artifacts copied in, every artifact
+// signed and SHA256SUMS written, the GitHub draft filled; then signatures and tags; then the
+// metadata (each document schema-checked and written atomically); the GitHub release is
+// published last. Each action checks what is already there, so a re-run converges.
 import { createHash } from 'node:crypto';
 import { copyFileSync, existsSync, linkSync, mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { PipelineError } from '../errors.ts';
 import type { GitHub } from '../exec/github.ts';
 import { signFile } from '../exec/gpg.ts';
 import { sha256File, writeAtomic } from '../files.ts';
 import type { Logger } from '../log.ts';
-import { type ReleaseSpec, syncRelease, type WantedAsset } from './github.ts';
 import {
-  type ArchImage,
-  type ImageTarget,
-  type Pushed,
-  pushImages,
-  type SignOptions,
-  signAndTag,
-} from './images.ts';
+  type Action,
+  type ActionInput,
+  type Outcome,
+  PHASES,
+  type Phase,
+  type PlannedAsset,
+  phaseOf,
+  planActions,
+  type Release,
+} from './actions.ts';
+import { syncRelease, type WantedAsset } from './github.ts';
+import { openPush, openTagging, type Pushed, type PushSession, type TagSession } from './images.ts';
 import type { Document, SitePlan } from './site.ts';
 import { checkDoc } from './validate.ts';
 
-export interface ImageJob {
-  target: ImageTarget;
-  archives: ArchImage[];
-  tags: string[];
-  sign: SignOptions;
-}
+export type { ImageJob } from './actions.ts';
 
-export interface ApplyRequest {
-  plan: SitePlan;
+export interface ApplyRequest extends ActionInput {
   siteDir: string;
-  images?: ImageJob;
-  /** GPG key for the artifacts' .sig files; without it nothing is signed (and coreos-installer needs --insecure). */
-  signBy?: string;
-  gpgHome?: string;
-  github?: { gh: GitHub; spec: Omit<ReleaseSpec, 'assets'> };
+  github?: { gh: GitHub; spec: Release };
   /** Files named at a GitHub release were checked there already (promote: publish put them). */
   githubChecked?: boolean;
   /** How files get into the site: copied (publish) or hard-linked where possible (promote). */
   link?: boolean;
+  gpgHome?: string;
   log: Logger;
 }
 
@@ -50,6 +46,8 @@ export interface ApplyResult {
   signed: string[];
   documents: Record<string, 'written' | 'unchanged'>;
   github?: string;
+  /** Every action run, in order, with its outcome (as the JSON log has them). */
+  actions: { action: Action; outcome: Outcome }[];
 }
 
 /** Deterministic JSON: two-space indent, trailing newline. */
@@ -68,153 +66,202 @@ export function writeDocument(siteDir: string, d: Document): 'written' | 'unchan
 /** Marks a step boundary in the JSON log (tests kill the process at these). */
 const boundary = (log: Logger, step: string) => log.event({ event: 'publish-step', step });
 
+const phaseTitle: Record<Phase, string> = {
+  images: 'push images by digest',
+  artifacts: 'copy and sign artifacts',
+  'github-assets': 'GitHub draft release and assets',
+  tags: 'sign and tag',
+  metadata: 'write metadata',
+  done: 'GitHub publish release',
+};
+
+const outcome = (did: boolean): Outcome => (did ? 'done' : 'already-present');
+
+/**
+ * Runs the actions planActions makes of the request, in order, one phase (step) at a time; each
+ * action's outcome is logged as a `publish-action` event, each finished phase as a `publish-step`.
+ */
 export async function applyPlan(req: ApplyRequest): Promise<ApplyResult> {
   const { plan, siteDir, log } = req;
-  const result: ApplyResult = { files: {}, signed: [], documents: {} };
+  const actions = planActions(req);
+  const result: ApplyResult = { files: {}, signed: [], documents: {}, actions: [] };
+  const job = req.images;
+  let push: PushSession | undefined;
+  let tagging: TagSession | undefined;
+  let draft: Awaited<ReturnType<typeof syncRelease>> | undefined;
+  const docs = new Map(plan.documents.map((d) => [d.path, d]));
 
-  if (req.images) {
-    const job = req.images;
-    result.pushed = await log.step('push images by digest', () => pushImages(job.target, job.archives));
-    log.info(`index ${result.pushed.index}`);
-  }
-  boundary(log, 'images');
-
-  await log.step('copy artifacts', async () => {
-    for (const f of plan.files) {
-      const dest = join(siteDir, f.dest);
-      if (f.state === 'present') {
-        result.files[f.dest] = 'present';
-        continue;
-      }
-      // A replaced file's old signature must not outlive it.
-      rmSync(`${dest}.sig`, { force: true });
-      mkdirSync(dirname(dest), { recursive: true });
-      const tmp = join(dirname(dest), `.${f.name}.tmp-${process.pid}`);
-      rmSync(tmp, { force: true });
-      if (req.link) {
-        try {
-          linkSync(f.src, tmp);
-        } catch {
-          copyFileSync(f.src, tmp);
+  const run = async (a: Action): Promise<Outcome> => {
+    switch (a.kind) {
+      case 'push-image':
+      case 'push-index': {
+        if (!job) throw new PipelineError(`${a.kind}: no image target`);
+        if (!push) {
+          push = await openPush(job.target, job.archives);
+          const index = actions.find((x) => x.kind === 'push-index')?.digest;
+          if (push.index !== index)
+            throw new PipelineError(
+              `the archives make index ${push.index}, the plan says ${index}: their manifests differ from what their index.json names`,
+            );
         }
-      } else copyFileSync(f.src, tmp);
-      const got = await sha256File(tmp);
-      if (got !== f.sha256) {
-        rmSync(tmp, { force: true });
-        throw new PipelineError(`${f.src}: sha256 ${got}, but meta.json records ${f.sha256}; not published`);
+        const r = a.kind === 'push-image' ? await push.pushArch(a.arch) : await push.pushIndex();
+        if (a.kind === 'push-index') {
+          result.pushed = { manifests: push.manifests, index: push.index };
+          log.info(`index ${push.index}`);
+        }
+        return outcome(r === 'pushed');
       }
-      renameSync(tmp, dest);
-      result.files[f.dest] = 'copied';
-    }
-    for (const s of plan.sums) {
-      const dest = join(siteDir, s.dest);
-      if (existsSync(dest) && readFileSync(dest, 'utf8') === s.text) continue;
-      rmSync(`${dest}.sig`, { force: true });
-      writeAtomic(dest, s.text);
-    }
-    const all = join(siteDir, plan.files[0] ? dirname(dirname(plan.files[0].dest)) : '.', 'SHA256SUMS');
-    const text = [...new Set(plan.files.map((f) => `${f.sha256}  ${f.name}\n`))].join('');
-    if (!existsSync(all) || readFileSync(all, 'utf8') !== text) {
-      rmSync(`${all}.sig`, { force: true });
-      writeAtomic(all, text);
-    }
-  });
-  if (req.signBy) {
-    const key = req.signBy;
-    await log.step('sign artifacts', async () => {
-      const dir = dirname(dirname(plan.files[0]?.dest ?? '.'));
-      const targets = [
-        ...plan.files.map((f) => f.dest),
-        ...plan.sums.map((s) => s.dest),
-        join(dir, 'SHA256SUMS'),
-      ];
-      for (const t of targets) {
-        const file = join(siteDir, t);
-        if (existsSync(`${file}.sig`)) continue;
-        await signFile(file, key, req.gpgHome);
-        result.signed.push(t);
+      case 'copy-file': {
+        const present = plan.files.find((f) => f.dest === a.dest)?.state === 'present';
+        const copied = await copyIn(siteDir, a, present, Boolean(req.link));
+        result.files[a.dest] = copied ? 'copied' : 'present';
+        return outcome(copied);
       }
-    });
-  }
-  boundary(log, 'artifacts');
-
-  if (req.github) {
-    const gh = req.github;
-    const assets = releaseAssets(plan, siteDir, Boolean(req.signBy));
-    const draft = await log.step('GitHub draft release and assets', () =>
-      syncRelease(gh.gh, { ...gh.spec, assets }, { publish: false, log: (m) => log.info(m) }),
-    );
-    // The documents name these files at the release's download URL: GitHub's own must be it.
-    const named = plan.files.filter((f) => f.served === 'github');
-    if (named.length) {
-      const have = await gh.gh.listAssets(draft.release.id);
-      const wrong = named.filter(
-        (f) => have.find((a) => a.name === f.name)?.browser_download_url !== f.location,
-      );
-      if (wrong.length)
-        throw new PipelineError(
-          `GitHub serves ${wrong.map((f) => `${f.name} at ${have.find((a) => a.name === f.name)?.browser_download_url ?? 'no URL (not an asset)'}`).join(', ')}, not where the metadata would name it (${wrong[0]!.location}); metadata not written. Set GITHUB_SERVER_URL to the server's web URL.`,
+      case 'write-sums': {
+        const dest = join(siteDir, a.dest);
+        if (existsSync(dest) && readFileSync(dest, 'utf8') === a.text) return 'already-present';
+        rmSync(`${dest}.sig`, { force: true });
+        writeAtomic(dest, a.text);
+        return 'done';
+      }
+      case 'sign-file': {
+        const file = join(siteDir, a.file);
+        if (existsSync(`${file}.sig`)) return 'already-present';
+        await signFile(file, req.signBy!, req.gpgHome);
+        result.signed.push(a.file);
+        return 'done';
+      }
+      case 'github-draft': {
+        const gh = req.github!;
+        draft = await syncRelease(
+          gh.gh,
+          { ...a.release, assets: wantedAssets(siteDir, a.assets) },
+          { publish: false, log: (m) => log.info(m) },
         );
+        await checkDownloads(gh.gh, draft.release.id, plan);
+        return outcome(Object.values(draft.assets).some((r) => r !== 'kept'));
+      }
+      case 'sign-image':
+      case 'tag': {
+        if (!job || !result.pushed) throw new PipelineError(`${a.kind}: no images pushed`);
+        tagging ??= await openTagging(job.target, result.pushed, job.sign);
+        if (a.kind === 'sign-image') return outcome((await tagging.sign(a.digest, a.identity)) === 'signed');
+        if (a.digest !== result.pushed.index)
+          throw new PipelineError(`tag ${a.tag}: planned ${a.digest}, pushed ${result.pushed.index}`);
+        const r = await tagging.tag(a.tag);
+        log.info(`tag ${a.tag} ${r}`);
+        return outcome(r !== 'already-tagged');
+      }
+      case 'write-document': {
+        const d = docs.get(a.path);
+        if (!d) throw new PipelineError(`${a.path}: not a document of the plan`);
+        const r = writeDocument(siteDir, d);
+        result.documents[a.path] = r;
+        return outcome(r === 'written');
+      }
+      case 'github-publish': {
+        const gh = req.github!;
+        const r = await syncRelease(
+          gh.gh,
+          { ...a.release, assets: wantedAssets(siteDir, draftAssets(actions)) },
+          { publish: true, log: (m) => log.info(m) },
+        );
+        result.github = r.published;
+        return outcome(r.published === 'published');
+      }
     }
-  } else if (!req.githubChecked && plan.files.some((f) => f.served === 'github'))
-    throw new PipelineError(
-      'the plan names files at a GitHub release, but no GitHub release is being made; metadata not written',
-    );
-  boundary(log, 'github-assets');
+  };
 
-  if (req.images && result.pushed) {
-    const job = req.images;
-    const pushed = result.pushed;
-    const r = await log.step(`sign and tag ${job.tags.join(', ')}`, () =>
-      signAndTag(job.target, pushed, job.tags, job.sign),
-    );
-    log.info(
-      `tags: ${Object.entries(r.tags)
-        .map(([t, s]) => `${t} ${s}`)
-        .join(', ')}`,
-    );
-  }
-  boundary(log, 'tags');
-
-  await log.step('write metadata', async () => {
-    // Everything a document refers to exists now; check anyway before the first one lands.
-    for (const f of plan.files) {
-      if (!existsSync(join(siteDir, f.dest)))
-        throw new PipelineError(`${f.dest} is missing; metadata not written`);
-      if (req.signBy && !existsSync(join(siteDir, `${f.dest}.sig`)))
-        throw new PipelineError(`${f.dest}.sig is missing; metadata not written`);
+  try {
+    for (const phase of PHASES) {
+      const todo = actions.filter((a) => phaseOf(a) === phase);
+      if (phase === 'github-assets' && !req.github && !req.githubChecked)
+        if (plan.files.some((f) => f.served === 'github'))
+          throw new PipelineError(
+            'the plan names files at a GitHub release, but no GitHub release is being made; metadata not written',
+          );
+      // Everything a document refers to exists now; check anyway before the first one lands.
+      if (phase === 'metadata')
+        for (const a of actions) {
+          const f = a.kind === 'copy-file' ? a.dest : a.kind === 'sign-file' ? `${a.file}.sig` : undefined;
+          if (f && !existsSync(join(siteDir, f)))
+            throw new PipelineError(`${f} is missing; metadata not written`);
+        }
+      if (todo.length)
+        await log.step(phaseTitle[phase], async () => {
+          for (const a of todo) {
+            const o = await run(a);
+            log.event({ event: 'publish-action', action: a, outcome: o });
+            result.actions.push({ action: a, outcome: o });
+          }
+        });
+      boundary(log, phase);
     }
-    for (const d of plan.documents) result.documents[d.path] = writeDocument(siteDir, d);
-  });
-  boundary(log, 'metadata');
-
-  if (req.github) {
-    const gh = req.github;
-    const assets = releaseAssets(plan, siteDir, Boolean(req.signBy));
-    const r = await log.step('GitHub publish release', () =>
-      syncRelease(gh.gh, { ...gh.spec, assets }, { publish: true, log: (m) => log.info(m) }),
-    );
-    result.github = r.published;
+  } finally {
+    push?.close();
+    tagging?.close();
   }
-  boundary(log, 'done');
   return result;
 }
 
-/** GitHub assets: every artifact, its .sig, and the version's SHA256SUMS (+ .sig). */
-export function releaseAssets(plan: SitePlan, siteDir: string, signed: boolean): WantedAsset[] {
-  const out: WantedAsset[] = [];
-  const add = (name: string, rel: string) => {
-    const path = join(siteDir, rel);
-    const bytes = readFileSync(path);
-    out.push({ name, path, size: bytes.length, sha256: createHash('sha256').update(bytes).digest('hex') });
-  };
-  for (const f of plan.files) {
-    if (out.some((o) => o.name === f.name)) continue;
-    out.push({ name: f.name, path: join(siteDir, f.dest), size: f.size, sha256: f.sha256 });
-    if (signed) add(`${f.name}.sig`, `${f.dest}.sig`);
+/** Copies (or links) a planned file into the site unless the plan found it there; whether it did. */
+async function copyIn(
+  siteDir: string,
+  a: Extract<Action, { kind: 'copy-file' }>,
+  present: boolean,
+  link: boolean,
+): Promise<boolean> {
+  if (present) return false;
+  const dest = join(siteDir, a.dest);
+  // A replaced file's old signature must not outlive it.
+  rmSync(`${dest}.sig`, { force: true });
+  mkdirSync(dirname(dest), { recursive: true });
+  const tmp = join(dirname(dest), `.${basename(dest)}.tmp-${process.pid}`);
+  rmSync(tmp, { force: true });
+  if (link) {
+    try {
+      linkSync(a.src, tmp);
+    } catch {
+      copyFileSync(a.src, tmp);
+    }
+  } else copyFileSync(a.src, tmp);
+  // The copy must hash to what meta.json records before it takes the file's place.
+  const got = await sha256File(tmp);
+  if (got !== a.sha256) {
+    rmSync(tmp, { force: true });
+    throw new PipelineError(`${a.src}: sha256 ${got}, but meta.json records ${a.sha256}; not published`);
   }
-  const dir = dirname(dirname(plan.files[0]?.dest ?? '.'));
-  add('SHA256SUMS', join(dir, 'SHA256SUMS'));
-  if (signed) add('SHA256SUMS.sig', join(dir, 'SHA256SUMS.sig'));
-  return out;
+  renameSync(tmp, dest);
+  return true;
+}
+
+/** The documents name these files at the release's download URL: GitHub's own must be it. */
+async function checkDownloads(gh: GitHub, releaseId: number, plan: SitePlan): Promise<void> {
+  const named = plan.files.filter((f) => f.served === 'github');
+  if (!named.length) return;
+  const have = await gh.listAssets(releaseId);
+  const wrong = named.filter((f) => have.find((a) => a.name === f.name)?.browser_download_url !== f.location);
+  if (wrong.length)
+    throw new PipelineError(
+      `GitHub serves ${wrong.map((f) => `${f.name} at ${have.find((a) => a.name === f.name)?.browser_download_url ?? 'no URL (not an asset)'}`).join(', ')}, not where the metadata would name it (${wrong[0]!.location}); metadata not written. Set GITHUB_SERVER_URL to the server's web URL.`,
+    );
+}
+
+const draftAssets = (actions: Action[]): PlannedAsset[] =>
+  actions.flatMap((a) => (a.kind === 'github-draft' ? a.assets : []));
+
+/** GitHub assets from the site's files: size and sha256 as planned, else read (the .sig files). */
+function wantedAssets(siteDir: string, assets: PlannedAsset[]): WantedAsset[] {
+  return assets.map((a) => {
+    const path = join(siteDir, a.file);
+    if (a.sha256 !== undefined && a.size !== undefined)
+      return { name: a.name, path, size: a.size, sha256: a.sha256 };
+    const bytes = readFileSync(path);
+    return {
+      name: a.name,
+      path,
+      size: bytes.length,
+      sha256: createHash('sha256').update(bytes).digest('hex'),
+    };
+  });
 }

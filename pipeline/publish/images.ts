@@ -112,6 +112,30 @@ export function renderIndex(
   });
 }
 
+/** An arch's image with its manifest descriptor: what the index over it is rendered from. */
+export interface PlannedImage extends ArchImage {
+  /** Manifest media type and size, from the archive's index.json (archiveManifest). */
+  mediaType: string;
+  size: number;
+}
+
+/**
+ * The manifest descriptor an .ociarchive names in its index.json, read without unpacking the
+ * layers, checked against the digest the build recorded: with it the index digest is known
+ * before anything is pushed (renderIndex).
+ */
+export async function archiveManifest(run: Runner, img: ArchImage): Promise<PlannedImage> {
+  if (!existsSync(img.archive)) throw new DataError(`${img.arch} archive ${img.archive} does not exist`);
+  const r = await run('tar', ['-xOf', img.archive, '--wildcards', '--no-anchored', 'index.json']);
+  const idx = JSON.parse(r.stdout) as { manifests: Descriptor[] };
+  const desc = idx.manifests.length === 1 ? idx.manifests[0]! : undefined;
+  if (desc?.digest !== img.digest)
+    throw new DataError(
+      `${img.archive} holds ${desc ? `manifest ${desc.digest}` : `${idx.manifests.length} images`} but the build recorded ${img.digest} (meta.json rocknsm.image-digest)`,
+    );
+  return { ...img, mediaType: desc.mediaType, size: desc.size };
+}
+
 type Target = { kind: 'docker'; repo: string; remote: Remote } | { kind: 'oci'; dir: string; remote: Remote };
 
 function parseTarget(t: ImageTarget): Target {
@@ -211,42 +235,79 @@ async function stage(run: Runner, images: ArchImage[], layout: string): Promise<
   return { layout, manifests, index: { digest: indexDigest, bytes: indexBytes } };
 }
 
+/** One push in progress: the archives staged once, then each arch and the index pushed by digest. */
+export interface PushSession {
+  /** The index digest the staged manifests make (renderIndex). */
+  index: string;
+  manifests: Record<Arch, string>;
+  pushArch(arch: Arch): Promise<StepResult>;
+  pushIndex(): Promise<StepResult>;
+  /** Removes the staged layout. */
+  close(): void;
+}
+
+/** Stages the archives (every digest checked) for pushes by digest; close() when done. */
+export async function openPush(
+  target: ImageTarget,
+  images: ArchImage[],
+  opts: PushOptions = {},
+): Promise<PushSession> {
+  const t = parseTarget(target);
+  const retries = opts.retries ?? 3;
+  const delay = opts.retryDelayMs ?? 1000;
+  const work = opts.workDir ?? mkdtempSync(join(tmpdir(), 'rock-push-'));
+  const layout = join(work, 'layout');
+  const close = () => {
+    if (opts.workDir) rmSync(layout, { recursive: true, force: true });
+    else rmSync(work, { recursive: true, force: true });
+  };
+  rmSync(layout, { recursive: true, force: true });
+  let staged: Staged;
+  try {
+    staged = await stage(t.remote.run, images, layout);
+  } catch (err) {
+    close();
+    throw err;
+  }
+  const manifests = Object.fromEntries(staged.manifests.map((m) => [m.arch, m.digest])) as Record<
+    Arch,
+    string
+  >;
+  return {
+    index: staged.index.digest,
+    manifests,
+    async pushArch(arch) {
+      const m = staged.manifests.find((x) => x.arch === arch);
+      if (!m) throw new UsageError(`no ${arch} image staged`);
+      if (t.kind === 'oci') return putManifest(t.dir, layout, m.digest);
+      return withRetry(`push ${m.arch} ${m.digest}`, retries, delay, () =>
+        pushOne(t, `oci:${layout}:${m.arch}`, m.digest, m.bytes, false),
+      );
+    },
+    async pushIndex() {
+      if (t.kind === 'oci') return putIndex(t.dir, layout, staged);
+      return withRetry(`push index ${staged.index.digest}`, retries, delay, () =>
+        pushOne(t, `oci:${layout}:index`, staged.index.digest, Buffer.from(staged.index.bytes), true),
+      );
+    },
+    close,
+  };
+}
+
 /** Pushes each arch by digest (no tags), then the OCI index by digest; verifies what the target holds. */
 export async function pushImages(
   target: ImageTarget,
   images: ArchImage[],
   opts: PushOptions = {},
 ): Promise<Pushed & { steps: Record<string, StepResult> }> {
-  const t = parseTarget(target);
-  const retries = opts.retries ?? 3;
-  const delay = opts.retryDelayMs ?? 1000;
-  const work = opts.workDir ?? mkdtempSync(join(tmpdir(), 'rock-push-'));
-  const layout = join(work, 'layout');
-  rmSync(layout, { recursive: true, force: true });
+  const s = await openPush(target, images, opts);
   try {
-    const staged = await stage(t.remote.run, images, layout);
     const steps: Record<string, StepResult> = {};
-    if (t.kind === 'docker') {
-      for (const m of staged.manifests) {
-        steps[m.arch] = await withRetry(`push ${m.arch} ${m.digest}`, retries, delay, () =>
-          pushOne(t, `oci:${layout}:${m.arch}`, m.digest, m.bytes, false),
-        );
-      }
-      steps.index = await withRetry(`push index ${staged.index.digest}`, retries, delay, () =>
-        pushOne(t, `oci:${layout}:index`, staged.index.digest, Buffer.from(staged.index.bytes), true),
-      );
-    } else {
-      const r = putLayout(t.dir, layout, staged);
-      Object.assign(steps, r);
-    }
-    const manifests = Object.fromEntries(staged.manifests.map((m) => [m.arch, m.digest])) as Record<
-      Arch,
-      string
-    >;
-    return { manifests, index: staged.index.digest, steps };
+    for (const a of ARCHES.filter((x) => s.manifests[x])) steps[a] = await s.pushArch(a);
+    steps.index = await s.pushIndex();
+    return { manifests: s.manifests, index: s.index, steps };
   } finally {
-    if (opts.workDir) rmSync(layout, { recursive: true, force: true });
-    else rmSync(work, { recursive: true, force: true });
+    s.close();
   }
 }
 
@@ -275,37 +336,45 @@ function readLayoutIndex(dir: string): { schemaVersion: number; manifests: Descr
   return existsSync(f) ? JSON.parse(readFileSync(f, 'utf8')) : { schemaVersion: 2, manifests: [] };
 }
 
-function putLayout(dir: string, staged: string, s: Staged): Record<string, StepResult> {
+/** Copies one blob from the staged layout unless the layout holds it already; whether it copied. */
+function putBlob(dir: string, staged: string, digest: string): boolean {
   mkdirSync(join(dir, 'blobs/sha256'), { recursive: true });
   if (!existsSync(join(dir, 'oci-layout')))
     writeAtomic(join(dir, 'oci-layout'), '{"imageLayoutVersion":"1.0.0"}');
-  const steps: Record<string, StepResult> = {};
-  for (const blob of readdirSync(join(staged, 'blobs/sha256'))) {
-    const dest = join(dir, 'blobs/sha256', blob);
-    if (existsSync(dest) && sha256Digest(readFileSync(dest)) === `sha256:${blob}`) continue;
-    const tmp = `${dest}.tmp-${process.pid}`;
-    copyFileSync(join(staged, 'blobs/sha256', blob), tmp);
-    renameSync(tmp, dest);
-  }
-  for (const m of s.manifests) steps[m.arch] = 'pushed';
+  const dest = join(dir, 'blobs/sha256', digest.slice(7));
+  if (existsSync(dest) && sha256Digest(readFileSync(dest)) === digest) return false;
+  const tmp = `${dest}.tmp-${process.pid}`;
+  copyFileSync(join(staged, 'blobs/sha256', digest.slice(7)), tmp);
+  renameSync(tmp, dest);
+  if (sha256Digest(readFileSync(dest)) !== digest)
+    throw new PipelineError(`${dir}: blob ${digest} does not match its digest`);
+  return true;
+}
+
+/** One image into the layout: its config and layers, then its manifest. */
+function putManifest(dir: string, staged: string, digest: string): StepResult {
+  const m = JSON.parse(readFileSync(join(staged, 'blobs/sha256', digest.slice(7)), 'utf8')) as {
+    config?: { digest: string };
+    layers?: { digest: string }[];
+  };
+  const blobs = [...(m.config ? [m.config.digest] : []), ...(m.layers ?? []).map((l) => l.digest), digest];
+  const copied = blobs.map((b) => putBlob(dir, staged, b));
+  return copied.some(Boolean) ? 'pushed' : 'already-present';
+}
+
+/** The index blob, kept reachable by an untagged entry in index.json until tags point at it. */
+function putIndex(dir: string, staged: string, s: Staged): StepResult {
+  putBlob(dir, staged, s.index.digest);
   const index = readLayoutIndex(dir);
-  // The index is kept reachable by an untagged entry until tags point at it.
   if (index.manifests.some((d) => d.digest === s.index.digest && !d.annotations?.[REF_NAME]))
-    steps.index = 'already-present';
-  else {
-    index.manifests.push({
-      mediaType: OCI_INDEX,
-      digest: s.index.digest,
-      size: Buffer.byteLength(s.index.bytes),
-    });
-    writeAtomic(join(dir, 'index.json'), `${JSON.stringify(index)}\n`);
-    steps.index = 'pushed';
-  }
-  for (const d of [...s.manifests.map((m) => m.digest), s.index.digest]) {
-    const bytes = readFileSync(join(dir, 'blobs/sha256', d.slice(7)));
-    if (sha256Digest(bytes) !== d) throw new PipelineError(`${dir}: blob ${d} does not match its digest`);
-  }
-  return steps;
+    return 'already-present';
+  index.manifests.push({
+    mediaType: OCI_INDEX,
+    digest: s.index.digest,
+    size: Buffer.byteLength(s.index.bytes),
+  });
+  writeAtomic(join(dir, 'index.json'), `${JSON.stringify(index)}\n`);
+  return 'pushed';
 }
 
 // --- Signing and tagging. ---
@@ -369,6 +438,100 @@ async function signOnce(
   return 'signed';
 }
 
+/** Signing and tagging of one pushed index: what signAndTag does, one signature or tag at a time. */
+export interface TagSession {
+  /** host/repo the signatures name (`<repo>:<tag>`); undefined for an oci: target without --identity. */
+  identityRepo: string | undefined;
+  /** Signs `digest` (a manifest or the index) for `identity` (<identityRepo>:<tag>). */
+  sign(digest: string, identity: string): Promise<'signed' | 'already-signed'>;
+  /** Points `tag` at the index. */
+  tag(tag: string): Promise<TagResult>;
+  close(): void;
+}
+
+/**
+ * Checks the target's index lists exactly the pushed manifests, then signs and tags on request.
+ * GPG simple signing only: cosign is signAndTag's.
+ */
+export async function openTagging(
+  target: ImageTarget,
+  pushed: Pushed,
+  sign: SignOptions,
+  opts: { retries?: number; retryDelayMs?: number } = {},
+): Promise<TagSession> {
+  const t = parseTarget(target);
+  const run = t.remote.run;
+  const retries = opts.retries ?? 3;
+  const delay = opts.retryDelayMs ?? 1000;
+  const identityRepo = sign.identity ?? (t.kind === 'docker' ? t.repo : undefined);
+
+  // The index must list exactly the manifests we were given.
+  const indexBytes = await withRetry('read index', retries, delay, () => manifestBytes(t, pushed.index));
+  const listed = (JSON.parse(indexBytes).manifests as Descriptor[]).map((d) => d.digest).sort();
+  const expected = Object.values(pushed.manifests).sort();
+  if (JSON.stringify(listed) !== JSON.stringify(expected))
+    throw new PipelineError(
+      `index ${pushed.index} lists ${listed.join(', ')}, expected ${expected.join(', ')}`,
+    );
+
+  let signer: { fpr: string; work: string } | undefined;
+  const manifests = new Map<string, string>();
+  return {
+    identityRepo,
+    async sign(digest, identity) {
+      if (!sign.gpgKey) throw new UsageError('signing needs a GPG key');
+      if (!sign.lookasideDir) throw new UsageError('GPG signing needs a lookaside directory');
+      if (!identityRepo)
+        throw new UsageError(`signing ${target.repo} needs the identity (registry/repo) it is published as`);
+      if (!identity.startsWith(`${identityRepo}:`))
+        throw new UsageError(`identity ${identity} is not a tag of ${identityRepo}`);
+      signer ??= {
+        fpr: await fingerprint(sign.gpgKey, sign.gpgHome, { run, passphraseFile: sign.passphraseFile }),
+        work: mkdtempSync(join(tmpdir(), 'rock-sign-')),
+      };
+      let manifest = manifests.get(digest);
+      if (manifest === undefined) {
+        manifest = await withRetry(`read ${digest}`, retries, delay, () => manifestBytes(t, digest));
+        manifests.set(digest, manifest);
+      }
+      return signOnce(
+        run,
+        lookasidePath(sign.lookasideDir, identityRepo, digest),
+        manifest,
+        digest,
+        identity,
+        signer.fpr,
+        sign,
+        signer.work,
+      );
+    },
+    tag(tag) {
+      if (!/^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/.test(tag))
+        throw new UsageError(`'${tag}' is not a valid tag`);
+      return withRetry(`tag ${tag}`, retries, delay, async () => {
+        if (t.kind === 'oci') return tagLayout(t.dir, tag, pushed.index, Buffer.byteLength(indexBytes));
+        const ref = `docker://${t.repo}:${tag}`;
+        const before = await inspectRaw(t.remote, ref);
+        if (before !== undefined && sha256Digest(before) === pushed.index) return 'already-tagged';
+        await copyExact(t.remote, `docker://${t.repo}@${pushed.index}`, ref, { all: true });
+        const after = await inspectRaw(t.remote, ref);
+        if (after === undefined || sha256Digest(after) !== pushed.index)
+          throw new PipelineError(`${ref} does not point at ${pushed.index} after tagging`);
+        return before === undefined ? 'tagged' : 'moved';
+      });
+    },
+    close() {
+      if (signer) rmSync(signer.work, { recursive: true, force: true });
+    },
+  };
+}
+
+/** The manifests then the index, in canonical arch order: the order every signature is made in. */
+export const signedDigests = (pushed: Pushed) => [
+  ...ARCHES.filter((a) => pushed.manifests[a]).map((a) => pushed.manifests[a]),
+  pushed.index,
+];
+
 /**
  * Signs manifests + index for each tag (simple signing into the lookaside dir; cosign where it
  * exists), THEN points each tag at the index (tags last). Used by publish (tags <stream>,
@@ -381,79 +544,36 @@ export async function signAndTag(
   sign: SignOptions,
   opts: { retries?: number; retryDelayMs?: number } = {},
 ): Promise<{ signatures: Record<string, 'signed' | 'already-signed'>; tags: Record<string, TagResult> }> {
-  const t = parseTarget(target);
-  const run = t.remote.run;
-  const retries = opts.retries ?? 3;
-  const delay = opts.retryDelayMs ?? 1000;
   for (const tag of tags)
     if (!/^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/.test(tag)) throw new UsageError(`'${tag}' is not a valid tag`);
-  const digests = [
-    ...ARCHES.filter((a) => pushed.manifests[a]).map((a) => pushed.manifests[a]),
-    pushed.index,
-  ];
-  const identityRepo = sign.identity ?? (t.kind === 'docker' ? t.repo : undefined);
-
-  // The index must list exactly the manifests we were given.
-  const indexBytes = await withRetry('read index', retries, delay, () => manifestBytes(t, pushed.index));
-  const listed = (JSON.parse(indexBytes).manifests as Descriptor[]).map((d) => d.digest).sort();
-  const expected = Object.values(pushed.manifests).sort();
-  if (JSON.stringify(listed) !== JSON.stringify(expected))
-    throw new PipelineError(
-      `index ${pushed.index} lists ${listed.join(', ')}, expected ${expected.join(', ')}`,
-    );
-
-  const signatures: Record<string, 'signed' | 'already-signed'> = {};
-  if (sign.gpgKey) {
-    if (!sign.lookasideDir) throw new UsageError('GPG signing needs a lookaside directory');
-    if (!identityRepo)
-      throw new UsageError(`signing ${target.repo} needs the identity (registry/repo) it is published as`);
-    const fpr = await fingerprint(sign.gpgKey, sign.gpgHome, { run, passphraseFile: sign.passphraseFile });
-    const work = mkdtempSync(join(tmpdir(), 'rock-sign-'));
-    try {
-      for (const digest of digests) {
-        const manifest = await withRetry(`read ${digest}`, retries, delay, () => manifestBytes(t, digest));
+  const t = parseTarget(target);
+  const s = await openTagging(target, pushed, sign, opts);
+  try {
+    const signatures: Record<string, 'signed' | 'already-signed'> = {};
+    if (sign.gpgKey) {
+      if (!sign.lookasideDir) throw new UsageError('GPG signing needs a lookaside directory');
+      if (!s.identityRepo)
+        throw new UsageError(`signing ${target.repo} needs the identity (registry/repo) it is published as`);
+      for (const digest of signedDigests(pushed))
         for (const tag of tags) {
-          const identity = `${identityRepo}:${tag}`;
-          signatures[`${identity}@${digest}`] = await signOnce(
-            run,
-            lookasidePath(sign.lookasideDir, identityRepo, digest),
-            manifest,
-            digest,
-            identity,
-            fpr,
-            sign,
-            work,
-          );
+          const identity = `${s.identityRepo}:${tag}`;
+          signatures[`${identity}@${digest}`] = await s.sign(digest, identity);
         }
-      }
-    } finally {
-      rmSync(work, { recursive: true, force: true });
     }
+    if (sign.cosignKey && t.kind === 'docker') {
+      for (const digest of signedDigests(pushed))
+        await cosignSign(
+          t.remote.run,
+          { key: sign.cosignKey, repo: t.repo, digest, insecure: t.remote.tlsVerify === false },
+          { authFile: t.remote.authFile },
+        );
+    }
+    const tagResults: Record<string, TagResult> = {};
+    for (const tag of tags) tagResults[tag] = await s.tag(tag);
+    return { signatures, tags: tagResults };
+  } finally {
+    s.close();
   }
-  if (sign.cosignKey && t.kind === 'docker') {
-    for (const digest of digests)
-      await cosignSign(
-        run,
-        { key: sign.cosignKey, repo: t.repo, digest, insecure: t.remote.tlsVerify === false },
-        { authFile: t.remote.authFile },
-      );
-  }
-
-  const tagResults: Record<string, TagResult> = {};
-  for (const tag of tags) {
-    tagResults[tag] = await withRetry(`tag ${tag}`, retries, delay, async () => {
-      if (t.kind === 'oci') return tagLayout(t.dir, tag, pushed.index, Buffer.byteLength(indexBytes));
-      const ref = `docker://${t.repo}:${tag}`;
-      const before = await inspectRaw(t.remote, ref);
-      if (before !== undefined && sha256Digest(before) === pushed.index) return 'already-tagged';
-      await copyExact(t.remote, `docker://${t.repo}@${pushed.index}`, ref, { all: true });
-      const after = await inspectRaw(t.remote, ref);
-      if (after === undefined || sha256Digest(after) !== pushed.index)
-        throw new PipelineError(`${ref} does not point at ${pushed.index} after tagging`);
-      return before === undefined ? 'tagged' : 'moved';
-    });
-  }
-  return { signatures, tags: tagResults };
 }
 
 function tagLayout(dir: string, tag: string, digest: string, size: number): TagResult {

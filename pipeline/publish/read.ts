@@ -7,7 +7,7 @@ import { ARCHES } from '../arch.ts';
 import { DataError, UsageError } from '../errors.ts';
 import { sha256File } from '../files.ts';
 import { readMetaFile } from '../records.ts';
-import type { ArchBuild, Existing, ReleasesDoc, UpdatesDoc } from './site.ts';
+import { type ArchBuild, buildDir, type Existing, type ReleasesDoc, type UpdatesDoc } from './site.ts';
 import { type DocKind, problems } from './validate.ts';
 
 function readJson(file: string): unknown {
@@ -43,8 +43,16 @@ export function readDoc<T>(siteDir: string, rel: string, kind: DocKind): T | und
   return doc as T;
 }
 
-/** What the site holds at the given destination paths, plus the stream's index documents. */
-export async function readExisting(siteDir: string, stream: string, dests: string[]): Promise<Existing> {
+/**
+ * What the site holds at the given destination paths, plus the stream's index documents and its
+ * stream metadata; with `version`, that version's release.json too.
+ */
+export async function readExisting(
+  siteDir: string,
+  stream: string,
+  dests: string[],
+  version?: string,
+): Promise<Existing> {
   const files: Existing['files'] = {};
   for (const d of dests) {
     const p = join(siteDir, d);
@@ -54,5 +62,17 @@ export async function readExisting(siteDir: string, stream: string, dests: strin
     files,
     releases: readDoc<ReleasesDoc>(siteDir, `prod/streams/${stream}/releases.json`, 'releases'),
     updates: readDoc<UpdatesDoc>(siteDir, `updates/${stream}.json`, 'updates'),
+    // Only compared with what is rendered (site.ts keepModified): unreadable means rewritten.
+    documents: Object.fromEntries(
+      [`streams/${stream}.json`, ...(version ? [`${buildDir(stream, version)}/release.json`] : [])].flatMap(
+        (rel) => {
+          try {
+            return [[rel, JSON.parse(readFileSync(join(siteDir, rel), 'utf8')) as unknown]];
+          } catch {
+            return [];
+          }
+        },
+      ),
+    ),
   };
 }

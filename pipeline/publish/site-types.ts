@@ -82,6 +82,11 @@ export interface Existing {
   files: Record<string, { size: number; sha256: string }>;
   releases?: ReleasesDoc;
   updates?: UpdatesDoc;
+  /**
+   * Documents the site holds, by path (the version's release.json, streams/<s>.json): a document
+   * rendered again with the same content keeps its last-modified, so a re-run writes nothing.
+   */
+  documents?: Record<string, unknown>;
 }
 
 export interface ReleaseEntry {
@@ -140,7 +145,7 @@ export interface SiteInput {
  * Where files the site does not serve are downloaded from:
  * - `github`: the version's GitHub release, `downloadBase` being
  *   `<server>/<owner>/<repo>/releases/download/<tag>/` (githubDownloadBase); every artifact is an
- *   asset of it (apply.ts releaseAssets), and apply.ts checks GitHub's browser_download_url of
+ *   asset of it (actions.ts planActions), and apply.ts checks GitHub's browser_download_url of
  *   each asset against the location before any document is written;
  * - `object-store`: the stream's `publish.artifact-url` (ends with `/`), under which the site's
  *   own paths (prod/streams/<s>/builds/<v>/<arch>/<file>, with .sig) are uploaded.

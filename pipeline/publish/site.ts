@@ -229,7 +229,10 @@ export function planSite(input: SiteInput): SitePlan {
   }));
 
   const when = rfc3339(input.now);
-  const release = renderRelease(stream, version, when, builds, files, input.imageRepo, input.signed);
+  const release = keepModified(
+    renderRelease(stream, version, when, builds, files, input.imageRepo, input.signed),
+    input.existing.documents?.[`${dir}/release.json`],
+  );
   const entry: ReleaseEntry = {
     version,
     metadata: `${base}/${dir}/release.json`,
@@ -251,7 +254,10 @@ export function planSite(input: SiteInput): SitePlan {
     input.now,
     releases.releases.map((r) => r.version),
   );
-  const streamDoc = renderStream(stream, when, version, files, input.signed);
+  const streamDoc = keepModified(
+    renderStream(stream, when, version, files, input.signed),
+    input.existing.documents?.[`streams/${stream}.json`],
+  );
   const graphs = staticGraphs(stream, releases, updates, input.now);
   return {
     schema: PLAN_SCHEMA,
@@ -270,6 +276,14 @@ export function planSite(input: SiteInput): SitePlan {
     ],
     releaseOrder: releases.releases.map((r) => r.version),
   };
+}
+
+/** `doc` with the last-modified of `have` when that is all they differ in (a re-run changes nothing). */
+function keepModified<T extends { metadata: { 'last-modified': string } }>(doc: T, have: unknown): T {
+  const time = (have as T | undefined)?.metadata?.['last-modified'];
+  if (typeof time !== 'string') return doc;
+  const same = { ...doc, metadata: { ...doc.metadata, 'last-modified': time } };
+  return JSON.stringify(same) === JSON.stringify(have) ? same : doc;
 }
 
 type Formats = Record<string, Record<string, Record<string, string>>>;

@@ -1,12 +1,22 @@
 // End to end: the real `rock-image build` makes both arches from the fixture bases, then the real
-// `rock-image publish` pushes them to a docker-registry on 127.0.0.1 (htpasswd), signs, fills the
+// `rock-image publish` (its --plan actions first, then the run, whose JSON log must list the same
+// actions) pushes them to a docker-registry on 127.0.0.1 (htpasswd), signs, fills the
 // site and a GitHub release on the local fake, and `rock-image promote` retags by digest into
 // another stream; then a re-run of publish changes nothing. The build carries publish.trust
 // (policy.json, registries.d pointing at the site's lookaside, the key), and a sensor-side check
 // with the image's own files accepts what publish pushed and rejects an unsigned push.
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { copyFileSync, cpSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  copyFileSync,
+  cpSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -29,7 +39,7 @@ let fake: FakeGitHub;
 
 /** Runs the CLI asynchronously: the fake GitHub answers from this process's event loop. */
 const cli = (args: string[], env: Record<string, string> = {}) =>
-  new Promise<{ code: number; stderr: string }>((resolve) => {
+  new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
     const p = spawn(process.execPath, [join(repoRoot, 'bin/rock-image.js'), ...args], {
       env: {
         ...process.env,
@@ -40,15 +50,61 @@ const cli = (args: string[], env: Record<string, string> = {}) =>
         GITHUB_SERVER_URL: fake.url,
         ...env,
       },
-      stdio: ['ignore', 'ignore', 'pipe'],
+      stdio: ['ignore', 'pipe', 'pipe'],
     });
+    let stdout = '';
     let stderr = '';
+    p.stdout.on('data', (d) => (stdout += d));
     p.stderr.on('data', (d) => (stderr += d));
-    p.once('exit', (code) => resolve({ code: code ?? -1, stderr }));
+    p.once('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
   });
 
 const digestOf = (ref: string) =>
   `sha256:${sh('sha256sum', [], { input: sh('skopeo', ['inspect', '--raw', '--tls-verify=false', '--authfile', reg.authFile, ref]) }).split(' ')[0]}`;
+
+type Action = { kind: string } & Record<string, unknown>;
+
+/** The actions `--plan` prints (publish/actions.ts planActions). */
+const plannedActions = (stdout: string) => (JSON.parse(stdout) as { actions: Action[] }).actions;
+
+/**
+ * The actions a run executed, in order, with their outcomes: the `publish-action` events of the
+ * JSON log it wrote (DIR/logs/<command>-<stream>-<version>-<time>.jsonl), the one not in `before`.
+ */
+function executedActions(command: string, stream: string, before: string[]) {
+  const dir = join(work, 'out/logs');
+  const logs = readdirSync(dir).filter(
+    (f) => f.startsWith(`${command}-${stream}-${VERSION}-`) && !before.includes(f),
+  );
+  assert.is(logs.length, 1, logs.join(', '));
+  return readFileSync(join(dir, logs[0]!), 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as { event?: string; action?: Action; outcome?: string })
+    .filter((e) => e.event === 'publish-action')
+    .map((e) => ({ action: e.action!, outcome: e.outcome! }));
+}
+
+const logsNow = () => (existsSync(join(work, 'out/logs')) ? readdirSync(join(work, 'out/logs')) : []);
+
+/** The options of the stable publish, with and without --plan. */
+const publishArgs = () => [
+  'publish',
+  '--stream',
+  'stable',
+  '--version',
+  VERSION,
+  ...common(),
+  '--github',
+  'rocknsm/rocknsm-coreos',
+  '--github-api',
+  fake.url,
+  '--github-pace-ms',
+  '0',
+];
+
+/** The actions of the first publish, as --plan printed them beforehand. */
+let planned: Action[] = [];
 
 test.before(async () => {
   for (const t of ['skopeo', 'buildah', 'gpg', 'docker-registry', 'htpasswd']) needTool(t);
@@ -148,23 +204,45 @@ const common = () => [
   key.fingerprint,
 ];
 
-test('publish: registry holds the built digests under stream and version tags; site and GitHub complete', async () => {
-  const r = await cli([
-    'publish',
-    '--stream',
-    'stable',
-    '--version',
-    VERSION,
-    ...common(),
-    '--github',
-    'rocknsm/rocknsm-coreos',
-    '--github-api',
-    fake.url,
-    '--github-pace-ms',
-    '0',
-  ]);
+test('publish --plan prints the actions publish then runs: same list, same order, each done', async () => {
+  const plan = await cli([...publishArgs(), '--plan']);
+  assert.is(plan.code, 0, plan.stderr);
+  planned = plannedActions(plan.stdout);
+  assert.not.ok(existsSync(join(work, 'site')), '--plan writes nothing');
+  const before = logsNow();
+  const r = await cli(publishArgs());
   assert.is(r.code, 0, r.stderr);
   assert.not.match(r.stderr, fake.token);
+  const ran = executedActions('publish', 'stable', before);
+  assert.equal(
+    ran.map((x) => x.action),
+    planned,
+  );
+  assert.equal(
+    ran.filter((x) => x.outcome !== 'done'),
+    [],
+  );
+  // Every kind of action a signed registry publish with a GitHub release takes, in the order
+  // that keeps readers consistent: images and files, the draft, signatures, tags, documents, release.
+  const kinds = [...new Set(planned.map((a) => a.kind))];
+  assert.equal(kinds, [
+    'push-image',
+    'push-index',
+    'copy-file',
+    'write-sums',
+    'sign-file',
+    'github-draft',
+    'sign-image',
+    'tag',
+    'write-document',
+    'github-publish',
+  ]);
+  // The index the plan named before anything was pushed is what the tags point at.
+  const index = planned.find((a) => a.kind === 'push-index')!.digest;
+  assert.is(digestOf(`docker://${reg.host}/rocknsm/rocknsm-coreos:stable`), index);
+});
+
+test('published: registry holds the built digests under stream and version tags; site and GitHub complete', async () => {
   const repo = `${reg.host}/rocknsm/rocknsm-coreos`;
   const index = digestOf(`docker://${repo}:stable`);
   assert.is(digestOf(`docker://${repo}:${VERSION}`), index);
@@ -228,37 +306,43 @@ test("sensor: the image's own policy accepts the published index for both arches
 
 test('publish again: converges, nothing re-uploaded; promote retags by digest into another stream', async () => {
   const uploads = fake.requests.filter((q) => q.op === 'repos/upload-release-asset').length;
-  const again = await cli([
-    'publish',
-    '--stream',
-    'stable',
-    '--version',
-    VERSION,
-    ...common(),
-    '--github',
-    'rocknsm/rocknsm-coreos',
-    '--github-api',
-    fake.url,
-    '--github-pace-ms',
-    '0',
-  ]);
+  const before = logsNow();
+  const again = await cli(publishArgs());
   assert.is(again.code, 0, again.stderr);
+  // The same actions, each finding its result already there.
+  const ran = executedActions('publish', 'stable', before);
+  assert.equal(
+    ran.map((x) => x.action),
+    planned,
+  );
+  assert.equal(
+    ran.filter((x) => x.outcome !== 'already-present'),
+    [],
+  );
   assert.is(fake.requests.filter((q) => q.op === 'repos/upload-release-asset').length, uploads);
   const repo = `${reg.host}/rocknsm/rocknsm-coreos`;
   const index = digestOf(`docker://${repo}:stable`);
-  const p = await cli([
-    'promote',
-    '--version',
-    VERSION,
-    '--from',
-    'stable',
-    '--to',
-    'testing',
-    ...common(),
-    '--rollout-hours',
-    '24',
-  ]);
+  const promote = ['promote', '--version', VERSION, '--from', 'stable', '--to', 'testing', ...common()];
+  // promote --plan too prints the actions the promote runs: the index re-signed and re-tagged, no push of new bytes.
+  const promotePlan = await cli([...promote, '--rollout-hours', '24', '--plan']);
+  assert.is(promotePlan.code, 0, promotePlan.stderr);
+  const promoteActions = plannedActions(promotePlan.stdout);
+  const beforePromote = logsNow();
+  const p = await cli([...promote, '--rollout-hours', '24']);
   assert.is(p.code, 0, p.stderr);
+  const promoted = executedActions('promote', 'testing', beforePromote);
+  assert.equal(
+    promoted.map((x) => x.action),
+    promoteActions,
+  );
+  assert.equal(
+    promoted.filter((x) => x.action.kind.startsWith('push-')).map((x) => x.outcome),
+    ['already-present', 'already-present', 'already-present'],
+  );
+  assert.equal(
+    promoteActions.filter((a) => a.kind === 'tag'),
+    [{ kind: 'tag', tag: 'testing', digest: index }],
+  );
   assert.is(digestOf(`docker://${repo}:testing`), index, 'same index, no rebuild');
   const site = join(work, 'site');
   const releases = JSON.parse(readFileSync(join(site, 'prod/streams/testing/releases.json'), 'utf8'));

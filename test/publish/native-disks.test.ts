@@ -17,6 +17,7 @@ import { shResult } from '../world/tools.ts';
 const work = join(repoRoot, '.cache', 'publish', `native-disks-${process.pid}`);
 const VERSION = '41.20261126.3.0';
 const sha = (b: string) => createHash('sha256').update(b).digest('hex');
+const mediaType = 'application/vnd.oci.image.manifest.v1+json';
 const at = { file: 'manifests/streams/stable.yaml', line: 16, col: 1 };
 
 /** A build whose disk and PXE files were made by `backend` (meta.json as artifacts/index.ts writes it). */
@@ -167,6 +168,14 @@ test('cli: publish and publish --plan refuse native disks (exit 65) before anyth
     mkdirSync(b.dir, { recursive: true });
     writeFileSync(join(b.dir, 'meta.json'), JSON.stringify(b.meta));
     for (const img of Object.values(b.meta.images)) writeFileSync(join(b.dir, img.path), 'x');
+    // The archive's index.json names the image's manifest: --plan renders the OCI index from it.
+    const index = {
+      schemaVersion: 2,
+      manifests: [{ mediaType, digest: b.meta['rocknsm.image-digest'], size: 1 }],
+    };
+    writeFileSync(join(b.dir, 'index.json'), JSON.stringify(index));
+    const tar = shResult('tar', ['-cf', b.meta.images.ostree!.path, 'index.json'], { cwd: b.dir });
+    assert.is(tar.code, 0, tar.stderr);
   }
   const site = join(work, 'site');
   const publish = (...more: string[]) =>
@@ -194,6 +203,13 @@ test('cli: publish and publish --plan refuse native disks (exit 65) before anyth
   const ok = publish('--plan');
   assert.is(ok.code, 0, ok.stderr);
   assert.match(ok.stdout, '"raw.xz"');
+  // The actions name the index over both manifests, pushed before any tag moves to it.
+  const planned = JSON.parse(ok.stdout) as { actions: { kind: string; digest?: string }[] };
+  const kinds = planned.actions.map((a) => a.kind);
+  assert.equal(kinds.slice(0, 3), ['push-image', 'push-image', 'push-index']);
+  const index = planned.actions[2]!.digest;
+  assert.ok(kinds.indexOf('tag') > kinds.lastIndexOf('github-draft'));
+  assert.ok(planned.actions.filter((a) => a.kind === 'tag').every((a) => a.digest === index));
   assert.not.ok(existsSync(site));
 });
 
