@@ -1,18 +1,6 @@
-// Composes the RockNSM base with rpm-ostree: renders the exact command lines (plan), then runs them
-// on the host (rpm-ostree installed) or inside a Fedora builder container with podman (Debian and
-// Ubuntu hosts, GitHub's runners). Also the compose input hash that lets unchanged inputs skip.
-//
-// Two flows, as the stream config chooses:
-//   image: `rpm-ostree compose image --format=ociarchive --initialize-mode=if-not-exists ...` (one
-//          step, chunked OCI; the previous archive at the output path gives the layer plan)
-//   tree:  `rpm-ostree compose tree --unified-core` into an ostree repo, then
-//          `rpm-ostree compose container-encapsulate <ref> oci-archive:...` (the previous
-//          archive's manifest, copied out first, gives the layer plan)
-//
-// The stream is injected with a generated wrapper treefile that includes the config's manifest and
-// sets `variables` (a including file's variables win, so the stream's values override defaults).
-// rpm-ostree looks for `.repo` files next to the root treefile, so the wrapper directory gets
-// copies of the config's repo files.
+// Runs a compose that plan/compose-plan.ts rendered: on the host (rpm-ostree installed) or inside
+// a Fedora builder container with podman (Debian and Ubuntu hosts, GitHub's runners). Also the
+// compose input hash that lets unchanged inputs skip, and the record written beside the archive.
 import { createHash } from 'node:crypto';
 import {
   existsSync,
