@@ -390,7 +390,8 @@ function inspectImage(
     job.rootSizeMiB ?? rootSizeMiB(treeBytes(rootfs)),
     `${job.name}/${job.version}/${arch}`,
   );
-  for (const [k, v] of Object.entries(rootInputs(layout))) record(k, v);
+  // A root size given (--root-size) is in the plan already; a computed one is an input.
+  if (job.rootSizeMiB === undefined) for (const [k, v] of Object.entries(rootInputs(layout))) record(k, v);
   const grub = imageGrubTool(rootfs, grubTargets[arch]);
   const facts = { ostree: existsSync(join(rootfs, 'usr/bin/ostree')), grub: grub !== undefined };
   record('IMAGE_OSTREE', facts.ostree ? 'yes' : 'no');

@@ -10,6 +10,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { ArchJob } from '../../pipeline/artifacts/backend.ts';
 import { native } from '../../pipeline/artifacts/native.ts';
+import { isCommand, nativePlan } from '../../pipeline/artifacts/native-plan.ts';
 import type { Runner } from '../../pipeline/exec/run.ts';
 import { createLogger } from '../../pipeline/log.ts';
 import { cacheDir, KVER } from '../world/fcos-base.ts';
@@ -169,6 +170,39 @@ test("a failure in the tool root: the plan's release steps of what is held, tool
     r.ran,
     [...commands.slice(0, failed + 1), ...releases].map((c) => c.argv),
   );
+});
+
+test('the plan names every input it uses, and releases what it holds in the same variant', () => {
+  for (const arch of ['x86_64', 'aarch64'] as const)
+    for (const rootSizeMiB of [undefined, 700]) {
+      const j = { ...job('pure'), arch, rootSizeMiB };
+      const plan = nativePlan(j);
+      const declared = new Set(plan.inputs.map((i) => i.name));
+      const text = JSON.stringify(plan.steps);
+      const used = new Set([...text.matchAll(/\$\{([A-Z][A-Za-z0-9_]*)\}/g)].map((m) => m[1]!));
+      assert.equal(
+        [...used].filter((n) => !declared.has(n)),
+        [],
+        `${arch} ${rootSizeMiB}: undeclared`,
+      );
+      // The image facts choose variants (`when`); the root size is what the root's numbers follow from.
+      const bySelf = ['IMAGE_OSTREE', 'IMAGE_GRUB', 'ROOT_SIZE_MiB'];
+      assert.equal(
+        [...declared].filter((n) => !used.has(n) && !bySelf.includes(n)),
+        [],
+        `${arch} ${rootSizeMiB}: unused`,
+      );
+      // A given root size is in the arguments; only a computed one is an input.
+      assert.is(declared.has('ROOT_SIZE_MiB'), rootSizeMiB === undefined);
+      if (rootSizeMiB) assert.ok(text.includes(`4:1050624:${1050624 + 700 * 2048 - 1}`));
+      const cmds = plan.steps.filter(isCommand);
+      for (const [i, s] of cmds.entries())
+        if (s.acquires)
+          assert.ok(
+            cmds.slice(i + 1).some((r) => r.releases === s.acquires && r.when === s.when),
+            `${arch}: ${s.argv.join(' ')} is released`,
+          );
+    }
 });
 
 test.run();
