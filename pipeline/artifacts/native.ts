@@ -8,6 +8,9 @@
 // a tool root (exec/toolroot.ts). An image without them gets the host's ostree and GRUB (and then
 // no composefs image, and a menu rendered once from the BLS entries).
 //
+// What runs, in order, is native-plan.ts's step list, which `rock-image plan --artifacts` prints:
+// this module executes it (runPlan) and records the run-time inputs the plan names.
+//
 // Layout and boot decisions (read by the boot harness, `rock-image test`):
 // - GPT as formats.md §3 and coreos-assembler's create_disk.sh: 1 BIOS-BOOT (x86_64) / reserved
 //   (aarch64) 1 MiB, 2 EFI-SYSTEM 127 MiB vfat, 3 boot 384 MiB ext4, 4 root xfs (1.5x the image +
