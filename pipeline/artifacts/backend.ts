@@ -4,6 +4,7 @@
 import type { Runner } from '../exec/run.ts';
 import type { Logger } from '../log.ts';
 import type { Arch, ArtifactKind, Platform } from './layout.ts';
+import type { NativePlan } from './native-plan.ts';
 
 export interface ArchJob {
   arch: Arch;
@@ -54,5 +55,10 @@ export interface ArtifactBackend {
   supports(platform: Platform): true | string;
   /** The exact command lines the backend would run (for `rock-image plan --artifacts`). */
   commands(job: ArchJob): string[][];
+  /**
+   * The whole step list `make` runs, with its run-time inputs, for a backend that has more than
+   * command lines to show (native: native-plan.ts); `plan --artifacts` prints it instead.
+   */
+  plan?(job: ArchJob): NativePlan;
   make(ctx: BackendContext, job: ArchJob): Promise<Produced[]>;
 }

@@ -8,6 +8,9 @@
 // a tool root (exec/toolroot.ts). An image without them gets the host's ostree and GRUB (and then
 // no composefs image, and a menu rendered once from the BLS entries).
 //
+// What runs, in order, is native-plan.ts's step list, which `rock-image plan --artifacts` prints:
+// this module executes it (runPlan) and records the run-time inputs the plan names.
+//
 // Layout and boot decisions (read by the boot harness, `rock-image test`):
 // - GPT as formats.md §3 and coreos-assembler's create_disk.sh: 1 BIOS-BOOT (x86_64) / reserved
 //   (aarch64) 1 MiB, 2 EFI-SYSTEM 127 MiB vfat, 3 boot 384 MiB ext4, 4 root xfs (1.5x the image +
@@ -62,49 +65,20 @@ import {
   writeFileSync,
   writeSync,
 } from 'node:fs';
-import { basename, join } from 'node:path';
+import { join } from 'node:path';
 import { PipelineError, ToolMissingError } from '../errors.ts';
-import {
-  type GrubSource,
-  type GrubTarget,
-  hostGrub,
-  imageGrub,
-  installBios,
-  mkimageArgs,
-} from '../exec/grub.ts';
+import { imageGrubTool, installBios } from '../exec/grub.ts';
 import { concatInitrds } from '../exec/initramfs.ts';
-import { attachRange, type LoopDevice, type Mounted, mount, mountsUnder } from '../exec/losetup.ts';
-import {
-  cpioNewc,
-  cpioNewcArgs,
-  fatCopy,
-  fatMkdirs,
-  mkfsExt4,
-  mkfsExt4Args,
-  mkfsVfat,
-  mkfsXfs,
-  mkfsXfsArgs,
-  mksquashfs,
-  mksquashfsArgs,
-} from '../exec/mkfs.ts';
-import { Ostree } from '../exec/ostree.ts';
-import { qcow2Args, toQcow2 } from '../exec/qemu-img.ts';
+import { mountsUnder } from '../exec/losetup.ts';
+import { commitChecksum } from '../exec/ostree.ts';
 import { kernelVersions } from '../exec/rootfs.ts';
-import { partition, sgdiskArgs } from '../exec/sgdisk.ts';
-import { archiveCopyArgs } from '../exec/skopeo.ts';
-import { openToolRoot, type ToolRoot } from '../exec/toolroot.ts';
-import { canRunArch, hostArch } from '../exec/tools.ts';
-import { unpackArchive } from '../exec/umoci.ts';
-import type { ArtifactBackend, BackendContext, Produced } from './backend.ts';
+import { canRunArch, hostArch, requireTool } from '../exec/tools.ts';
+import type { ArchJob, ArtifactBackend, BackendContext, Produced } from './backend.ts';
 import {
-  type Arch,
   artifactFile,
   type BlsEntry,
-  diskKargs,
   diskLayout,
-  earlyGrubConfig,
   kargsFromToml,
-  MIN_ROOT_MiB,
   type Platform,
   parseBls,
   pxeSnippets,
@@ -113,14 +87,17 @@ import {
   rootSizeMiB,
   setPlatformId,
 } from './layout.ts';
-
-const efiBinary: Record<Arch, { target: GrubTarget; file: string }> = {
-  x86_64: { target: 'x86_64-efi', file: 'BOOTX64.EFI' },
-  aarch64: { target: 'arm64-efi', file: 'BOOTAA64.EFI' },
-};
-
-/** GRUB targets whose modules go to /boot/grub2/<target>/ on each arch. */
-const grubTargets: Record<Arch, GrubTarget[]> = { x86_64: ['i386-pc', 'x86_64-efi'], aarch64: ['arm64-efi'] };
+import {
+  type Action,
+  applies,
+  grubTargets,
+  type ImageFacts,
+  isCommand,
+  type NativeStep,
+  nativePlan,
+  resolveArg,
+  rootInputs,
+} from './native-plan.ts';
 
 /** Moves /etc into /usr/etc (ostree's place for defaults), empties /var, adds /ostree -> sysroot/ostree. */
 export function ostreeShape(rootfs: string): void {
@@ -212,125 +189,230 @@ export function treeBytes(dir: string): number {
   return total;
 }
 
+/** What a command prints that becomes a run-time input, checked. */
+const outputs: Record<string, (stdout: string) => string | undefined> = {
+  OSTREE_COMMIT: commitChecksum,
+  loop: (stdout) => (/^\/dev\/loop\d+$/.test(stdout.trim()) ? stdout.trim() : undefined),
+};
+
 /**
- * Writes grub.cfg and the module directories (of the GRUB the core images came from) into a
- * mounted boot filesystem: the static blscfg config when that GRUB reads BLS entries, else a
- * menu rendered from the entries.
+ * Runs the plan of `job` (native-plan.ts), step by step: commands through the runner, in-process
+ * steps here. Run-time inputs are recorded in the log as they become known (`plan-input`). On a
+ * failure, the plan's own release steps of whatever is still held run, in plan order.
  */
-function writeGrubFiles(boot: string, arch: Arch, grub: GrubSource): BlsEntry[] {
-  const entries = readEntries(boot);
-  mkdirSync(join(boot, 'grub2'), { recursive: true });
-  writeFileSync(
-    join(boot, 'grub2/grub.cfg'),
-    grub.blscfg ? renderBlsGrubCfg(arch) : renderGrubCfg(entries, arch),
-  );
-  for (const t of grubTargets[arch]) cpSync(grub.moduleDir(t), join(boot, 'grub2', t), { recursive: true });
-  return entries;
+async function runPlan(ctx: BackendContext, job: ArchJob): Promise<Produced[]> {
+  const { arch } = job;
+  const tag = arch;
+  const { steps } = nativePlan(job);
+  const values: Record<string, string | string[]> = {};
+  const record = (name: string, value: string | string[]) => {
+    values[name] = value;
+    ctx.log.event({ event: 'plan-input', backend: 'native', name, value, tag });
+  };
+  const one = (arg: string) => resolveArg(arg, values)[0]!;
+  let facts: ImageFacts | undefined;
+  const on = (s: NativeStep) => {
+    if (s.when && !facts)
+      throw new PipelineError(`native plan: a step depends on the image before it is inspected`);
+    return applies(s.when, facts ?? { ostree: false, grub: false });
+  };
+  const snippets: Produced[] = [];
+  const held = new Set<string>();
+
+  const act = async (a: Action): Promise<void> => {
+    switch (a.op) {
+      case 'fresh-work': {
+        const mounted = mountsUnder(a.dir);
+        if (mounted.length)
+          throw new PipelineError(`still mounted from an earlier run (unmount first): ${mounted.join(', ')}`);
+        rmSync(a.dir, { recursive: true, force: true });
+        mkdirSync(a.dir, { recursive: true });
+        return;
+      }
+      case 'inspect-image': {
+        facts = inspectImage(ctx, job, a.tree, record);
+        return;
+      }
+      case 'remove':
+        rmSync(a.path, { recursive: true, force: true });
+        return;
+      case 'mkdir':
+        mkdirSync(a.path, { recursive: true });
+        return;
+      case 'write':
+        writeFileSync(a.path, a.text);
+        return;
+      case 'sparse-file':
+        sparseFile(a.path, Number(one(a.bytes)));
+        return;
+      case 'write-into':
+        await writeInto(a.dest, a.src, a.offset);
+        return;
+      case 'aleph':
+        writeAleph(a.sysroot, { version: a.version, ref: a.ref, commit: one(a.commit), imgid: a.imgid });
+        return;
+      case 'grub-cfg':
+        mkdirSync(join(a.boot, 'grub2'), { recursive: true });
+        writeFileSync(
+          join(a.boot, 'grub2/grub.cfg'),
+          a.render === 'blscfg' ? renderBlsGrubCfg(arch) : renderGrubCfg(readEntries(a.boot), arch),
+        );
+        return;
+      case 'copy-dir':
+        cpSync(a.from, a.to, { recursive: true });
+        return;
+      case 'bios-boot-code':
+        installBios(a.disk, a.core, a.lba, a.sectors, a.bootImg);
+        return;
+      case 'read-bls-entry': {
+        const entry = readEntries(a.boot)[0];
+        if (!entry) throw new PipelineError(`${a.boot}/loader/entries holds no BLS entry`);
+        record('BLS_LINUX', entry.linux);
+        record('BLS_INITRD', entry.initrd);
+        return;
+      }
+      case 'copy-file':
+        cpSync(one(a.from), a.to);
+        return;
+      case 'join-initrds':
+        await concatInitrds(a.parts.map(one), a.to);
+        return;
+      case 'set-platform': {
+        const dir = join(a.boot, 'loader/entries');
+        for (const f of readdirSync(dir).filter((n) => n.endsWith('.conf')))
+          writeFileSync(join(dir, f), setPlatformId(readFileSync(join(dir, f), 'utf8'), a.id));
+        if (a.rerenderMenu)
+          writeFileSync(join(a.boot, 'grub2/grub.cfg'), renderGrubCfg(readEntries(a.boot), arch));
+        return;
+      }
+      case 'pxe-snippets':
+        for (const sn of pxeSnippets({
+          name: job.name,
+          version: job.version,
+          arch,
+          baseUrl: job.pxe.baseUrl,
+          ignitionUrl: job.pxe.ignitionUrl,
+          // No ostree=: the live initramfs finds the one deployment itself (osbuild
+          // coreos.live-artifacts.mono:37-42 LIVE_EXCLUDE_KARGS drops it; fedora-coreos-config
+          // 35coreos-live/live-generator:37-54 makes ostree=/ostree/boot.1/*/*/0).
+          extra: values.IMAGE_KARGS as string[],
+        })) {
+          writeFileSync(join(a.dir, sn.file), sn.text);
+          snippets.push({ kind: sn.kind, path: join(a.dir, sn.file) });
+        }
+        return;
+    }
+  };
+
+  const run = async (s: NativeStep): Promise<void> => {
+    if (!isCommand(s)) return act(s.action);
+    const argv = s.argv.flatMap((a) => resolveArg(a, values));
+    requireTool(argv[0]!);
+    // A release is done once tried: a failed one is not tried again on the way out.
+    if (s.releases) held.delete(s.releases);
+    const r = await ctx.run(argv[0]!, argv.slice(1), { tag, cwd: s.cwd, input: s.input, env: s.env });
+    if (s.acquires) held.add(s.acquires);
+    if (s.sets) {
+      const v = (outputs[s.sets] ?? outputs.loop!)(r.stdout);
+      if (v === undefined)
+        throw new PipelineError(`${argv.join(' ')} printed '${r.stdout.trim()}', not ${s.sets}`);
+      record(s.sets, v);
+    }
+  };
+
+  try {
+    for (let i = 0; i < steps.length; ) {
+      const stage = steps[i]!.stage;
+      let j = i;
+      while (j < steps.length && steps[j]!.stage === stage) j++;
+      const group = steps.slice(i, j);
+      i = j;
+      if (!group.some(on)) continue;
+      await ctx.log.step(
+        stage,
+        async () => {
+          for (const s of group) if (on(s)) await run(s);
+        },
+        tag,
+      );
+    }
+  } catch (err) {
+    // The tool root holds binds of the mounted disk: the plan releases it first, and so does this.
+    for (const s of steps)
+      if (isCommand(s) && s.releases && held.has(s.releases)) await run(s).catch(() => undefined);
+    throw err;
+  }
+  const file = (kind: Parameters<typeof artifactFile>[3]) =>
+    join(job.work, artifactFile(job.name, job.version, arch, kind));
+  const produced: Produced[] = [];
+  if (job.platforms.includes('pxe'))
+    produced.push(
+      { kind: 'live-kernel', path: file('live-kernel') },
+      { kind: 'live-initramfs', path: file('live-initramfs') },
+      { kind: 'live-rootfs', path: file('live-rootfs') },
+    );
+  if (job.platforms.includes('qemu')) produced.push({ kind: 'qemu', path: file('qemu') });
+  if (job.platforms.includes('metal')) produced.push({ kind: 'metal', path: file('metal') });
+  produced.push(...snippets);
+  return produced;
 }
 
-/** The image's tool root (when it carries ostree or a GRUB with blscfg) and the GRUB to use. */
-interface ImageTools {
-  root?: ToolRoot;
-  grub: GrubSource;
-  release(): Promise<void>;
-}
-
-async function imageTools(
+/**
+ * Reads what the unpacked image decides (one kernel with its initramfs, kargs.d, its own ostree
+ * and GRUB), gives the tree ostree's shape and computes the root size; records each as an input.
+ */
+function inspectImage(
   ctx: BackendContext,
+  job: ArchJob,
   rootfs: string,
-  work: string,
-  arch: Arch,
-  tag: string,
-): Promise<ImageTools> {
-  const hasOstree = existsSync(join(rootfs, 'usr/bin/ostree'));
-  const probe = { run: ctx.run, path: (p: string) => p };
-  if (!hasOstree && !imageGrub(rootfs, grubTargets[arch], probe)) {
+  record: (name: string, value: string | string[]) => void,
+): ImageFacts {
+  const { arch } = job;
+  const kvers = kernelVersions(rootfs);
+  if (kvers.length !== 1)
+    throw new PipelineError(
+      `${job.archive}: expected one kernel under /usr/lib/modules/<kver>/vmlinuz, found ${kvers.length ? kvers.join(', ') : 'none'}`,
+    );
+  if (!existsSync(join(rootfs, 'usr/lib/modules', kvers[0]!, 'initramfs.img')))
+    throw new PipelineError(`${job.archive}: /usr/lib/modules/${kvers[0]}/initramfs.img is missing`);
+  const kargsDir = join(rootfs, 'usr/lib/bootc/kargs.d');
+  record(
+    'IMAGE_KARGS',
+    existsSync(kargsDir)
+      ? kargsFromToml(
+          readdirSync(kargsDir)
+            .filter((f) => f.endsWith('.toml'))
+            .map((f) => ({ name: f, text: readFileSync(join(kargsDir, f), 'utf8') })),
+          arch,
+        )
+      : [],
+  );
+  ostreeShape(rootfs);
+  const layout = diskLayout(
+    arch,
+    job.rootSizeMiB ?? rootSizeMiB(treeBytes(rootfs)),
+    `${job.name}/${job.version}/${arch}`,
+  );
+  // A root size given (--root-size) is in the plan already; a computed one is an input.
+  if (job.rootSizeMiB === undefined) for (const [k, v] of Object.entries(rootInputs(layout))) record(k, v);
+  const grub = imageGrubTool(rootfs, grubTargets[arch]);
+  const facts = { ostree: existsSync(join(rootfs, 'usr/bin/ostree')), grub: grub !== undefined };
+  record('IMAGE_OSTREE', facts.ostree ? 'yes' : 'no');
+  record('IMAGE_GRUB', facts.grub ? 'yes' : 'no');
+  if (grub) {
+    record('IMAGE_GRUB_MKIMAGE', grub.tool);
+    for (const t of grubTargets[arch]) record(`IMAGE_BLS_${t.replace(/-/g, '_')}`, grub.bls[t]!);
+  }
+  if (!facts.ostree && !facts.grub)
     ctx.log.warn(
       `${arch}: the image has neither ostree nor a GRUB with blscfg; deploying with the host's ostree (no composefs image) and GRUB (a menu rendered once)`,
     );
-    return { grub: hostGrub(ctx.run, tag), release: async () => undefined };
-  }
-  if (arch !== hostArch() && !canRunArch(arch))
+  else if (arch !== hostArch() && !canRunArch(arch))
     throw new ToolMissingError(
       `qemu-${arch} (binfmt_misc)`,
       `the ${arch} image's own ostree and GRUB run through qemu-user: run 'rock-image doctor --install cross-arch'`,
     );
-  const root = await openToolRoot(ctx.run, rootfs, join(work, 'toolroot'), tag);
-  try {
-    await root.bind(join(work, 'grub'), 'grub');
-  } catch (err) {
-    await root.release().catch(() => undefined);
-    throw err;
-  }
-  const grub = imageGrub(rootfs, grubTargets[arch], root, tag) ?? hostGrub(ctx.run, tag);
-  return { root: hasOstree ? root : undefined, grub, release: () => root.release() };
-}
-
-/** The mounted root and boot filesystems of a disk image; `release` undoes everything attached. */
-async function mountDisk(
-  ctx: BackendContext,
-  file: string,
-  layout: ReturnType<typeof diskLayout>,
-  dir: string,
-  tag: string,
-  format = false,
-) {
-  const held: (LoopDevice | Mounted)[] = [];
-  const release = async () => {
-    let first: unknown;
-    for (const h of held.reverse()) {
-      try {
-        if ('unmount' in h) await h.unmount();
-        else await h.detach();
-      } catch (err) {
-        first ??= err;
-      }
-    }
-    if (first) throw first;
-  };
-  try {
-    const root = await attachRange(ctx.run, file, layout.ranges.root.offset, layout.ranges.root.size, tag);
-    held.push(root);
-    const boot = await attachRange(ctx.run, file, layout.ranges.boot.offset, layout.ranges.boot.size, tag);
-    held.push(boot);
-    if (format) {
-      await mkfsXfs(ctx.run, root.dev, 'root', layout.uuids.root, tag);
-      await mkfsExt4(ctx.run, boot.dev, 'boot', layout.uuids.boot, tag);
-    }
-    mkdirSync(dir, { recursive: true });
-    // nouuid: every image's root has Fedora CoreOS's sentinel UUID, and XFS refuses a second
-    // mount of a UUID already mounted (xfs(5)), e.g. the other arch's image built beside it.
-    held.push(await mount(ctx.run, root.dev, dir, tag, ['nouuid']));
-    mkdirSync(join(dir, 'boot'), { recursive: true });
-    held.push(await mount(ctx.run, boot.dev, join(dir, 'boot'), tag));
-    return { release };
-  } catch (err) {
-    await release().catch(() => undefined);
-    throw err;
-  }
-}
-
-/** Runs `fn` with the disk image's boot filesystem mounted read-write on `dir`. */
-async function withBootMounted(
-  ctx: BackendContext,
-  file: string,
-  layout: ReturnType<typeof diskLayout>,
-  dir: string,
-  tag: string,
-  fn: (boot: string) => void,
-): Promise<void> {
-  const dev = await attachRange(ctx.run, file, layout.ranges.boot.offset, layout.ranges.boot.size, tag);
-  try {
-    mkdirSync(dir, { recursive: true });
-    const m = await mount(ctx.run, dev.dev, dir, tag);
-    try {
-      fn(dir);
-    } finally {
-      await m.unmount();
-    }
-  } finally {
-    await dev.detach();
-  }
+  return facts;
 }
 
 export const native: ArtifactBackend = {
@@ -342,300 +424,11 @@ export const native: ArtifactBackend = {
       return 'the native backend cannot make a 4K-sector disk (its GPT layout and loop devices use 512-byte sectors, layout.ts SECTOR); use --backend coreos';
     return true;
   },
-  commands(job) {
-    // The path of an image that carries its own ostree and a GRUB with blscfg (Fedora CoreOS and
-    // the test world's base): those run from the unpacked image (chroot into an overlay over it,
-    // exec/toolroot.ts). An image without them gets the host's ostree and GRUB instead.
-    const w = job.work;
-    const raw = join(w, artifactFile(job.name, job.version, job.arch, 'metal'));
-    const layout = diskLayout(
-      job.arch,
-      job.rootSizeMiB ?? MIN_ROOT_MiB,
-      `${job.name}/${job.version}/${job.arch}`,
-    );
-    const efi = efiBinary[job.arch];
-    const root = `${w}/toolroot/root`;
-    const inImage = (cmd: string, ...args: string[]) => ['chroot', root, cmd, ...args];
-    const grubIn = (target: GrubTarget, out: string) =>
-      inImage(
-        '/usr/bin/grub-mkimage',
-        ...mkimageArgs(target, out, '/run/rock-image/grub/early.cfg', '/grub2', `/usr/lib/grub/${target}`, [
-          'blsuki',
-        ]),
-      );
-    const sysroot = '/run/rock-image/sysroot';
-    const repo = `${sysroot}/ostree/repo`;
-    const cmds: string[][] = [
-      ['skopeo', ...archiveCopyArgs(job.archive, `oci:${w}/oci:rock`)],
-      ['umoci', 'raw', 'unpack', '--image', `${w}/oci:rock`, `${w}/rootfs`],
-      [
-        'mount',
-        '-t',
-        'overlay',
-        'rock-image-toolroot',
-        '-o',
-        `lowerdir=${w}/rootfs,upperdir=${w}/toolroot/upper,workdir=${w}/toolroot/work`,
-        root,
-      ],
-      ...['proc', 'sys', 'dev'].map((fs) => ['mount', '--rbind', `/${fs}`, `${root}/${fs}`]),
-      ['mount', '--rbind', `${w}/grub`, `${root}/run/rock-image/grub`],
-      ['sgdisk', ...sgdiskArgs(layout.table, raw)],
-      ['mkfs.vfat', '-F', '32', '-n', 'EFI-SYSTEM', '-i', layout.uuids.espVolumeId, `${w}/esp.img`],
-      grubIn(efi.target, `/run/rock-image/grub/${efi.file}`),
-      ['mcopy', '-o', '-i', `${w}/esp.img`, `${w}/grub/${efi.file}`, `::EFI/BOOT/${efi.file}`],
-      ...(job.arch === 'x86_64' ? [grubIn('i386-pc', '/run/rock-image/grub/core.img')] : []),
-      [
-        'losetup',
-        '--find',
-        '--show',
-        '--offset',
-        String(layout.ranges.root.offset),
-        '--sizelimit',
-        String(layout.ranges.root.size),
-        raw,
-      ],
-      ['mkfs.xfs', ...mkfsXfsArgs('/dev/loopR', 'root', layout.uuids.root)],
-      ['mkfs.ext4', ...mkfsExt4Args('/dev/loopB', 'boot', layout.uuids.boot)],
-      ['mount', '-o', 'nouuid', '/dev/loopR', `${w}/sysroot`],
-      ['mount', '/dev/loopB', `${w}/sysroot/boot`],
-      ['mount', '--rbind', `${w}/sysroot`, `${root}${sysroot}`],
-      ['mount', '--rbind', `${w}/rootfs`, `${root}/run/rock-image/tree`],
-      inImage('ostree', 'admin', 'init-fs', '--modern', sysroot),
-      inImage('ostree', 'config', `--repo=${repo}`, 'set', 'sysroot.bootloader', 'none'),
-      inImage('ostree', 'config', `--repo=${repo}`, 'set', 'sysroot.readonly', 'true'),
-      inImage(
-        'ostree',
-        `--repo=${repo}`,
-        'commit',
-        `--branch=${job.osname}/${job.version}/${job.arch}`,
-        '--tree=dir=/run/rock-image/tree',
-      ),
-      inImage('ostree', 'admin', 'os-init', `--sysroot=${sysroot}`, job.osname),
-      inImage(
-        'ostree',
-        'admin',
-        'deploy',
-        `--sysroot=${sysroot}`,
-        `--os=${job.osname}`,
-        ...diskKargs({
-          arch: job.arch,
-          platformId: 'metal',
-          imageKargs: ['<kargs.d>'],
-        }).map((k) => `--karg-append=${k}`),
-        `${job.osname}/${job.version}/${job.arch}`,
-      ),
-      ['umount', '--recursive', root],
-    ];
-    if (job.platforms.includes('pxe'))
-      cmds.push(
-        ['mksquashfs', ...mksquashfsArgs(`${w}/sysroot`, `${w}/live/root.squashfs`, ['boot'])],
-        // In ${w}/live-initramfs and ${w}/live, names on standard input; the deployed initramfs and
-        // the first archive are then joined (4-byte aligned) into live-initramfs.
-        ['cpio', ...cpioNewcArgs(`${w}/live-initramfs.cpio`)],
-        ['cpio', ...cpioNewcArgs(join(w, artifactFile(job.name, job.version, job.arch, 'live-rootfs')))],
-      );
-    if (job.platforms.includes('qemu'))
-      // The metal disk itself, its boot entries switched to qemu for the conversion and back.
-      cmds.push([
-        'qemu-img',
-        ...qcow2Args(raw, join(w, artifactFile(job.name, job.version, job.arch, 'qemu'))),
-      ]);
-    return cmds;
-  },
-  async make(ctx, job) {
-    const { arch, work } = job;
-    const tag = arch;
-    const step = <T>(name: string, fn: () => Promise<T>) => ctx.log.step(name, fn, tag);
-    const mounted = mountsUnder(work);
-    if (mounted.length)
-      throw new PipelineError(`still mounted from an earlier run (unmount first): ${mounted.join(', ')}`);
-    rmSync(work, { recursive: true, force: true });
-    mkdirSync(work, { recursive: true });
-    const rootfs = join(work, 'rootfs');
-    await step('unpack image', async () => {
-      await unpackArchive(ctx.run, job.archive, join(work, 'oci'), rootfs, tag);
-      // Scratch goes as soon as its stage is done: the layout copy of the archive now, the tree
-      // once the disk holds it (the image's GRUB modules in it serve the BIOS boot code).
-      rmSync(join(work, 'oci'), { recursive: true, force: true });
-    });
-    const kvers = kernelVersions(rootfs);
-    if (kvers.length !== 1)
-      throw new PipelineError(
-        `${job.archive}: expected one kernel under /usr/lib/modules/<kver>/vmlinuz, found ${kvers.length ? kvers.join(', ') : 'none'}`,
-      );
-    if (!existsSync(join(rootfs, 'usr/lib/modules', kvers[0]!, 'initramfs.img')))
-      throw new PipelineError(`${job.archive}: /usr/lib/modules/${kvers[0]}/initramfs.img is missing`);
-    const kargsDir = join(rootfs, 'usr/lib/bootc/kargs.d');
-    const imageKargs = existsSync(kargsDir)
-      ? kargsFromToml(
-          readdirSync(kargsDir)
-            .filter((f) => f.endsWith('.toml'))
-            .map((f) => ({ name: f, text: readFileSync(join(kargsDir, f), 'utf8') })),
-          arch,
-        )
-      : [];
-    ostreeShape(rootfs);
-    const layout = diskLayout(
-      arch,
-      job.rootSizeMiB ?? rootSizeMiB(treeBytes(rootfs)),
-      `${job.name}/${job.version}/${arch}`,
-    );
-    const raw = join(work, artifactFile(job.name, job.version, arch, 'metal'));
-    const early = join(work, 'grub', 'early.cfg');
-    mkdirSync(join(work, 'grub'), { recursive: true });
-    writeFileSync(early, earlyGrubConfig);
-
-    // The image's own ostree and GRUB when it has them (toolroot.ts), else the host's.
-    const tools = await imageTools(ctx, rootfs, work, arch, tag);
-    const produced: Produced[] = [];
-    const pxe = job.platforms.includes('pxe');
-    try {
-      const grub = tools.grub;
-      await step('partition disk', async () => {
-        sparseFile(raw, layout.size);
-        await partition(ctx.run, layout.table, raw, tag);
-      });
-      await step(`EFI system partition (${grub.origin} GRUB)`, async () => {
-        const esp = join(work, 'esp.img');
-        sparseFile(esp, layout.ranges.esp.size);
-        await mkfsVfat(ctx.run, esp, 'EFI-SYSTEM', layout.uuids.espVolumeId, tag);
-        const efi = efiBinary[arch];
-        const binary = join(work, 'grub', efi.file);
-        await grub.mkimage(efi.target, binary, early, '/grub2');
-        await fatMkdirs(ctx.run, esp, ['EFI', 'EFI/BOOT'], tag);
-        await fatCopy(ctx.run, esp, binary, `EFI/BOOT/${efi.file}`, tag);
-        await writeInto(raw, esp, layout.ranges.esp.offset);
-        rmSync(esp);
-      });
-      const core = join(work, 'grub', 'core.img');
-      if (arch === 'x86_64')
-        await step('BIOS core image', () => grub.mkimage('i386-pc', core, early, '/grub2'));
-
-      const sysroot = join(work, 'sysroot');
-      const ref = `${job.osname}/${job.version}/${arch}`;
-      const live = join(work, 'live');
-      const disk = await step('format root and boot', () => mountDisk(ctx, raw, layout, sysroot, tag, true));
-      try {
-        await step(`ostree deploy (${tools.root ? "the image's" : "the host's"} ostree)`, async () => {
-          if (tools.root) {
-            await tools.root.bind(sysroot, 'sysroot');
-            await tools.root.bind(rootfs, 'tree');
-          }
-          const ostree = tools.root ? Ostree.image(tools.root, tag) : Ostree.host(ctx.run, tag);
-          await ostree.initFs(sysroot);
-          const repo = join(sysroot, 'ostree/repo');
-          await ostree.configSet(repo, 'sysroot.bootloader', 'none');
-          await ostree.configSet(repo, 'sysroot.readonly', 'true');
-          const commit = await ostree.commit(repo, ref, rootfs, {
-            version: job.version,
-            timestamp: job.created,
-            subject: `${job.name} ${job.version} (${arch})`,
-          });
-          await ostree.osInit(sysroot, job.osname);
-          await ostree.deploy(
-            sysroot,
-            job.osname,
-            ref,
-            diskKargs({
-              arch,
-              platformId: 'metal',
-              imageKargs,
-            }),
-          );
-          writeAleph(sysroot, { version: job.version, ref, commit, imgid: basename(raw) });
-        });
-        const entries = await step('bootloader config', async () => {
-          const e = writeGrubFiles(join(sysroot, 'boot'), arch, grub);
-          writeFileSync(
-            join(sysroot, 'boot/ignition.firstboot'),
-            '# Removed after the first boot, once Ignition has run.\n',
-          );
-          return e;
-        });
-        const entry = entries[0]!;
-        if (pxe)
-          await step('PXE kernel, initramfs, rootfs', async () => {
-            // Fedora CoreOS's live boot: the live initramfs carries /etc/coreos-live-initramfs
-            // (fedora-coreos-config 35coreos-live/is-live-image.sh:6 @2d0fce6d tests only that it
-            // exists), the rootfs /etc/coreos-live-rootfs with the same text, which
-            // coreos-livepxe-rootfs.sh:12-21 requires of a rootfs appended to the initramfs; both
-            // hold the build version (osbuild stages/org.osbuild.coreos.live-artifacts.mono:809-822
-            // @f6b23dbc).
-            const stamp = `${job.version}\n`;
-            mkdirSync(join(live, 'etc'), { recursive: true });
-            writeFileSync(join(live, 'etc/coreos-live-rootfs'), stamp);
-            const marker = join(work, 'live-initramfs');
-            mkdirSync(join(marker, 'etc'), { recursive: true });
-            writeFileSync(join(marker, 'etc/coreos-live-initramfs'), stamp);
-            await cpioNewc(ctx.run, marker, ['etc', 'etc/coreos-live-initramfs'], `${marker}.cpio`, tag);
-            const kernel = join(work, artifactFile(job.name, job.version, arch, 'live-kernel'));
-            const initramfs = join(work, artifactFile(job.name, job.version, arch, 'live-initramfs'));
-            cpSync(join(sysroot, 'boot', entry.linux), kernel);
-            await concatInitrds([join(sysroot, 'boot', entry.initrd), `${marker}.cpio`], initramfs);
-            await mksquashfs(ctx.run, sysroot, join(live, 'root.squashfs'), ['boot'], tag);
-            const rootfsImg = join(work, artifactFile(job.name, job.version, arch, 'live-rootfs'));
-            await cpioNewc(ctx.run, live, ['root.squashfs', 'etc', 'etc/coreos-live-rootfs'], rootfsImg, tag);
-            // The archive holds it now: a second copy of the tree's size is scratch no more.
-            rmSync(join(live, 'root.squashfs'));
-            produced.push(
-              { kind: 'live-kernel', path: kernel },
-              { kind: 'live-initramfs', path: initramfs },
-              { kind: 'live-rootfs', path: rootfsImg },
-            );
-          });
-      } finally {
-        // The tool root holds binds of the mounted disk: it goes first.
-        await tools.release();
-        await disk.release();
-      }
-      if (arch === 'x86_64')
-        await step('BIOS boot code', async () => {
-          const p1 = layout.table.partitions[0]!;
-          installBios(raw, core, p1.start, p1.sectors, join(grub.moduleDir('i386-pc'), 'boot.img'));
-        });
-    } finally {
-      await tools.release();
-    }
-    rmSync(rootfs, { recursive: true, force: true });
-
-    if (job.platforms.includes('qemu'))
-      await step('qemu image', async () => {
-        // No copy of the disk: its entries say qemu while qemu-img converts it, then metal again
-        // (only the boot filesystem is mounted for that; root stays as the deploy left it).
-        const setPlatform = (id: 'qemu' | 'metal') =>
-          withBootMounted(ctx, raw, layout, join(work, 'qemu-boot'), tag, (boot) => {
-            const dir = join(boot, 'loader/entries');
-            for (const f of readdirSync(dir).filter((n) => n.endsWith('.conf')))
-              writeFileSync(join(dir, f), setPlatformId(readFileSync(join(dir, f), 'utf8'), id));
-            // A GRUB with blscfg reads the entries at boot; a rendered menu is rendered again.
-            if (!tools.grub.blscfg)
-              writeFileSync(join(boot, 'grub2/grub.cfg'), renderGrubCfg(readEntries(boot), arch));
-          });
-        const qcow2 = join(work, artifactFile(job.name, job.version, arch, 'qemu'));
-        await setPlatform('qemu');
-        try {
-          await toQcow2(ctx.run, raw, qcow2, tag);
-        } finally {
-          await setPlatform('metal');
-        }
-        produced.push({ kind: 'qemu', path: qcow2 });
-      });
-    if (job.platforms.includes('metal')) produced.push({ kind: 'metal', path: raw });
-    if (pxe)
-      for (const sn of pxeSnippets({
-        name: job.name,
-        version: job.version,
-        arch,
-        baseUrl: job.pxe.baseUrl,
-        ignitionUrl: job.pxe.ignitionUrl,
-        // No ostree=: the live initramfs finds the one deployment itself (osbuild
-        // coreos.live-artifacts.mono:37-42 LIVE_EXCLUDE_KARGS drops it; fedora-coreos-config
-        // 35coreos-live/live-generator:37-54 makes ostree=/ostree/boot.1/*/*/0).
-        extra: imageKargs,
-      })) {
-        writeFileSync(join(work, sn.file), sn.text);
-        produced.push({ kind: sn.kind, path: join(work, sn.file) });
-      }
-    return produced;
-  },
+  /** Every command line of the plan, each variant's, inputs not put in (plan() has the whole list). */
+  commands: (job) =>
+    nativePlan(job)
+      .steps.filter(isCommand)
+      .map((s) => s.argv),
+  plan: nativePlan,
+  make: runPlan,
 };

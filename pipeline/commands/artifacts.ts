@@ -5,6 +5,7 @@ import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { type ArtifactRequest, artifactJobs, backendModules, makeArtifacts } from '../artifacts/index.ts';
 import { type Backend, backends, type Platform, platforms, platformsOfStream } from '../artifacts/layout.ts';
+import { nativePlanText } from '../artifacts/native-plan.ts';
 import type { Arch } from '../config/index.ts';
 import { ExitCode, UsageError } from '../errors.ts';
 import type { Compression } from '../exec/compress.ts';
@@ -116,21 +117,53 @@ export function artifactsPlanText(req: ArtifactRequest): string {
   const out: string[] = [
     `# artifacts of ${req.version}: ${req.platforms.join(', ')}; compression ${req.compression ?? 'xz'}`,
   ];
-  for (const b of backends) {
-    const backend = backendModules[b];
-    const unsupported = req.platforms.map((p) => backend.supports(p)).filter((s) => s !== true);
-    out.push('', `## backend ${b}${b === req.backend ? ' (selected)' : ''}`);
-    for (const u of unsupported) out.push(`# ${u}`);
-    const ok = req.platforms.filter((p) => backend.supports(p) === true);
-    for (const job of artifactJobs({ ...req, platforms: ok })) {
+  for (const b of artifactsPlan(req).backends) {
+    out.push('', `## backend ${b.backend}${b.selected ? ' (selected)' : ''}`);
+    for (const u of b.refused) out.push(`# ${u}`);
+    const backend = backendModules[b.backend];
+    for (const job of b.jobs) {
       out.push(`### ${job.arch}`);
-      for (const c of backend.commands(job)) out.push(`$ ${c.map(shellQuote).join(' ')}`);
+      if (backend.plan) out.push(...nativePlanText(backend.plan(job), shellQuote));
+      else for (const c of backend.commands(job)) out.push(`$ ${c.map(shellQuote).join(' ')}`);
     }
   }
   return `${out.join('\n')}\n`;
 }
 
-const shellQuote = (s: string) => (/^[A-Za-z0-9_@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`);
+/** The same as a value (`plan --artifacts --json`): per backend and arch, its steps or command lines. */
+export function artifactsPlan(req: ArtifactRequest) {
+  return {
+    version: req.version,
+    platforms: req.platforms,
+    compression: req.compression ?? 'xz',
+    backends: backends.map((b) => {
+      const backend = backendModules[b];
+      const ok = req.platforms.filter((p) => backend.supports(p) === true);
+      const jobs = artifactJobs({ ...req, platforms: ok });
+      return {
+        backend: b,
+        selected: b === req.backend,
+        refused: req.platforms.map((p) => backend.supports(p)).filter((s): s is string => s !== true),
+        jobs,
+        arches: jobs.map((job) => ({
+          arch: job.arch,
+          commands: backend.commands(job),
+          ...(backend.plan ? backend.plan(job) : {}),
+        })),
+      };
+    }),
+  };
+}
+
+/**
+ * A shell word: bare when safe, in double quotes when its only specials are run-time inputs
+ * (`${NAME}`, which a shell would put in), else in single quotes.
+ */
+const shellQuote = (s: string) => {
+  if (/^[A-Za-z0-9_@%+=:,./-]+$/.test(s)) return s;
+  if (/^(?:[A-Za-z0-9_@%+=:,./ -]|\$\{[A-Z][A-Za-z0-9_]*\})+$/.test(s)) return `"${s}"`;
+  return `'${s.replace(/'/g, `'\\''`)}'`;
+};
 
 export const artifacts: Command = {
   name: 'artifacts',

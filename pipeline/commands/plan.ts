@@ -1,6 +1,6 @@
 import { ExitCode, UsageError } from '../errors.ts';
 import { describeSigning } from '../plan/trust.ts';
-import { artifactOptionSpec, artifactRequest, artifactsPlanText } from './artifacts.ts';
+import { artifactOptionSpec, artifactRequest, artifactsPlan, artifactsPlanText } from './artifacts.ts';
 import {
   archSteps,
   buildOptionHelp,
@@ -27,7 +27,8 @@ With --compose it prints instead, per arch, the flattened treefile rpm-ostree wo
 container mode unless --mode host; it needs no base, no network and no rpm-ostree.
 
 With --artifacts --build DIR it prints instead every artifact backend's command lines (native,
-bootc, coreos) for that build; the options of 'rock-image artifacts' apply.
+bootc, coreos) for that build; the options of 'rock-image artifacts' apply. The native backend's
+is its whole step list: run-time inputs as \${NAME}, variants by image fact, in-process steps.
 
 Options:${buildOptionHelp}
   --json                print the whole plan as JSON
@@ -44,7 +45,13 @@ Options:${buildOptionHelp}
   },
   async run(ctx, values) {
     if (values.artifacts) {
-      ctx.stdout.write(artifactsPlanText(artifactRequest(ctx, values)));
+      const req = artifactRequest(ctx, values);
+      if (values.json) {
+        const { backends, ...rest } = artifactsPlan(req);
+        ctx.stdout.write(
+          `${JSON.stringify({ ...rest, backends: backends.map(({ jobs: _j, ...b }) => b) }, null, 2)}\n`,
+        );
+      } else ctx.stdout.write(artifactsPlanText(req));
       return ExitCode.ok;
     }
     if (values.compose) {

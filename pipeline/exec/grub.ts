@@ -116,23 +116,40 @@ export function imageGrub(
   root: { run: Runner; path(hostPath: string): string },
   tag?: string,
 ): GrubSource | undefined {
-  const tool = ['usr/bin/grub-mkimage', 'usr/bin/grub2-mkimage'].find((t) => existsSync(`${tree}/${t}`));
-  const bls = (t: GrubTarget) => BLS_MODULES.find((m) => existsSync(`${tree}/usr/lib/grub/${t}/${m}.mod`));
-  if (!tool || !targets.every(bls)) return undefined;
+  const found = imageGrubTool(tree, targets);
+  if (!found) return undefined;
   return {
     origin: 'image',
     blscfg: true,
     moduleDir: (t) => `${tree}/usr/lib/grub/${t}`,
     mkimage: async (target, out, early, prefix) => {
       await root.run(
-        `/${tool}`,
+        found.tool,
         mkimageArgs(target, root.path(out), root.path(early), prefix, `/usr/lib/grub/${target}`, [
-          bls(target)!,
+          found.bls[target]!,
         ]),
         { tag },
       );
     },
   };
+}
+
+/**
+ * What makes an unpacked tree's GRUB usable (see imageGrub): its grub-mkimage (path inside the
+ * tree) and each target's BLS module; undefined when it lacks either.
+ */
+export function imageGrubTool(
+  tree: string,
+  targets: GrubTarget[],
+): { tool: string; bls: Partial<Record<GrubTarget, string>> } | undefined {
+  const tool = ['usr/bin/grub-mkimage', 'usr/bin/grub2-mkimage'].find((t) => existsSync(`${tree}/${t}`));
+  const bls: Partial<Record<GrubTarget, string>> = {};
+  for (const t of targets) {
+    const m = BLS_MODULES.find((m) => existsSync(`${tree}/usr/lib/grub/${t}/${m}.mod`));
+    if (!m) return undefined;
+    bls[t] = m;
+  }
+  return tool ? { tool: `/${tool}`, bls } : undefined;
 }
 
 export async function mkimage(

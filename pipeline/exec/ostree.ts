@@ -6,6 +6,41 @@ import type { Runner } from './run.ts';
 import type { ToolRoot } from './toolroot.ts';
 import { requireTool } from './tools.ts';
 
+/** ostree's arguments, pure (the native backend's plan prints them; the class runs them). */
+export const ostreeArgs = {
+  initFs: (sysroot: string) => ['admin', 'init-fs', '--modern', sysroot],
+  configSet: (repo: string, key: string, value: string) => ['config', `--repo=${repo}`, 'set', key, value],
+  commit: (
+    repo: string,
+    branch: string,
+    tree: string,
+    meta: { version: string; timestamp: string; subject: string },
+  ) => [
+    `--repo=${repo}`,
+    'commit',
+    `--branch=${branch}`,
+    `--tree=dir=${tree}`,
+    `--subject=${meta.subject}`,
+    `--add-metadata-string=version=${meta.version}`,
+    `--timestamp=${meta.timestamp}`,
+  ],
+  osInit: (sysroot: string, os: string) => ['admin', 'os-init', `--sysroot=${sysroot}`, os],
+  deploy: (sysroot: string, os: string, ref: string, kargs: string[]) => [
+    'admin',
+    'deploy',
+    `--sysroot=${sysroot}`,
+    `--os=${os}`,
+    ...kargs.map((k) => `--karg-append=${k}`),
+    ref,
+  ],
+};
+
+/** The checksum `ostree commit` prints (its last line), or undefined. */
+export function commitChecksum(stdout: string): string | undefined {
+  const checksum = stdout.trim().split('\n').pop() ?? '';
+  return /^[0-9a-f]{64}$/.test(checksum) ? checksum : undefined;
+}
+
 export class Ostree {
   private constructor(
     private readonly run: Runner,
@@ -37,11 +72,11 @@ export class Ostree {
 
   /** A fresh physical sysroot: /ostree/repo (bare), /boot, /ostree/deploy. */
   async initFs(sysroot: string): Promise<void> {
-    await this.ostree(['admin', 'init-fs', '--modern', this.at(sysroot)]);
+    await this.ostree(ostreeArgs.initFs(this.at(sysroot)));
   }
 
   async configSet(repo: string, key: string, value: string): Promise<void> {
-    await this.ostree(['config', `--repo=${this.at(repo)}`, 'set', key, value]);
+    await this.ostree(ostreeArgs.configSet(this.at(repo), key, value));
   }
 
   /** Commits `tree` on `branch`; returns the commit checksum. */
@@ -51,33 +86,18 @@ export class Ostree {
     tree: string,
     meta: { version: string; timestamp: string; subject: string },
   ): Promise<string> {
-    const { stdout } = await this.ostree([
-      `--repo=${this.at(repo)}`,
-      'commit',
-      `--branch=${branch}`,
-      `--tree=dir=${this.at(tree)}`,
-      `--subject=${meta.subject}`,
-      `--add-metadata-string=version=${meta.version}`,
-      `--timestamp=${meta.timestamp}`,
-    ]);
-    const checksum = stdout.trim().split('\n').pop() ?? '';
-    if (!/^[0-9a-f]{64}$/.test(checksum)) throw new Error(`ostree commit printed '${stdout.trim()}'`);
+    const { stdout } = await this.ostree(ostreeArgs.commit(this.at(repo), branch, this.at(tree), meta));
+    const checksum = commitChecksum(stdout);
+    if (!checksum) throw new Error(`ostree commit printed '${stdout.trim()}'`);
     return checksum;
   }
 
   async osInit(sysroot: string, os: string): Promise<void> {
-    await this.ostree(['admin', 'os-init', `--sysroot=${this.at(sysroot)}`, os]);
+    await this.ostree(ostreeArgs.osInit(this.at(sysroot), os));
   }
 
   /** Deploys `ref` for `os` with exactly these kernel arguments (the commit has none of its own). */
   async deploy(sysroot: string, os: string, ref: string, kargs: string[]): Promise<void> {
-    await this.ostree([
-      'admin',
-      'deploy',
-      `--sysroot=${this.at(sysroot)}`,
-      `--os=${os}`,
-      ...kargs.map((k) => `--karg-append=${k}`),
-      ref,
-    ]);
+    await this.ostree(ostreeArgs.deploy(this.at(sysroot), os, ref, kargs));
   }
 }

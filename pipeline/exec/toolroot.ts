@@ -26,6 +26,28 @@ export interface ToolRoot {
   release(): Promise<void>;
 }
 
+/** Where host directories are bound inside a tool root (`/run/rock-image/<name>`). */
+export const TOOLROOT_BINDS = '/run/rock-image';
+
+/** The mount commands of a tool root, pure (the native backend's plan prints them). */
+export const toolRootArgs = {
+  /** The writable overlay over `tree` at `scratch`/root. */
+  overlay: (tree: string, scratch: string) => [
+    '-t',
+    'overlay',
+    'rock-image-toolroot',
+    '-o',
+    `lowerdir=${tree},upperdir=${join(scratch, 'upper')},workdir=${join(scratch, 'work')}`,
+    join(scratch, 'root'),
+  ],
+  /** A recursive bind of `from` at `to`, then made a slave (unmounts inside stay inside). */
+  bind: (from: string, to: string) => [
+    ['--rbind', from, to],
+    ['--make-rslave', to],
+  ],
+  release: (root: string) => ['--recursive', root],
+};
+
 /**
  * Opens a tool root over `tree` using `scratch` (a directory of its own) for the overlay's
  * upper and work directories. Call release() in a finally.
@@ -39,29 +61,17 @@ export async function openToolRoot(
   requireTool('chroot');
   const root = join(scratch, 'root');
   for (const d of ['upper', 'work', 'root']) mkdirSync(join(scratch, d), { recursive: true });
-  await run(
-    'mount',
-    [
-      '-t',
-      'overlay',
-      'rock-image-toolroot',
-      '-o',
-      `lowerdir=${tree},upperdir=${join(scratch, 'upper')},workdir=${join(scratch, 'work')}`,
-      root,
-    ],
-    { tag },
-  );
+  await run('mount', toolRootArgs.overlay(tree, scratch), { tag });
   let open = true;
   const release = async () => {
     if (!open) return;
     open = false;
-    await run('umount', ['--recursive', root], { tag });
+    await run('umount', toolRootArgs.release(root), { tag });
   };
   try {
     for (const fs of ['proc', 'sys', 'dev']) {
       mkdirSync(join(root, fs), { recursive: true });
-      await run('mount', ['--rbind', `/${fs}`, join(root, fs)], { tag });
-      await run('mount', ['--make-rslave', join(root, fs)], { tag });
+      for (const a of toolRootArgs.bind(`/${fs}`, join(root, fs))) await run('mount', a, { tag });
     }
   } catch (err) {
     await release().catch(() => undefined);
@@ -72,10 +82,9 @@ export async function openToolRoot(
     root,
     has: (path) => existsSync(join(tree, path)),
     async bind(hostDir, name) {
-      const inner = `/run/rock-image/${name}`;
+      const inner = `${TOOLROOT_BINDS}/${name}`;
       mkdirSync(join(root, inner), { recursive: true });
-      await run('mount', ['--rbind', hostDir, join(root, inner)], { tag });
-      await run('mount', ['--make-rslave', join(root, inner)], { tag });
+      for (const a of toolRootArgs.bind(hostDir, join(root, inner))) await run('mount', a, { tag });
       binds.push([hostDir, inner]);
       return inner;
     },

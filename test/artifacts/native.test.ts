@@ -25,6 +25,7 @@ import { createRunner } from '../../pipeline/exec/run.ts';
 import { createLogger } from '../../pipeline/log.ts';
 import { cacheDir, fcosBase, KVER, repoRoot } from '../world/fcos-base.ts';
 import { cpioFile, needTool, sh, shResult, withImageMount } from '../world/tools.ts';
+import { type ArchPlan, planFor } from './plan-compare.ts';
 
 const work = join(cacheDir, `artifacts-${process.pid}`);
 const out = join(work, 'out');
@@ -197,6 +198,96 @@ test('artifacts: meta.json sha256 and sizes; compressed entries keep the uncompr
     }
     for (const key of ['live-kernel', 'live-initramfs', 'live-rootfs', 'pxe-ipxe', 'pxe-grub'])
       assert.is(m.images[key]['skip-compression'], true, key);
+  }
+});
+
+/** The events of the JSON logs of `rock-image artifacts` in a build directory, one list per run. */
+function artifactLogs(dir: string): Record<string, unknown>[][] {
+  return readdirSync(join(dir, 'logs'))
+    .filter((f) => f.startsWith('artifacts-'))
+    .sort()
+    .map((f) =>
+      readFileSync(join(dir, 'logs', f), 'utf8')
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l) as Record<string, unknown>),
+    );
+}
+
+/** `rock-image plan --artifacts --json` for the native backend, per arch. */
+function nativePlans(dir: string, args: string[]): ArchPlan[] {
+  const r = cli(['plan', '--artifacts', '--json', '--build', dir, '--backend', 'native', ...args]);
+  assert.is(r.code, 0, r.stderr);
+  const backends = JSON.parse(r.stdout).backends as { backend: string; arches: ArchPlan[] }[];
+  return backends.find((b) => b.backend === 'native')!.arches;
+}
+
+test('plan --artifacts is what ran: the same commands, order and arguments, once the recorded inputs are put in', () => {
+  const [log, ...later] = artifactLogs(out);
+  assert.is(later.length, 0, 'one artifacts run so far');
+  const platformArgs = ['--platform', 'metal,qemu,pxe', '--compression', 'zstd'];
+  const plans = nativePlans(out, platformArgs);
+  const text = cli(['plan', '--artifacts', '--build', out, '--backend', 'native', ...platformArgs]);
+  assert.is(text.code, 0, text.stderr);
+  const nativeText = text.stdout.slice(text.stdout.indexOf('## backend native'));
+  for (const arch of arches) {
+    const plan = plans.find((p) => p.arch === arch)!;
+    const mine = log!.filter((e) => e.tag === arch);
+    const values = Object.fromEntries(
+      mine
+        .filter((e) => e.event === 'plan-input')
+        .map((e) => [e.name as string, e.value as string | string[]]),
+    );
+    // The fixture base has neither ostree nor GRUB: the host's ran (the image's are the sensor
+    // suites' and native-variants.test.ts's).
+    assert.equal([values.IMAGE_OSTREE, values.IMAGE_GRUB], ['no', 'no']);
+    // Every input the plan names for this variant was recorded, and only those.
+    assert.equal(
+      Object.keys(values).sort(),
+      plan.inputs
+        .filter((i) => i.when !== 'image-grub')
+        .map((i) => i.name)
+        .sort(),
+      arch,
+    );
+    for (const k of ['LOOP_ROOT', 'LOOP_BOOT', 'LOOP_BOOT_QEMU', 'LOOP_BOOT_METAL'])
+      assert.match(values[k] as string, /^\/dev\/loop\d+$/, k);
+    // The recorded root size is the disk's root partition.
+    const p = partitions(raw(arch));
+    assert.is(Number(values.ROOT_SIZE_MiB), (p[4]!.end - p[4]!.start + 1) / 2048);
+    assert.is(Number(values.ROOT_LAST_SECTOR), p[4]!.end);
+    assert.is(Number(values.DISK_BYTES), statSync(raw(arch)).size);
+
+    const { active, commands } = planFor(plan.steps, values);
+    const ran = mine.filter((e) => e.event === 'command').map((e) => e.argv as string[]);
+    assert.ok(commands.length > 30, `${commands.length} planned commands`);
+    assert.equal(
+      ran.slice(0, commands.length),
+      commands.map((c) => c.argv),
+    );
+    // After the backend, only the compression of the two disk images (makeArtifacts).
+    assert.equal(
+      ran.slice(commands.length).map((a) => a[0]),
+      ['zstd', 'zstd'],
+    );
+    // The steps that ran (commands and in-process work alike) are the plan's stages, in order.
+    const stages = active.map((s) => s.stage).filter((s, i, a) => a[i - 1] !== s);
+    const started = mine
+      .filter((e) => e.event === 'step-start' && !(e.step as string).startsWith('compress '))
+      .map((e) => e.step);
+    assert.equal(started, stages);
+    // The printed text shows the same steps: each command after `$`, in-process ones as such.
+    const section = nativeText.slice(nativeText.indexOf(`### ${arch}`)).split('\n### ')[0]!;
+    const lines = section.split('\n').filter((l) => l.startsWith('$ ') || l.startsWith('# [in process] '));
+    assert.is(lines.length, plan.steps.length);
+    plan.steps.forEach((s, i) => {
+      assert.ok(
+        s.argv
+          ? lines[i]!.startsWith('$ ') && lines[i]!.includes(` ${s.argv[0]} `)
+          : lines[i] === `# [in process] ${s.what}`,
+        lines[i],
+      );
+    });
   }
 });
 
@@ -620,6 +711,28 @@ test('artifacts: a failure after the disk is mounted releases mounts and loops, 
   ]);
   assert.is(r.code, 1, r.stderr);
   assert.match(r.stderr, /command failed \(exit \d+\): ostree admin deploy/);
+  // The host's ostree and GRUB (the image has neither), as the plan's other variant says, up to
+  // the deploy that failed; then the plan's own release steps of what was held, in plan order.
+  const [log] = artifactLogs(join(bad, 'out'));
+  const values = Object.fromEntries(
+    log!.filter((e) => e.event === 'plan-input').map((e) => [e.name as string, e.value as string | string[]]),
+  );
+  assert.equal([values.IMAGE_OSTREE, values.IMAGE_GRUB], ['no', 'no']);
+  const { commands } = planFor(
+    nativePlans(join(bad, 'out'), ['--platform', 'metal'])[0]!.steps,
+    values,
+    true,
+  );
+  const failed = commands.findIndex((c) => c.argv[0] === 'ostree' && c.argv[2] === 'deploy');
+  assert.ok(failed > 0);
+  const releases = commands
+    .slice(failed + 1)
+    .filter((c) => ['mnt-boot', 'mnt-root', 'LOOP_BOOT', 'LOOP_ROOT'].includes(c.step.releases ?? ''));
+  assert.is(releases.length, 4);
+  assert.equal(
+    log!.filter((e) => e.event === 'command' && e.tag === 'x86_64').map((e) => e.argv),
+    [...commands.slice(0, failed + 1), ...releases].map((c) => c.argv),
+  );
   assert.is(readFileSync(join(dirOut, 'meta.json'), 'utf8'), metaText);
   assert.equal(readdirSync(dirOut).sort(), ['bad.ociarchive', 'meta.json']);
   assert.not.ok(existsSync(join(bad, 'out', 'work', 'artifacts', 'x86_64')));
