@@ -29,6 +29,10 @@ export function writeAtomic(path: string, bytes: string | Uint8Array, mode = 0o6
   }
 }
 
+/** The sha256 of bytes in memory, lowercase hex (the sha256 of a file: sha256File). */
+export const sha256Hex = (data: string | Uint8Array): string =>
+  createHash('sha256').update(data).digest('hex');
+
 /**
  * sha256 of a file, hex, read in 1 MiB chunks (memory does not grow with the file). `fd`: an
  * already open descriptor of it (closed at the end), so the file may be removed meanwhile.

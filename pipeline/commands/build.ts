@@ -1,6 +1,3 @@
-// `rock-image build`: derive the RockNSM image for a stream, every arch concurrently, into
-// DIR/builds/<version>/<arch>/ (OCI archive + meta.json), skipping when inputs are unchanged.
-import { createHash } from 'node:crypto';
 import {
   chmodSync,
   copyFileSync,
@@ -20,7 +17,7 @@ import { ExitCode, PipelineError, UnavailableError } from '../errors.ts';
 import { Buildah } from '../exec/buildah.ts';
 import { initramfsNames } from '../exec/initramfs.ts';
 import { canRunArch, hostArch, requireTool } from '../exec/tools.ts';
-import { sha256File, writeAtomic } from '../files.ts';
+import { sha256File, sha256Hex, writeAtomic } from '../files.ts';
 import { lintImage, lintInitramfs } from '../lint/image.ts';
 import type { ArchPlan, BuildPlan } from '../plan/build-plan.ts';
 import { addBuild, type BuildMeta, type BuildsJson, readMeta, updateBuilds, writeMeta } from '../records.ts';
@@ -232,7 +229,7 @@ async function buildArch(ctx: Context, buildah: Buildah, plan: BuildPlan, a: Arc
     writeAtomic(join(outDir, name), text);
     ignition[`ignition-${profile}`] = {
       path: name,
-      sha256: createHash('sha256').update(text).digest('hex'),
+      sha256: sha256Hex(text),
       size: Buffer.byteLength(text),
       'skip-compression': true,
     };

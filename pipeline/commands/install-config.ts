@@ -1,17 +1,8 @@
-// `rock-image install-config`: what a site needs to install a sensor, for each install path:
-// the profile's Ignition (with the admin's SSH keys) written to a file, and the exact shell
-// lines, each path verifying a signature before anything is written to the sensor's disk:
-// 1. stock Fedora CoreOS by coreos-installer (Fedora's signature, checked by coreos-installer
-//    against its built-in keys), then the profile's Ignition, which rebases onto our image;
-// 2. our metal disk: downloaded where the stream metadata names it, checked with `gpg --verify`
-//    against our public key, and only then `coreos-installer install --image-file F --insecure`.
-// Everything is checked (URL, key, profile, the stream's metadata over HTTP) before the file
-// is written; a re-run with the same inputs writes the same bytes.
-import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { loadProject, projectPaths, resolveStream } from '../config/index.ts';
 import { DataError, ExitCode, UnavailableError, UsageError } from '../errors.ts';
+import { sha256Hex } from '../files.ts';
 import { renderIgnition, serializeIgnition } from '../plan/ignition.ts';
 import { joinBaseProblem } from '../plan/zincati.ts';
 import { profileFromArgs } from './ignition.ts';
@@ -215,9 +206,7 @@ Options:
     mkdirSync(dir, { recursive: true });
     writeFileSync(`${out}.tmp`, text);
     renameSync(`${out}.tmp`, out);
-    ctx.log.info(
-      `wrote ${out} (profile ${profile.name}, sha256 ${createHash('sha256').update(text).digest('hex')})`,
-    );
+    ctx.log.info(`wrote ${out} (profile ${profile.name}, sha256 ${sha256Hex(text)})`);
     const lines = installLines({
       device,
       ignition: out,

@@ -1,8 +1,6 @@
-// The content index of overlay trees: every file's path, type, mode, content hash and symlink
-// target. It feeds the input hash (coreos-assembler's rule, formats.md §1) and the build context.
-import { createHash } from 'node:crypto';
 import { lstatSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
+import { sha256Hex } from '../files.ts';
 
 export interface IndexEntry {
   /** Path relative to the overlay root, '/'-separated, no leading slash. */
@@ -36,7 +34,7 @@ export function indexOverlay(name: string, dir: string): OverlayIndex {
         entries.push({ path, type: 'dir', mode });
         walk(path);
       } else if (st.isFile()) {
-        const sha256 = createHash('sha256').update(readFileSync(full)).digest('hex');
+        const sha256 = sha256Hex(readFileSync(full));
         entries.push({ path, type: 'file', mode, sha256 });
       }
     }

@@ -1,10 +1,8 @@
-// publish.trust and publish.unsigned of a stream: the checks (registry, key files holding usable
-// OpenPGP public keys, checked with real gpg) and the trust configuration they resolve to.
-import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ConfigIssue } from '../errors.ts';
 import { showKeysSync } from '../exec/gpg.ts';
+import { sha256Hex } from '../files.ts';
 import type { TrustConfig } from '../plan/trust.ts';
 import { issueAt, type ProjectPaths, type RawStream } from './types.ts';
 import type { SourceFile } from './yaml.ts';
@@ -145,15 +143,14 @@ export function resolveTrust(raw: RawStream, root: string): TrustConfig | undefi
   const t = raw.publish?.trust;
   if (!t || !raw.publish?.registry) return undefined;
   const files = gpgKeysOf(t).map((f) => join(root, f));
-  const sha256 = (b: Buffer | string) => createHash('sha256').update(b).digest('hex');
   // One key: the file as it is. Two (rotation): one keyring holding both, the armored exports
   // joined, because two signedBy requirements would both have to be satisfied.
   const gpgKey =
     files.length === 1
-      ? { source: files[0]!, sha256: sha256(readFileSync(files[0]!)) }
+      ? { source: files[0]!, sha256: sha256Hex(readFileSync(files[0]!)) }
       : (() => {
           const content = files.map((f) => readFileSync(f, 'utf8').replace(/\n*$/, '\n')).join('');
-          return { content, sha256: sha256(content) };
+          return { content, sha256: sha256Hex(content) };
         })();
   return { registry: raw.publish.registry, lookaside: t.lookaside, gpgKey, keyFiles: gpgKeysOf(t) };
 }

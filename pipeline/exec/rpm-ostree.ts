@@ -14,7 +14,7 @@ import {
 } from 'node:fs';
 import { dirname, join, relative, sep } from 'node:path';
 import { PipelineError, ToolMissingError } from '../errors.ts';
-import { canonicalJson, writeAtomic } from '../files.ts';
+import { canonicalJson, sha256Hex, writeAtomic } from '../files.ts';
 import {
   BUILDER_VERSIONS_FILE,
   type ComposeFlow,
@@ -68,15 +68,11 @@ export function composeInputHash(inputs: ComposeInputs): string {
       variables: inputs.flattened.variables,
       flow: inputs.flow,
       builderImage: inputs.builderImage,
-      files: Object.fromEntries(Object.entries(inputs.files).map(([k, v]) => [k, sha256(v)])),
+      files: Object.fromEntries(Object.entries(inputs.files).map(([k, v]) => [k, sha256Hex(v)])),
       overlays: inputs.overlays,
     }),
   );
   return `sha256:${h.digest('hex')}`;
-}
-
-function sha256(s: string | Buffer): string {
-  return createHash('sha256').update(s).digest('hex');
 }
 
 /** Reads the inputs of a compose request from disk. */
@@ -114,7 +110,7 @@ export function walkTree(root: string): string[] {
       else if (st.isDirectory()) {
         out.push(`${rel} dir`);
         walk(p);
-      } else out.push(`${rel} file ${st.mode & 0o111 ? 'x' : '-'} ${sha256(readFileSync(p))}`);
+      } else out.push(`${rel} file ${st.mode & 0o111 ? 'x' : '-'} ${sha256Hex(readFileSync(p))}`);
     }
   };
   walk(root);

@@ -1,9 +1,5 @@
-// skopeo, the one driver: read manifests without pulling (base digests, tag pins), copy images
-// and indexes with their digests preserved, unpack an archive into an OCI layout, sign manifests
-// (standalone-sign) and copy with a sensor's policy. Registry reads tell an absent manifest from
-// an unreachable registry, so retries only retry what can recover.
-import { createHash } from 'node:crypto';
 import { PipelineError, UsageError } from '../errors.ts';
+import { sha256Hex } from '../files.ts';
 import type { Runner } from './run.ts';
 import { type Storage, storageRef } from './storage.ts';
 import { requireTool } from './tools.ts';
@@ -122,8 +118,7 @@ export interface Remote {
   tlsVerify?: boolean;
 }
 
-export const sha256Digest = (bytes: string | Buffer) =>
-  `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
+export const sha256Digest = (bytes: string | Buffer) => `sha256:${sha256Hex(bytes)}`;
 
 /** The registry answered that the manifest does not exist (as opposed to not answering). */
 function isAbsent(stderr: string): boolean {

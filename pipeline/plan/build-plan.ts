@@ -1,12 +1,8 @@
-// Pure planning: resolved config + facts about each base image + overlay index -> per-arch build
-// plans (build context, rendered Containerfile, labels, input hash). No I/O, no clock: the glue
-// in commands/build.ts reads the world and passes it in; exec/ applies the plan.
-import { createHash } from 'node:crypto';
 import { ociArch } from '../arch.ts';
 import type { Arch, ResolvedConfig } from '../config/index.ts';
 import type { OverlayIndex } from '../config/overlay-index.ts';
 import { ConfigError, type ConfigIssue, type Location } from '../errors.ts';
-import { canonicalJson } from '../files.ts';
+import { canonicalJson, sha256Hex } from '../files.ts';
 import type { ImageLock } from './image-lock.ts';
 import {
   BOUND_IMAGES_DIR,
@@ -144,7 +140,7 @@ export const IGNITION_DRACUT_MODULE = '/usr/lib/dracut/modules.d/50rocknsm-ignit
 
 export { ociArch };
 
-const sha256 = (s: string | Buffer) => createHash('sha256').update(s).digest('hex');
+const sha256 = sha256Hex;
 
 export function planBuild(input: PlanInput): BuildPlan {
   const { config } = input;

@@ -1,19 +1,5 @@
-// Pure renderer of what makes a sensor trust only us (formats.md §9): containers policy.json
-// (default reject; our repository signedBy our GPG key; the service and agent images the image
-// itself names accepted as they are; local transports accepted), registries.d telling where our
-// signatures live, and the public key(s). No sigstoreSigned requirement: the config refuses a
-// cosign key, since publish never attaches the cosign signatures it would make sensors demand.
-// No I/O: the config loader has read the key files and passes their path and digest (or, during a
-// key rotation, the keyring text holding both keys).
-//
-// Rotation: ONE signedBy requirement whose keyPath is a keyring holding both keys. containers/image
-// docs/containers-policy.json.5.md @ df7e80d2d19872b61f352a8a182ec934dc0c2346: keyPath holds "a
-// GPG keyring of one or more public keys.  Only signatures made by these keys are accepted"
-// (:230), whereas "For an image to be accepted, *all* of the requirements must be satisfied
-// simultaneously" (:180-181; the vendor + reviewer example at :467-480 is two signedBy entries
-// meaning both signatures). Two signedBy entries would demand a signature by each key.
-import { createHash } from 'node:crypto';
 import type { ResolvedConfig, StreamConfig } from '../config/index.ts';
+import { sha256Hex } from '../files.ts';
 
 export interface TrustConfig {
   /** Repository sensors update from, host/path (the stream's publish.registry). */
@@ -55,7 +41,7 @@ export function repositoryOf(ref: string): string {
   return colon > slash ? noDigest.slice(0, colon) : noDigest;
 }
 
-const sha256 = (s: string) => createHash('sha256').update(s).digest('hex');
+const sha256 = sha256Hex;
 const accept = [{ type: 'insecureAcceptAnything' }];
 // Transports that read local files or local storage: nothing is fetched from a registry.
 const localTransports = [

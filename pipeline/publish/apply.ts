@@ -1,15 +1,9 @@
-// Applies a site plan: runs the actions planActions (actions.ts) makes of it, in the order that
-// keeps every reader consistent: images pushed by digest and artifacts copied in, every artifact
-// signed and SHA256SUMS written, the GitHub draft filled; then signatures and tags; then the
-// metadata (each document schema-checked and written atomically); the GitHub release is
-// published last. Each action checks what is already there, so a re-run converges.
-import { createHash } from 'node:crypto';
 import { copyFileSync, existsSync, linkSync, mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { PipelineError } from '../errors.ts';
 import type { GitHub } from '../exec/github.ts';
 import { signFile } from '../exec/gpg.ts';
-import { sha256File, writeAtomic } from '../files.ts';
+import { sha256File, sha256Hex, writeAtomic } from '../files.ts';
 import type { Logger } from '../log.ts';
 import {
   type Action,
@@ -261,7 +255,7 @@ function wantedAssets(siteDir: string, assets: PlannedAsset[]): WantedAsset[] {
       name: a.name,
       path,
       size: bytes.length,
-      sha256: createHash('sha256').update(bytes).digest('hex'),
+      sha256: sha256Hex(bytes),
     };
   });
 }
