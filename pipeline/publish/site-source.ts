@@ -79,8 +79,8 @@ export function dirSource(dir: string): SiteSource {
 /** How long to wait for a server's answer, 60 s (not for the whole body: disk images are large). */
 const ANSWER_TIMEOUT_MS = 60_000;
 /**
- * containers/image gives up past 128 signatures of one digest (docker/docker_image_src.go:37,
- * :517-519 @df7e80d2d198); so does this reader.
+ * containers/image refuses a digest with signature-1 to signature-128 all there, reading no more
+ * (docker/docker_image_src.go:37, :517-519 @df7e80d2d198); so does this reader.
  */
 const MAX_SIGNATURES = 128;
 
@@ -170,16 +170,27 @@ export function urlSource(base: string, fetcher: typeof fetch = fetch): SiteSour
         for (const p of Object.values(a.media ?? {}))
           for (const f of Object.values(p.artifacts ?? {}))
             for (const art of Object.values(f)) {
-              const last = new URL(art.location).pathname.split('/').at(-1) ?? '';
-              const rel = `${dir}/${arch}/${decodeURIComponent(last)}`;
+              const file = decodeURIComponent(new URL(art.location).pathname.split('/').at(-1) ?? '');
+              // A file name, never a path: what the bundle writes stays inside it.
+              if (!file || file === '.' || file === '..' || file.includes('/'))
+                throw new PipelineError(
+                  `${at(`${dir}/release.json`)}: ${art.location} does not end in a file name; not bundled`,
+                );
+              const rel = `${dir}/${arch}/${file}`;
               name(rel, art.location, art.sha256);
+              files.push(rel);
               if (art.signature) {
                 name(`${rel}.sig`, art.signature);
+                files.push(`${rel}.sig`);
                 signed = true;
               }
             }
       // SHA256SUMS.sig is there when publish signed (apply.ts signs every file and each list).
-      signed ||= (await get(fetcher, at(`${dir}/SHA256SUMS.sig`), true)) !== undefined;
+      if (!signed) {
+        const probe = await get(fetcher, at(`${dir}/SHA256SUMS.sig`), true);
+        await probe?.body?.cancel();
+        signed = probe !== undefined;
+      }
       const sig = (rel: string) => (signed ? [rel, `${rel}.sig`] : [rel]);
       const all = await text(`${dir}/SHA256SUMS`);
       if (all === undefined) throw new PipelineError(`${at(`${dir}/SHA256SUMS`)}: HTTP 404; not bundled`);
@@ -190,7 +201,9 @@ export function urlSource(base: string, fetcher: typeof fetch = fetch): SiteSour
         if (listed === undefined) throw new PipelineError(`${at(list)}: HTTP 404; not bundled`);
         files.push(...sig(list));
         // Every file of the arch, by name: artifacts at their location, the rest on the site.
-        for (const [file, sha256] of parseSums(listed).sums) {
+        const { sums, problems } = parseSums(listed);
+        if (problems.length) throw new PipelineError(`${at(list)}: ${problems.join('; ')}; not bundled`);
+        for (const [file, sha256] of sums) {
           const rel = `${dir}/${arch}/${file}`;
           name(rel, named.get(rel)?.url ?? at(rel), sha256);
           files.push(...sig(rel));
@@ -208,7 +221,7 @@ export function urlSource(base: string, fetcher: typeof fetch = fetch): SiteSour
         for (let n = 1; ; n++) {
           if (n > MAX_SIGNATURES)
             throw new PipelineError(
-              `${at(`signatures/${dir}`)}/: more than ${MAX_SIGNATURES} signatures, which containers/image refuses; not bundled`,
+              `${at(`signatures/${dir}`)}/: signature-1 to signature-${MAX_SIGNATURES} all there, which containers/image refuses (it reads no more); not bundled`,
             );
           const res = await get(fetcher, at(`signatures/${dir}/signature-${n}`), true);
           if (!res) break;
