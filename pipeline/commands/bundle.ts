@@ -1,17 +1,25 @@
 // `rock-image bundle`: one published release, offline. Makes a signed bundle from what publish
-// published (the site directory and the registry, by digest, never rebuilt); `bundle verify`
-// checks one; `bundle load` checks one and loads it into a site's registry and lookaside. Glue:
-// reads the world, plans (publish/bundle.ts, pure), applies (publish/bundle-apply.ts).
+// published (the site, its directory or over HTTP(S): publish/site-source.ts; the registry, by
+// digest; never rebuilt); `bundle verify` checks one; `bundle load` checks one and loads it into
+// a site's registry and lookaside. Glue: reads the world, plans (publish/bundle.ts, pure),
+// applies (publish/bundle-apply.ts).
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { Arch } from '../config/index.ts';
 import { ExitCode, PipelineError, UsageError } from '../errors.ts';
 import { inspectRaw, type Remote, sha256Digest } from '../exec/skopeo.ts';
-import { type BundlePlan, type IndexDoc, planBundle, type ReleaseDoc } from '../publish/bundle.ts';
-import { checkBundle, filesUnder, loadBundle, makeBundle, openBundle } from '../publish/bundle-apply.ts';
-import { readBuilds, readDoc } from '../publish/read.ts';
+import {
+  type BundlePlan,
+  type IndexDoc,
+  planBundle,
+  type ReleaseDoc,
+  splitDigestRef,
+} from '../publish/bundle.ts';
+import { checkBundle, loadBundle, makeBundle, openBundle } from '../publish/bundle-apply.ts';
+import { parseDoc, readBuilds } from '../publish/read.ts';
 import { buildDir, type ReleasesDoc } from '../publish/site.ts';
+import { dirSource, isUrl, type ReleaseMedia, type SiteSource, urlSource } from '../publish/site-source.ts';
 import { str, streamDefaults, type Values } from './publish.ts';
 import { archesOption, type Command, type Context } from './types.ts';
 
@@ -45,13 +53,24 @@ async function make(ctx: Context, v: Values): Promise<number> {
   if (!stream || !version || !output) throw new UsageError('--stream, --version and --output are required');
   if (!signBy) throw new UsageError('--sign-by is required: the site checks SHA256SUMS by its signature');
   const arches = archesOption(v, 'arch');
-  const siteDir = resolve(ctx.cwd, str(v, 'site') ?? 'site');
-  if (!existsSync(siteDir)) throw new UsageError(`--site ${siteDir} does not exist`);
+  const siteArg = str(v, 'site') ?? 'site';
+  let site: SiteSource;
+  if (isUrl(siteArg)) site = urlSource(siteArg);
+  else {
+    const siteDir = resolve(ctx.cwd, siteArg);
+    if (!existsSync(siteDir)) throw new UsageError(`--site ${siteDir} does not exist`);
+    site = dirSource(siteDir);
+  }
+  /** A site document, schema-checked; undefined when the site has none. */
+  const doc = async <T>(rel: string, kind: 'release' | 'releases'): Promise<T | undefined> => {
+    const text = await site.text(rel);
+    return text === undefined ? undefined : parseDoc<T>(site.where(rel), text, kind);
+  };
   const out = resolve(ctx.cwd, output);
   const remote = remoteOf(ctx, v);
   const dir = buildDir(stream, version);
-  const releases = readDoc<ReleasesDoc>(siteDir, `prod/streams/${stream}/releases.json`, 'releases');
-  const release = readDoc<ReleaseDoc>(siteDir, `${dir}/release.json`, 'release');
+  const releases = await doc<ReleasesDoc>(`prod/streams/${stream}/releases.json`, 'releases');
+  const release = await doc<ReleaseDoc & ReleaseMedia>(`${dir}/release.json`, 'release');
   // The first release check needs no registry: an unpublished version stops here.
   const firstRef = Object.values(release?.architectures ?? {})[0]?.['oci-image']['digest-ref'];
   const source = str(v, 'registry') ?? firstRef?.slice(0, firstRef.lastIndexOf('@'));
@@ -72,11 +91,7 @@ async function make(ctx: Context, v: Values): Promise<number> {
   const sinceVersion = str(v, 'since');
   let since: NonNullable<Parameters<typeof planBundle>[0]['since']> | undefined;
   if (sinceVersion && source && index.digest) {
-    const sinceRelease = readDoc<ReleaseDoc>(
-      siteDir,
-      `${buildDir(stream, sinceVersion)}/release.json`,
-      'release',
-    );
+    const sinceRelease = await doc<ReleaseDoc>(`${buildDir(stream, sinceVersion)}/release.json`, 'release');
     const digests = [release, sinceRelease].flatMap((r) =>
       Object.values(r?.architectures ?? {}).map((a) => a['oci-image']['digest-ref'].split('@')[1]!),
     );
@@ -89,6 +104,17 @@ async function make(ctx: Context, v: Values): Promise<number> {
     }
     since = { version: sinceVersion, release: sinceRelease, layers };
   }
+  // Over HTTP the lookaside has no listing: it is read for the release's images and the index.
+  const refs = Object.values(release?.architectures ?? {}).flatMap((a) => {
+    const r = splitDigestRef(a['oci-image']?.['digest-ref'] ?? '');
+    return r ? [r] : [];
+  });
+  const signatureFiles = refs.length
+    ? await site.signatureFiles(
+        refs[0]!.repository,
+        [...refs.map((r) => r.digest), index.digest].filter(Boolean),
+      )
+    : [];
   const plan = planBundle({
     since,
     stream,
@@ -100,8 +126,8 @@ async function make(ctx: Context, v: Values): Promise<number> {
     source,
     index,
     metas,
-    siteFiles: existsSync(join(siteDir, dir)) ? filesUnder(join(siteDir, dir)).map((f) => `${dir}/${f}`) : [],
-    signatureFiles: existsSync(join(siteDir, 'signatures')) ? filesUnder(join(siteDir, 'signatures')) : [],
+    siteFiles: await site.versionFiles(stream, version, release),
+    signatureFiles,
   });
   for (const u of plan.unpinned)
     ctx.log.warn(`${u} is not pinned by digest: not in the bundle (rock-image pin)`);
@@ -111,7 +137,7 @@ async function make(ctx: Context, v: Values): Promise<number> {
   }
   const made = await makeBundle({
     plan,
-    siteDir,
+    site,
     remote,
     output: out,
     signBy,
@@ -163,17 +189,18 @@ Usage: rock-image bundle --stream S --version V --output DIR|FILE.tar --sign-by 
        rock-image bundle verify DIR|FILE.tar [--keyring FILE[,FILE]]
        rock-image bundle load DIR|FILE.tar --registry HOST[:PORT] --lookaside DIR [options]
 
-Make: V must be published in S (SITE/prod/streams/S/releases.json). Reads the index tag V points
-at in the registry and refuses, with nothing written, when its images are not release.json's
-digests (or meta.json's, when --build holds the version), when the release lacks an arch the
-stream needs or one --arch asks for, or when an image has no signature in SITE/signatures. Then
-copies by digest with skopeo, into OCI layouts: each arch's image (images/os, ref name the arch),
-the index (ref name V; when every arch it lists is bundled) and the service and agent images the
-build pins (images/services); the OS image's signatures (signatures/, as in the lookaside); the
-version's artifacts of those arches with their .sig and SHA256SUMS, but not the .ociarchive
-(images/os holds it); streams/S.json, releases.json, updates/S.json and the update graphs (site/).
-Last bundle.json (what it holds), SHA256SUMS over every file and SHA256SUMS.sig. Written to a
-temp directory, then renamed (or tarred, then renamed): a failed run leaves nothing.
+Make: V must be published in S (SITE/prod/streams/S/releases.json; SITE a directory or a
+URL). Reads the index tag V points at in the registry and refuses, with nothing written, when
+its images are not release.json's digests (or meta.json's, when --build holds the version),
+when the release lacks an arch the stream needs or one --arch asks for, or when an image has no
+signature in SITE/signatures. Then copies by digest with skopeo, into OCI layouts: each arch's
+image (images/os, ref name the arch), the index (ref name V; when every arch it lists is
+bundled) and the service and agent images the build pins (images/services); the OS image's
+signatures (signatures/, as in the lookaside); the version's artifacts of those arches with
+their .sig and SHA256SUMS, but not the .ociarchive (images/os holds it); streams/S.json,
+releases.json, updates/S.json and the update graphs (site/). Last bundle.json (what it
+holds), SHA256SUMS over every file and SHA256SUMS.sig. Written to a temp directory, then
+renamed (or tarred, then renamed): a failed run leaves nothing.
 
 Verify: SHA256SUMS.sig good by a key of --keyring (default: the stream's publish.trust keys), each
 file listed present with its sha256, no file unlisted. A tarball tar cannot read to its end is
@@ -188,7 +215,11 @@ Options:
   --stream S, --version V   release to bundle (required)
   --output DIR|FILE.tar     where the bundle goes (required)
   --sign-by KEY             GPG key that signs SHA256SUMS ($GNUPGHOME) (required)
-  --site DIR                the published site directory (default: ./site)
+  --site DIR|URL            the published site: its directory (default: ./site), or the
+                            http(s) URL it is served at; then the files release.json names
+                            are read where it names them (site, GitHub release, object store),
+                            each checked against its sha256, and the lookaside's signature-N
+                            for N = 1, 2, ... until the first 404
   --build DIR               build records of V: service and agent images (default: ./out)
   --registry HOST/REPO      read the OS image here (default: release.json's repository);
                             with load: the site registry, HOST[:PORT]

@@ -6,7 +6,6 @@
 // unlisted, the list signed by a key the caller trusts. Loaded: images pushed by digest into a
 // registry, tags last, signatures added to a lookaside directory.
 import {
-  copyFileSync,
   existsSync,
   lstatSync,
   mkdirSync,
@@ -26,6 +25,7 @@ import type { Logger } from '../log.ts';
 import { compareVersions } from '../plan/version.ts';
 import { BUNDLE_JSON, type BundlePlan, parseSums, renderSums, SUMS, SUMS_SIG } from './bundle.ts';
 import { buildDir } from './site.ts';
+import type { SiteSource } from './site-source.ts';
 
 /** Every regular file under `dir`, relative to it, sorted. */
 export function filesUnder(dir: string, rel = ''): string[] {
@@ -53,7 +53,8 @@ function layoutRefs(layout: string): Map<string, string> {
 
 export interface MakeRequest {
   plan: BundlePlan;
-  siteDir: string;
+  /** The published site: its directory or its URL (site-source.ts). */
+  site: SiteSource;
   /** Where images are read from (credentials, TLS). */
   remote: Remote;
   /** A directory, or a file ending in .tar. */
@@ -65,26 +66,25 @@ export interface MakeRequest {
 
 /** Makes the bundle; returns its size in bytes (the tarball's, or the sum of the directory's files). */
 export async function makeBundle(req: MakeRequest): Promise<{ bytes: number; files: number }> {
-  const { plan, siteDir, remote, log } = req;
+  const { plan, site, remote, log } = req;
   const tar = req.output.endsWith('.tar');
   const tmp = `${req.output.replace(/\.tar$/, '')}.tmp-${process.pid}`;
   rmSync(tmp, { recursive: true, force: true });
   mkdirSync(tmp, { recursive: true });
   try {
     // The release's own checksums (publish wrote them): every artifact copied must match.
-    const sumsFile = join(siteDir, buildDir(plan.stream, plan.version), 'SHA256SUMS');
-    const released = existsSync(sumsFile) ? parseSums(readFileSync(sumsFile, 'utf8')).sums : new Map();
+    const sumsFile = `${buildDir(plan.stream, plan.version)}/SHA256SUMS`;
+    const sumsText = await site.text(sumsFile);
+    const released = sumsText === undefined ? new Map<string, string>() : parseSums(sumsText).sums;
     await log.step('copy site files', async () => {
       for (const f of plan.files) {
-        const src = join(siteDir, f.src);
-        if (!existsSync(src)) throw new PipelineError(`${src} is missing on the site; not bundled`);
         const dest = join(tmp, f.dest);
         mkdirSync(dirname(dest), { recursive: true });
-        copyFileSync(src, dest);
+        await site.copy(f.src, dest);
         const want = f.src.startsWith('prod/streams/') ? released.get(basename(f.src)) : undefined;
         if (want && (await sha256File(dest)) !== want)
           throw new PipelineError(
-            `${src} does not match the release's SHA256SUMS (${sumsFile}); not bundled`,
+            `${site.where(f.src)} does not match the release's SHA256SUMS (${site.where(sumsFile)}); not bundled`,
           );
       }
     });

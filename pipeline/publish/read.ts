@@ -37,9 +37,23 @@ export function readBuilds(buildRoot: string, version: string): ArchBuild[] {
 export function readDoc<T>(siteDir: string, rel: string, kind: DocKind): T | undefined {
   const file = join(siteDir, rel);
   if (!existsSync(file)) return undefined;
-  const doc = readJson(file);
+  return checkedDoc<T>(file, readJson(file), kind);
+}
+
+/** A site document's text (read from anywhere, `label` naming where), parsed and schema-checked. */
+export function parseDoc<T>(label: string, text: string, kind: DocKind): T {
+  let doc: unknown;
+  try {
+    doc = JSON.parse(text);
+  } catch (err) {
+    throw new DataError(`${label}: not JSON: ${(err as Error).message}`);
+  }
+  return checkedDoc<T>(label, doc, kind);
+}
+
+function checkedDoc<T>(label: string, doc: unknown, kind: DocKind): T {
   const p = problems(kind, doc);
-  if (p.length) throw new DataError(`${file}: does not match ${kind}.schema.json:\n  ${p.join('\n  ')}`);
+  if (p.length) throw new DataError(`${label}: does not match ${kind}.schema.json:\n  ${p.join('\n  ')}`);
   return doc as T;
 }
 

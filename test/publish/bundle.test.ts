@@ -45,6 +45,8 @@ const quiet: Runner = createRunner(createLogger({ mode: 'plain', out: { write: (
 
 let reg: TestRegistry;
 let site: StaticServer;
+/** The work directory served: sites at a path (`/site`) over HTTP. */
+let served: StaticServer;
 let key: TestKey;
 let other: TestKey;
 let keyring: string;
@@ -161,6 +163,7 @@ async function publishVersion(version: string): Promise<Pushed> {
 
 test.after(async () => {
   await site?.close();
+  await served?.close();
   await reg?.stop();
   for (const k of [key, other]) if (k) stopAgent(k);
   rmSync(work, { recursive: true, force: true });
@@ -257,6 +260,58 @@ test('made: OS images by digest, signatures, service image, artifacts, metadata,
     sizes[part] = Number(sh('du', ['-sb', join(x, part)]).split('\t')[0]);
   // sha256sum agrees with the bundle's own list.
   assert.is(spawnSync('sha256sum', ['--quiet', '-c', 'SHA256SUMS'], { cwd: x }).status, 0);
+});
+
+test('made over HTTP: the same files and bytes as from the directory; verify accepts it', async () => {
+  // The site served at a path of its own (as https://rocknsm.github.io/rocknsm-coreos is), while
+  // release.json names the artifacts at the URL publish gave them: read where it names them.
+  served = await serveDir(work);
+  const before = site.requests.length;
+  const out = join(work, 'b', 'http.tar');
+  const r = make(out, ['--site', `http://127.0.0.1:${served.port}/site`]);
+  assert.is(r.code, 0, r.out);
+  const sums = (tar: string) => sh('tar', ['-xOf', tar, './SHA256SUMS']);
+  assert.is(sums(out), sums(full), "SHA256SUMS of the HTTP bundle is the directory bundle's");
+  const ok = cli(['bundle', 'verify', out, '--keyring', keyring]);
+  assert.is(ok.code, 0, ok.out);
+  const metal = `/${buildDir('stable', V)}/x86_64/rocknsm-coreos-${V}-metal.x86_64.raw.xz`;
+  // The CLI ran synchronously: the servers' request lines are read once this loop runs again.
+  const heard = () =>
+    served.requests.some((p) => p.endsWith('/signature-3')) && site.requests.includes(`${metal}.sig`);
+  for (let i = 0; i < 50 && !heard(); i++) await new Promise((r) => setTimeout(r, 100));
+  assert.ok(site.requests.slice(before).includes(metal), 'the artifact read at its location');
+  assert.ok(site.requests.slice(before).includes(`${metal}.sig`), 'its signature at the location named');
+  // The lookaside read as containers/image reads it: signature-N until the first 404.
+  const dir = `/site/signatures/rocknsm/rocknsm-coreos@${pushed.manifests.x86_64.replace(':', '=')}`;
+  for (const n of [1, 2, 3])
+    assert.ok(served.requests.includes(`${dir}/signature-${n}`), `${dir}/signature-${n}`);
+  assert.not.ok(served.requests.includes(`${dir}/signature-4`), 'nothing asked past the first 404');
+  assert.not.ok(
+    [...served.requests, ...site.requests.slice(before)].some((p) => p.endsWith('.ociarchive')),
+    'the OCI archive is not read',
+  );
+});
+
+test('refused over HTTP, nothing written: a served artifact whose bytes differ, named by URL', () => {
+  const copy = join(work, 'site-tampered');
+  cpSync(siteDir(), copy, { recursive: true });
+  const base = `http://127.0.0.1:${served.port}/site-tampered`;
+  const rel = join(copy, buildDir('stable', V), 'release.json');
+  writeFileSync(rel, readFileSync(rel, 'utf8').replaceAll(`http://127.0.0.1:${site.port}`, base));
+  const name = `${buildDir('stable', V)}/x86_64/rocknsm-coreos-${V}-metal.x86_64.raw.xz`;
+  writeFileSync(join(copy, name), Buffer.concat([readFileSync(join(copy, name)), Buffer.from('x')]));
+  const out = join(work, 'b', 'http-tampered.tar');
+  const r = make(out, ['--site', base]);
+  assert.is.not(r.code, 0);
+  assert.match(r.out, `${base}/${name}: sha256 `, r.out);
+  assert.match(r.out, 'not bundled');
+  assert.not.ok(existsSync(out));
+  assert.not.ok(
+    sh('ls', ['-A', join(work, 'b')])
+      .split('\n')
+      .some((f) => f.startsWith('http-tampered')),
+    'no temp files left',
+  );
 });
 
 test('made again: converges (same contents), and one arch alone carries no index', () => {
