@@ -132,6 +132,12 @@ function toIssue(source: SourceFile, e: ErrorObject): ConfigIssue {
     case 'type':
       message = `must be ${String(p.type)}`;
       break;
+    case 'pattern':
+      // A URL field's pattern (lock-server, update-url, artifact-url, site-url) refusing the
+      // scheme: say so, rather than print the regex. Other failures of it keep the pattern.
+      if (String(p.pattern).startsWith('^https?://') && !/^https?:\/\//.test(String(value)))
+        message = 'must be an http:// or https:// URL';
+      break;
     default:
       break;
   }

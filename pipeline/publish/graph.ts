@@ -342,13 +342,15 @@ const enc = (s: string) => Buffer.from(s, 'utf8');
 /**
  * A graph prepared for serving many clients: the nodes serialised once, the edges as runs that
  * share a target (compute_edges emits each target's edges together), and the rollout parameters
- * parsed once. A request then costs one throttling pass over the rollout nodes; the edge bytes for
- * a given set of hidden nodes are kept (at most `cacheSize` sets). The body is compact JSON (the
- * policy engine pretty-prints; JSON readers do not care) in upstream's field order.
+ * parsed once. A request then costs one throttling pass over the rollout nodes, at the time of the
+ * request; the whole body for a given set of hidden nodes is kept (at most `cacheSize` sets; the
+ * sets a moment can produce are nested, one per rollout under way plus none hidden), so it is
+ * written with one call. The body is compact JSON (the policy engine pretty-prints; JSON readers
+ * do not care) in upstream's field order.
  */
 export class ServedGraph {
   readonly graph: Graph;
-  private readonly head: Buffer;
+  private readonly head: string;
   private readonly runs: { to: number; text: string }[] = [];
   private readonly rollouts: RolloutParams[] = [];
   private readonly all: Buffer;
@@ -361,7 +363,7 @@ export class ServedGraph {
     // filter_deadends is idempotent and throttling only removes edges, so filtering once here is
     // the same as filtering after every throttling pass.
     this.graph = filterDeadends(graph);
-    this.head = enc(`{"nodes":${JSON.stringify(this.graph.nodes)},"edges":[`);
+    this.head = `{"nodes":${JSON.stringify(this.graph.nodes)},"edges":[`;
     for (const [from, to] of this.graph.edges) {
       const last = this.runs.at(-1);
       if (last && last.to === to) last.text += `,[${from},${to}]`;
@@ -371,26 +373,26 @@ export class ServedGraph {
       const p = rolloutParams(n, i);
       if (p) this.rollouts.push(p);
     });
-    this.all = enc(`${this.runs.map((r) => r.text).join(',')}]}`);
+    this.all = enc(`${this.head}${this.runs.map((r) => r.text).join(',')}]}`);
   }
 
-  /** The body of clientGraph(graph, wariness, now) as JSON, in two buffers to write in turn. */
-  body(wariness: number, now: number): [Buffer, Buffer] {
+  /** The body of clientGraph(graph, wariness, now) as JSON. */
+  body(wariness: number, now: number): Buffer {
     let key = '';
     for (const p of this.rollouts) if (wariness > throttlingAt(p, now)) key += `${p.index},`;
-    if (key === '') return [this.head, this.all];
-    let tail = this.cache.get(key);
-    if (!tail) {
+    if (key === '') return this.all;
+    let body = this.cache.get(key);
+    if (!body) {
       const hidden = new Set(key.slice(0, -1).split(',').map(Number));
-      tail = enc(
-        `${this.runs
+      body = enc(
+        `${this.head}${this.runs
           .filter((r) => !hidden.has(r.to))
           .map((r) => r.text)
           .join(',')}]}`,
       );
       if (this.cache.size >= this.cacheSize) this.cache.clear();
-      this.cache.set(key, tail);
+      this.cache.set(key, body);
     }
-    return [this.head, tail];
+    return body;
   }
 }

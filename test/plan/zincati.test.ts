@@ -332,4 +332,47 @@ test('rock-image ignition: a profile refused for its updates writes nothing', ()
   assert.not.ok(existsSync(`${out}.tmp`));
 });
 
+test('a lock server that is not http(s): the file, line and what is wrong, not the schema regex', () => {
+  const out = join(scratch, 'refused-lock.ign');
+  const r = shResult(process.execPath, [
+    join(repoRoot, 'bin/rock-image.js'),
+    'ignition',
+    '--profile',
+    join(repoRoot, 'test/fixtures/profiles/bad/43-updates-lock-server-scheme.yaml'),
+    '--ssh-key',
+    join(repoRoot, 'test/fixtures/profiles/test-keys.pub'),
+    '--output',
+    out,
+  ]);
+  assert.is(r.code, 65, r.stderr);
+  assert.match(
+    r.stderr,
+    /43-updates-lock-server-scheme\.yaml:10: pattern at \/updates\/lock-server: must be an http:\/\/ or https:\/\/ URL \(got "ftp:\/\/locks\.example\.org\/"\)/,
+  );
+  assert.not.match(r.stderr, /\^https\?/);
+  assert.not.ok(existsSync(out));
+  // In a file, the same words; a lock server that is http(s) but fails the join rules still
+  // says which rule (baseUrlProblem).
+  for (const [url, problem] of [
+    ['ftp://locks.example.org/', /^must be an http:\/\/ or https:\/\/ URL$/],
+    ['locks.example.org/', /^must be an http:\/\/ or https:\/\/ URL$/],
+    ['https://locks.example.org/api', /must end with '\/'/],
+  ] as const) {
+    let issues: { line: number; message: string }[] = [];
+    try {
+      parseProfile(
+        profileText(`updates:\n  strategy: fleet-lock\n  lock-server: ${url}\n`),
+        'lock.yaml',
+        catalog,
+        keys,
+      );
+    } catch (err) {
+      issues = (err as { issues: typeof issues }).issues;
+    }
+    assert.equal(issues.length, 1, url);
+    assert.match(issues[0]!.message, problem, url);
+    assert.is(issues[0]!.line, 9, url);
+  }
+});
+
 test.run();

@@ -529,7 +529,7 @@ test('served graph: the precomputed body is exactly clientGraph for random strea
     for (let k = 0; k < 25; k++) {
       const w = k % 5 === 0 ? computeWariness(undefined, `node-${round}-${k}`) : rand();
       const t = S + Math.floor((rand() - 0.5) * 3 * 7200);
-      const body = JSON.parse(Buffer.concat(served.body(w, t)).toString('utf8')) as Graph;
+      const body = JSON.parse(served.body(w, t).toString('utf8')) as Graph;
       assert.equal(body, clientGraph(g, w, t), `round ${round} wariness ${w} at ${t}`);
     }
   }
@@ -972,7 +972,16 @@ test('service: 400 for a bad scope, 404 elsewhere, 405 for other methods, /healt
 test('service: a changed updates file is read again; a broken one keeps the last good graph', async () => {
   const site = join(work, 'svc-refresh');
   writeSite(site);
-  const svc = await startGraphService({ site, host: '127.0.0.1', port: 0, now: () => NOW, log: quiet });
+  // The files are looked at again at most every siteRecheckMs (default a second): wait longer.
+  const svc = await startGraphService({
+    site,
+    host: '127.0.0.1',
+    port: 0,
+    now: () => NOW,
+    log: quiet,
+    siteRecheckMs: 50,
+  });
+  const recheck = () => new Promise((r) => setTimeout(r, 60));
   const edges = async () =>
     (JSON.parse((await get(`${svc.url}${zincatiQuery('testing', 'x86_64')}`)).body) as Graph).edges;
   try {
@@ -988,10 +997,12 @@ test('service: a changed updates file is read again; a broken one keeps the last
     );
     writeFileSync(`${file}.tmp`, JSON.stringify(next));
     renameSync(`${file}.tmp`, file);
+    await recheck();
     const g = JSON.parse((await get(`${svc.url}${zincatiQuery('testing', 'x86_64')}`)).body) as Graph;
     assert.is(g.nodes[1]!.metadata[META.barrierReason], 'stop here');
     // Broken: the last good documents stay in use, /healthz names the problem and its line.
     writeFileSync(file, JSON.stringify(updatesDoc([['11', ro(1, 2)]], 'testing'), null, 2));
+    await recheck();
     const still = JSON.parse((await get(`${svc.url}${zincatiQuery('testing', 'x86_64')}`)).body) as Graph;
     assert.is(still.nodes[1]!.metadata[META.barrierReason], 'stop here');
     const h = JSON.parse((await get(`${svc.url}/healthz`)).body);
