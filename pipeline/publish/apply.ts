@@ -17,7 +17,8 @@ import {
   type Release,
 } from './actions.ts';
 import { syncRelease, type WantedAsset } from './github.ts';
-import { openPush, openTagging, type Pushed, type PushSession, type TagSession } from './images.ts';
+import { openTagging, type TagSession } from './image-tags.ts';
+import { openPush, type Pushed, type PushSession } from './images.ts';
 import type { Document, SitePlan } from './site.ts';
 import { checkDoc } from './validate.ts';
 

@@ -6,7 +6,7 @@ import { ARCHES, type Arch, ociArch } from '../arch.ts';
 import { PipelineError } from '../errors.ts';
 import type { BuildMeta } from '../records.ts';
 import { staticGraphPath } from './graph.ts';
-import { lookasidePath } from './images.ts';
+import { lookasidePath } from './image-tags.ts';
 import { buildDir, type ReleasesDoc } from './site.ts';
 
 export const BUNDLE_SCHEMA = 'rock-image/bundle/1';

@@ -14,7 +14,7 @@ import type { ReadableStream } from 'node:stream/web';
 import { PipelineError, UnavailableError } from '../errors.ts';
 import { parseSums } from './bundle.ts';
 import { filesUnder } from './bundle-apply.ts';
-import { lookasidePath } from './images.ts';
+import { lookasidePath } from './image-tags.ts';
 import { buildDir } from './site.ts';
 
 export interface SiteSource {

@@ -20,7 +20,7 @@ import {
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { verifyAsSensor } from '../../pipeline/publish/images.ts';
+import { verifyAsSensor } from '../../pipeline/publish/image-tags.ts';
 import { problems } from '../../pipeline/publish/validate.ts';
 import { updateMeta } from '../../pipeline/records.ts';
 import { fcosBase, repoRoot } from '../world/fcos-base.ts';

@@ -5,12 +5,12 @@
 //   mid-tag     - while the first tag is being written (before skopeo starts)
 import { createRunner, type Runner } from '../../pipeline/exec/run.ts';
 import { createLogger } from '../../pipeline/log.ts';
+import { signAndTag } from '../../pipeline/publish/image-tags.ts';
 import {
   type ArchImage,
   type ImageTarget,
   pushImages,
   type SignOptions,
-  signAndTag,
 } from '../../pipeline/publish/images.ts';
 
 const input = JSON.parse(process.argv[2]!) as {

@@ -22,14 +22,8 @@ import * as assert from 'uvu/assert';
 import { ConfigError, PipelineError, UsageError } from '../../pipeline/errors.ts';
 import { createRunner, type Runner } from '../../pipeline/exec/run.ts';
 import { createLogger } from '../../pipeline/log.ts';
-import {
-  type ArchImage,
-  lookasidePath,
-  type Pushed,
-  pushImages,
-  signAndTag,
-  verifyAsSensor,
-} from '../../pipeline/publish/images.ts';
+import { lookasidePath, signAndTag, verifyAsSensor } from '../../pipeline/publish/image-tags.ts';
+import { type ArchImage, type Pushed, pushImages } from '../../pipeline/publish/images.ts';
 import { fcosBase, repoRoot } from '../world/fcos-base.ts';
 import { makeKey, stopAgent, type TestKey } from '../world/gpg.ts';
 import { followRegistry } from '../world/project.ts';
