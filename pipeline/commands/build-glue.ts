@@ -104,7 +104,14 @@ export function baseRefFor(config: ResolvedConfig, opts: BuildOptions, arch: Arc
   return `docker://${b.image}${b.digest ? `@${b.digest}` : `:${b.tag}`}`;
 }
 
-/** Writes a file atomically (temp + rename), so readers never see half a file. */
+/**
+ * Where one arch's bases are pulled through buildah's blob cache, so that the archive the build
+ * writes reuses their compressed layers (exec/buildah.ts BlobCache). Beside the base probes in
+ * DIR/cache; not part of what CI uploads (DIR/builds, DIR/logs).
+ */
+export const blobCacheDir = (opts: BuildOptions, arch: Arch): string =>
+  join(opts.output, 'cache', 'blobs', arch);
+
 interface CachedProbe extends Omit<BaseFacts, 'ref' | 'name' | 'indexDigest'> {}
 
 /**
@@ -136,6 +143,7 @@ export async function baseFacts(
             : ref,
           ociArch[arch],
           arch,
+          blobCacheDir(opts, arch),
         );
         await buildah.tag(id, `${name}:rocknsm-base-${arch}-${resolved.digest.slice(7, 19)}`);
       },
@@ -292,6 +300,7 @@ export function archSteps(opts: BuildOptions, plan: BuildPlan, a: ArchPlan): Arc
         path: join(work, `${file}.tmp`),
         refName: plan.version,
         digestFile: join(work, 'digest'),
+        blobCache: blobCacheDir(opts, a.arch),
       },
       final: join(opts.output, 'builds', plan.version, a.arch, file),
     },

@@ -41,7 +41,9 @@ Usage: rock-image build --stream S [options]
 Derives the RockNSM sensor image from the stream's base with buildah, for every arch at once,
 and writes DIR/builds/<version>/<arch>/{<name>-<version>-ostree.<arch>.ociarchive,meta.json,
 Containerfile} and DIR/builds/builds.json. When every arch's input hash equals the previous
-build's, nothing is built and the command exits 0.
+build's, nothing is built and the command exits 0. Bases are pulled through buildah's blob
+cache in DIR/cache/blobs/<arch>, so the archive carries their gzip layers as pulled and only
+the image's own layers are compressed; keep DIR/cache with the storage to keep that.
 
 Options:${buildOptionHelp}
   --force               build even when the inputs are unchanged

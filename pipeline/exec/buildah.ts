@@ -1,7 +1,8 @@
 // buildah: pull bases, build from the rendered Containerfile, mount images for inspection, and
 // write OCI archives. Builds use chroot isolation (works without systemd or a cgroup manager)
 // and a fixed --timestamp so the same inputs give the same digest.
-import { readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
 import type { Runner } from './run.ts';
 import { type Storage, storageArgs } from './storage.ts';
 import { requireTool } from './tools.ts';
@@ -31,7 +32,35 @@ export interface BuildahPushArchive {
   /** The reference name inside the archive (the version). */
   refName: string;
   digestFile: string;
+  /**
+   * buildah's blob cache (BlobCache below) that the base was pulled through: each base layer
+   * it noted is written as the base's own compressed blob instead of being compressed again.
+   * Optional; a layer without a note (or a missing directory) is compressed as before.
+   */
+  blobCache?: string;
 }
+
+/**
+ * buildah's (hidden) `--blob-cache DIR` of pull and push, from containers/image pkg/blobcache
+ * (v5.23.0 in Debian's buildah 1.28.2; unchanged in spirit up to today's main). A pull through
+ * it keeps each gzip layer blob as it came, decompresses a second copy and notes the pair:
+ * `sha256:<uncompressed>.compressed` holds the compressed digest (pkg/blobcache/dest.go:112).
+ * A push through it with gzip reports, for every storage layer with such a note and the blob
+ * beside it, the compressed blob instead of the uncompressed one (pkg/blobcache/src.go:135-175),
+ * and the copy keeps an already-compressed blob as it is (copy/compression.go:139). So the
+ * archive carries the base's layers byte for byte, and only the image's own layers are
+ * compressed. The push reads only the notes and the compressed blobs, so the decompressed
+ * copies are dropped right after the pull (BlobCache.prune): they would double the cache's size.
+ */
+export const BlobCache = {
+  args: (dir: string | undefined): string[] => (dir ? ['--blob-cache', dir] : []),
+  /** Removes the decompressed copies a pull left (each file with a `.compressed` note beside it). */
+  prune(dir: string): void {
+    if (!existsSync(dir)) return;
+    for (const f of readdirSync(dir))
+      if (f.endsWith('.compressed')) rmSync(join(dir, f.slice(0, -'.compressed'.length)), { force: true });
+  },
+};
 
 export class Buildah {
   readonly global: string[];
@@ -47,9 +76,17 @@ export class Buildah {
     return this.run('buildah', [...this.global, ...args], { tag });
   }
 
-  /** Pulls `ref` for the arch into storage and returns the image ID. */
-  async pull(ref: string, ociArch: string, tag?: string): Promise<string> {
-    const { stdout } = await this.exec(['pull', '--quiet', '--arch', ociArch, '--os', 'linux', ref], tag);
+  /**
+   * Pulls `ref` for the arch into storage and returns the image ID; with `blobCache`, through
+   * buildah's blob cache in that directory (BlobCache), pruned afterwards.
+   */
+  async pull(ref: string, ociArch: string, tag?: string, blobCache?: string): Promise<string> {
+    if (blobCache) mkdirSync(blobCache, { recursive: true });
+    const { stdout } = await this.exec(
+      ['pull', '--quiet', ...BlobCache.args(blobCache), '--arch', ociArch, '--os', 'linux', ref],
+      tag,
+    );
+    if (blobCache) BlobCache.prune(blobCache);
     return stdout.trim().split('\n').pop()!;
   }
 
@@ -112,6 +149,7 @@ export class Buildah {
       '--quiet',
       '--digestfile',
       opts.digestFile,
+      ...BlobCache.args(opts.blobCache),
       opts.image,
       `oci-archive:${opts.path}:${opts.refName}`,
     ];
