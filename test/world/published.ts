@@ -77,10 +77,21 @@ export function xzBuild(root: string, version: string, arch: 'x86_64' | 'aarch64
   return { arch, dir, meta };
 }
 
-/** Fetches a URL as a download client does: redirects followed; the bytes, or the HTTP status. */
+/**
+ * Fetches a URL as a download client does: redirects followed; the bytes, or the HTTP status. A
+ * connection that fails (node's `fetch failed`: once seen against the local server at a load of
+ * 16) is tried again, up to three times, as a download client retries; an HTTP status is not.
+ */
 export async function get(url: string): Promise<{ status: number; bytes: Buffer; finalUrl: string }> {
-  const r = await fetch(url, { redirect: 'follow' });
-  return { status: r.status, bytes: Buffer.from(await r.arrayBuffer()), finalUrl: r.url };
+  for (let attempt = 1; ; attempt++) {
+    try {
+      const r = await fetch(url, { redirect: 'follow' });
+      return { status: r.status, bytes: Buffer.from(await r.arrayBuffer()), finalUrl: r.url };
+    } catch (e) {
+      if (attempt >= 3) throw e;
+      await new Promise((r) => setTimeout(r, 200 * attempt));
+    }
+  }
 }
 
 /** `gpg --verify SIG FILE` in a fresh keyring holding only `publicKey`: whether it is good. */
