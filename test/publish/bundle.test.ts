@@ -20,6 +20,7 @@ import {
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { startGraphService } from '../../pipeline/commands/serve-graph.ts';
 import type { Arch } from '../../pipeline/config/index.ts';
 import { createRunner, type Runner } from '../../pipeline/exec/run.ts';
 import { copyExact } from '../../pipeline/exec/skopeo.ts';
@@ -36,13 +37,15 @@ import { xzBuild } from '../world/published.ts';
 import { startRegistry, type TestRegistry } from '../world/registry.ts';
 import { sensorTrust, signedProject, tinyImage } from '../world/signed-release.ts';
 import { needTool, sh, shResult } from '../world/tools.ts';
+import { checkForUpdate, fetchGraph, graphUrl, type ZincatiIdentity } from '../world/zincati.ts';
 
 const work = join(repoRoot, '.cache', 'publish', `bundle-${process.pid}`);
 const V = '41.20261201.1.0';
 /** The next release: incremental bundles leave out the layers V has. */
 const V2 = '41.20261202.1.0';
 const ARCHES: Arch[] = ['x86_64', 'aarch64'];
-const quiet: Runner = createRunner(createLogger({ mode: 'plain', out: { write: () => true } }));
+const quietLog = createLogger({ mode: 'plain', out: { write: () => true } });
+const quiet: Runner = createRunner(quietLog);
 
 let reg: TestRegistry;
 let site: StaticServer;
@@ -261,6 +264,37 @@ test('made: OS images by digest, signatures, service image, artifacts, metadata,
     sizes[part] = Number(sh('du', ['-sb', join(x, part)]).split('\t')[0]);
   // sha256sum agrees with the bundle's own list.
   assert.is(spawnSync('sha256sum', ['--quiet', '-c', 'SHA256SUMS'], { cwd: x }).status, 0);
+});
+
+test("the bundle's site: serve-graph over it answers every arch as over the published site, next update V2", async () => {
+  // What a site serves its sensors (step 5 of the README's procedure): the graph of the bundle's
+  // metadata, so every barrier, dead-end and rollout of the published stream holds offline.
+  const x = join(work, 'x-full');
+  const services = [
+    await startGraphService({ site: siteDir(), host: '127.0.0.1', port: 0, log: quietLog }),
+    await startGraphService({ site: join(x, 'site'), host: '127.0.0.1', port: 0, log: quietLog }),
+  ];
+  try {
+    for (const basearch of ARCHES) {
+      const identity: ZincatiIdentity = {
+        basearch,
+        stream: 'stable',
+        platform: 'metal',
+        nodeUuid: '0123456789abcdef0123456789abcdef',
+        booted: { version: V, image: `${repo()}:stable`, digest: pushed.manifests[basearch] },
+      };
+      const [published, bundled] = await Promise.all(
+        services.map((s) => fetchGraph(graphUrl(`${s.url}/`, identity))),
+      );
+      assert.ok(bundled!.nodes.length >= 2, JSON.stringify(bundled));
+      assert.equal(bundled, published, `${basearch}: the same graph`);
+      const next = await checkForUpdate(`${services[1]!.url}/`, identity);
+      assert.is(next.next?.version, V2, `${basearch}: ${next.reason}`);
+      assert.is(next.next!.payload, `${repo()}@${pushedV2.manifests[basearch]}`);
+    }
+  } finally {
+    for (const s of services) await s.close();
+  }
 });
 
 test('made over HTTP: the same files and bytes as from the directory; verify accepts it', async () => {
