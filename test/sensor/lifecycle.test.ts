@@ -8,8 +8,12 @@
 // 2. First boot of the qcow2 image with a user config holding only the admin's SSH key: the
 //    base config in the initramfs lays out the default profile; then, over SSH, the data
 //    filesystems, their owners and modes, the services after their mounts, composefs.
-// 3. An update (a second build, one overlay changed) staged on the running system; GRUB boots
-//    it; data and the admin's /etc change survive. 4. A rollback boots the first again.
+// 3. An update (a second build, one overlay changed) from an air-gapped site (offline.ts): the
+//    build published and bundled, a tampered copy of the bundle refused, the bundle loaded into an
+//    empty site registry; the sensor, its route out removed, refuses the image signed by another
+//    key, pulls ours with its own policy.json from the site, imports and stages it; GRUB boots
+//    it, the booted commit records the digest the sensor verified; data and the admin's /etc
+//    change survive. 4. A rollback boots the first again.
 // 5. rocknsm-purge-data on the running system (data gone, partitions kept, services back), then
 //    rocknsm-factory-reset from a unit, which reboots: the next boot is a first boot again
 //    (Ignition with the flag, a new machine-id), same partitions and UUIDs, /etc reverted.
@@ -34,9 +38,7 @@ import {
   updateServer,
 } from '../../pipeline/plan/zincati.ts';
 import { repoRoot } from '../world/fcos-base.ts';
-import { type StaticServer, serveDir } from '../world/http.ts';
 import { MONITOR_INTERFACE, SERVICES, serviceImage } from '../world/sensor-project.ts';
-import { commitForUpdate } from '../world/sensor-update.ts';
 import {
   bootSensor,
   type Guest,
@@ -46,11 +48,14 @@ import {
   sshKeyConfig,
 } from '../world/sensor-vm.ts';
 import { needTool, sh } from '../world/tools.ts';
+import { type OfflineSite, offlineSite, type SiteUpdate, updateFromSite } from './offline.ts';
 import {
   type Build,
   bootResult,
   NAME,
   OSNAME,
+  projectOf,
+  releaseKey,
   sensorWork,
   serviceDigest,
   serviceRegistry,
@@ -107,7 +112,7 @@ const plain = (log: string) => consoleTail(log, 1_000_000);
 let b1: Build;
 let key: SshKey;
 let disk: string;
-let repo: StaticServer;
+let site: OfflineSite;
 const ref2 = `${OSNAME}/${V2}/${arch}`;
 // The base and both builds start now, in a child process, beside the suites that run first.
 void x86Builds();
@@ -216,29 +221,23 @@ test.before(async () => {
   await serviceRegistry();
   b1 = await x86Builds()[0]!;
   const b2 = await x86Builds()[1]!;
-  const t1 = Date.now();
-  await commitForUpdate(
-    join(b2.dir, b2.meta.images.ostree!.path),
-    join(lifeDir, 'update/repo'),
-    ref2,
-    { version: V2, timestamp: new Date().toISOString(), subject: `${OSNAME} ${V2} (${arch})` },
-    join(lifeDir, 'update/work'),
-  );
-  repo = await serveDir(join(lifeDir, 'update'));
+  // The update comes from an air-gapped site: V2 published, bundled, loaded from the bundle.
+  site = await offlineSite(b2, projectOf(arch, 'release-2'), releaseKey(), join(lifeDir, 'offline'));
   key = makeSshKey(join(lifeDir, 'key'));
   const qcow2 = join(lifeDir, 'qemu.qcow2');
   sh('zstd', ['-q', '-d', '-f', '-o', qcow2, join(b1.dir, b1.meta.images.qemu!.path)]);
   disk = overlayDisk(qcow2, 'qcow2', join(lifeDir, 'sensor.qcow2'));
   seconds.push(
-    `base ${b1.baseSeconds} s, builds ${b1.seconds} s + ${b2.seconds} s (in the background), update commit ${(Date.now() - t1) / 1000} s, set-up ${(Date.now() - t0) / 1000} s`,
+    `base ${b1.baseSeconds} s, builds ${b1.seconds} s + ${b2.seconds} s (in the background), offline site (publish, bundle, load) ${site.seconds} s, set-up ${(Date.now() - t0) / 1000} s`,
   );
 });
 test.after(async () => {
   console.log(`sensor lifecycle: ${seconds.join('; ')}`);
-  await repo?.close();
+  await site?.close();
 });
 
 let first: Facts;
+let update: SiteUpdate;
 
 test('first boot: the base config in the initramfs lays out the default profile; services start after their mounts', async () => {
   const config = sshKeyConfig(key);
@@ -270,7 +269,8 @@ test('first boot: the base config in the initramfs lays out the default profile;
     key,
     config,
     serialLog: join(lifeDir, 'boot1.log'),
-    timeoutSec: 1200,
+    // The boot, then the update: the OS image pulled and imported under TCG.
+    timeoutSec: 2700,
     work: async (g) => {
       first = facts(g);
       owners = g.sh(`stat -c '%n %u %g %a' ${dataPaths.map((d) => d.path).join(' ')}`).stdout;
@@ -302,11 +302,9 @@ test('first boot: the base config in the initramfs lays out the default profile;
         `for d in ${dataPaths.map((d) => d.path).join(' ')}; do echo boot1 > "$d/rocknsm-test-marker"; done`,
       );
       g.sh('echo "site-note=kept across updates" > /etc/rocknsm/site-note.conf');
-      // The update, staged as bootc and rpm-ostree stage one (ostree admin deploy --stage).
-      g.sh(`ostree remote add --if-not-exists --no-gpg-verify rocktest http://10.0.2.2:${repo.port}/repo`);
-      g.sh(`ostree pull rocktest:${ref2}`, { timeoutSec: 600 });
-      g.sh(`ostree admin deploy --stage --os=${OSNAME} rocktest:${ref2}`, { timeoutSec: 600 });
-      g.sh('systemctl reboot', { allowFailure: true });
+      // The update, from the air-gapped site only, staged as bootc stages one.
+      update = updateFromSite(g, site, { os: OSNAME, ref: ref2, version: V2 });
+      g.sh(update.commit ? 'systemctl reboot' : 'systemctl poweroff', { allowFailure: true });
     },
   });
   seconds.push(`first boot ${(Date.now() - t) / 1000} s`);
@@ -385,7 +383,30 @@ test('first boot: the base config in the initramfs lays out the default profile;
   writeFileSync(join(lifeDir, 'first.json'), JSON.stringify(first, null, 2));
 });
 
+test('offline update: a tampered bundle loads nothing; the sensor, with no route out, refuses another key and takes ours from the site', () => {
+  seconds.push(`sensor pull ${update.seconds.pull} s, import and stage ${update.seconds.import} s`);
+  // The site side: `bundle load` checks SHA256SUMS.sig, then every file, before loading anything.
+  assert.is.not(site.tampered.code, 0, site.tampered.out);
+  assert.match(site.tampered.out, /images\/os\/blobs\/sha256\/[0-9a-f]{64}/, site.tampered.out);
+  assert.equal(site.tampered.catalog, [], 'nothing loaded from the tampered bundle');
+  assert.match(site.loaded.out, `loaded stable ${V2} into 127.0.0.1:${site.mirrorPort}`);
+  // The sensor: no default route, nothing outside reachable.
+  assert.not.match(update.routeOut, /^default /m, update.routeOut);
+  assert.match(update.routeOut, /Network is unreachable/, update.routeOut);
+  // Its own policy.json (signedBy our key only) refuses the image signed by another key ...
+  assert.is.not(update.refused.code, 0, update.refused.out);
+  assert.match(update.refused.out, /rejected|signature/i, update.refused.out);
+  process.stderr.write(
+    `the sensor refused the other key's signature: ${update.refused.out.trim().split('\n').at(-1)}\n`,
+  );
+  // ... and accepts it with the bundle's signatures, from the site registry loaded from it.
+  assert.is(update.accepted.code, 0, update.accepted.out);
+  assert.is(update.digest, site.digest, 'the sensor pulled the published x86_64 manifest');
+  assert.match(update.commit, /^[0-9a-f]{64}$/, 'the pulled image imported and staged');
+});
+
 let second: Facts;
+let bootedDigest = '';
 
 test('update: the staged second build boots through GRUB; data, UUIDs and the /etc change kept', async () => {
   let note = '';
@@ -393,6 +414,11 @@ test('update: the staged second build boots through GRUB; data, UUIDs and the /e
   const t = Date.now();
   const r = await bootDisk('boot2-update.log', 900, async (g) => {
     second = facts(g);
+    bootedDigest = g
+      .sh(
+        "ostree show --print-metadata-key=ostree.manifest-digest $(ostree admin status | sed -n 's/^\\* [^ ]* \\([0-9a-f]\\{64\\}\\)\\..*/\\1/p')",
+      )
+      .stdout.trim();
     note = g.sh('cat /etc/rocknsm/site-note.conf').stdout;
     markers = g.sh(`cat ${dataPaths.map((d) => `${d.path}/rocknsm-test-marker`).join(' ')}`).stdout;
     // Roll back: the first deployment becomes the default again.
@@ -402,6 +428,7 @@ test('update: the staged second build boots through GRUB; data, UUIDs and the /e
   seconds.push(`update boot ${(Date.now() - t) / 1000} s`);
   assert.is(r.outcome, 'marker', consoleReport(r.log, 40));
   assert.is(second.bootedVersion, V2);
+  assert.is(bootedDigest, `'${site.digest}'`, 'the booted commit is the image the sensor verified');
   assert.is(second.release, 'release-2', 'the changed overlay');
   assert.not.ok(second.cmdline.includes('ignition.firstboot'));
   assert.match(second.cmdline, new RegExp(`ostree=/ostree/boot\\.0/${OSNAME}/`));

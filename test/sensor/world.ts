@@ -8,6 +8,7 @@ import {
   mkdirSync,
   readdirSync,
   readFileSync,
+  renameSync,
   rmSync,
   writeFileSync,
 } from 'node:fs';
@@ -15,6 +16,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { mountsUnder } from '../../pipeline/exec/losetup.ts';
 import { repoRoot } from '../world/fcos-base.ts';
+import { makeKey, type TestKey } from '../world/gpg.ts';
 import { startRegistry, type TestRegistry } from '../world/registry.ts';
 import { type SensorArch, type SensorBase, sensorBase, TEST_REGISTRY_PORT } from '../world/sensor-base.ts';
 import { pushServiceImages, sensorProject, serviceDigestFile } from '../world/sensor-project.ts';
@@ -40,12 +42,29 @@ export function serviceDigest(): string {
   return readFileSync(file, 'utf8').trim();
 }
 
+/**
+ * The test world's release key, made once per run: every sensor project trusts it in place of
+ * ours (publish.trust), and the tests sign the releases the sensors follow with it. Made by the
+ * first serviceRegistry(), before the service images are pushed, so the build children (which
+ * wait for that push) find it.
+ */
+export function releaseKey(): TestKey {
+  const dir = join(sensorWork, 'release-key');
+  const saved = join(dir, 'key.json');
+  if (existsSync(saved)) return JSON.parse(readFileSync(saved, 'utf8')) as TestKey;
+  const key = makeKey(dir, 'rocknsm-test-release', { expire: '1y' });
+  writeFileSync(`${saved}.tmp`, JSON.stringify(key));
+  renameSync(`${saved}.tmp`, saved);
+  return key;
+}
+
 let registry: Promise<TestRegistry> | undefined;
 
 /** The registry the guests pull service images from (10.0.2.2:TEST_REGISTRY_PORT), filled once. */
 export function serviceRegistry(): Promise<TestRegistry> {
   registry ??= (async () => {
     for (const t of ['docker-registry', 'buildah']) needTool(t);
+    releaseKey();
     const r = await startRegistry(join(sensorWork, 'registry'), undefined, undefined, {
       port: TEST_REGISTRY_PORT,
       auth: false,
@@ -62,6 +81,10 @@ export function base(arch: SensorArch): SensorBase {
   bases[arch] ??= sensorBase(arch);
   return bases[arch]!;
 }
+
+/** The project a build of `release` for `arch` is made from (sensorProject). */
+export const projectOf = (arch: SensorArch, release: string) =>
+  join(sensorWork, `project-${arch}-${release}`);
 
 export interface Build {
   out: string;
@@ -84,7 +107,10 @@ export function build(arch: SensorArch, version: string, release: string, artifa
   const metaFile = join(dir, 'meta.json');
   const timesFile = join(out, 'seconds.json');
   if (!existsSync(metaFile)) {
-    const project = sensorProject(join(sensorWork, `project-${arch}-${release}`), release, serviceDigest());
+    const project = sensorProject(projectOf(arch, release), release, serviceDigest(), {
+      arch,
+      releaseKey: releaseKey().publicKey,
+    });
     mkdirSync(out, { recursive: true });
     const t = Date.now();
     const r = cli([

@@ -39,11 +39,27 @@ export const serviceImage = (name: string) => `${GUEST_REGISTRY}/rocknsm-test/${
 /** Where pushServiceImages records the digest of the index it pushed under every name. */
 export const serviceDigestFile = (work: string) => join(work, 'index-digest');
 
+/** What a sensor-world project may change beyond the defaults (the tests without QEMU use none). */
+export interface SensorProjectOptions {
+  /** The one arch the stream lists (a site's project for that arch; its release has no other). */
+  arch?: 'x86_64' | 'aarch64';
+  /**
+   * The binary public key of the test world's release key, in place of ours: the images the
+   * sensor follows must be signed by it (publish.trust), and only the tests hold its secret half.
+   */
+  releaseKey?: string;
+}
+
 /**
  * Writes the test project into `dir` (recreated) with the site overlay's release text, every
  * service and agent image pinned to `serviceDigest` (the pushed index's).
  */
-export function sensorProject(dir: string, release: string, serviceDigest: string): string {
+export function sensorProject(
+  dir: string,
+  release: string,
+  serviceDigest: string,
+  opts: SensorProjectOptions = {},
+): string {
   if (!/^sha256:[0-9a-f]{64}$/.test(serviceDigest)) throw new Error(`not a digest: '${serviceDigest}'`);
   rmSync(dir, { recursive: true, force: true });
   for (const d of ['manifests', 'overlays', 'containerfiles'])
@@ -64,6 +80,12 @@ export function sensorProject(dir: string, release: string, serviceDigest: strin
   for (const s of SERVICES) stream.setIn(['services', s, 'image'], serviceImage(s));
   stream.setIn(['artifacts'], ['ostree', 'metal', 'qemu']);
   stream.setIn(['require-pins'], true);
+  if (opts.arch) stream.setIn(['arches'], [opts.arch]);
+  if (opts.releaseKey) {
+    const keyFile = stream.getIn(['publish', 'trust', 'gpg-key']);
+    if (typeof keyFile !== 'string') throw new Error(`${streamFile}: publish.trust.gpg-key is not one file`);
+    cpSync(opts.releaseKey, join(dir, keyFile));
+  }
   // The test world makes its disks with the native backend (Debian; publish would need
   // allow-native-disks: true). Its builds pass --compression zstd (test/sensor/world.ts).
   stream.setIn(['artifact-backend'], 'native');
