@@ -1,5 +1,6 @@
 import { PipelineError, UsageError } from '../errors.ts';
 import { sha256Hex } from '../files.ts';
+import { archiveRawManifest, parseArchiveRef } from '../oci-archive.ts';
 import type { Runner } from './run.ts';
 import { type Storage, storageRef } from './storage.ts';
 import { requireTool } from './tools.ts';
@@ -60,6 +61,11 @@ async function rawManifest(
   ref: string,
   tlsVerify = true,
 ): Promise<{ raw: string; digest: string }> {
+  // An OCI archive is read in place (pipeline/oci-archive.ts): skopeo would untar all of it first.
+  if (ref.startsWith('oci-archive:')) {
+    const { archive, image } = parseArchiveRef(ref);
+    return archiveRawManifest(archive, image);
+  }
   const { stdout } = await run('skopeo', [
     'inspect',
     '--raw',
