@@ -29,6 +29,7 @@ import {
   MIN_ROOT_MiB,
   renderBlsGrubCfg,
 } from './layout.ts';
+import { newcDataOffset } from './newc.ts';
 
 /** A run-time input inside an argument: `${NAME}`. */
 export const input = (name: string) => `\${${name}}`;
@@ -97,6 +98,8 @@ export type Action =
   | { op: 'read-bls-entry'; boot: string }
   | { op: 'copy-file'; from: string; to: string }
   | { op: 'join-initrds'; parts: string[]; to: string }
+  /** A newc archive of `names` under `dir`, after a first entry `inPlace` whose data is in it already. */
+  | { op: 'newc'; archive: string; dir: string; names: string[]; inPlace?: string }
   | { op: 'set-platform'; boot: string; id: 'qemu' | 'metal'; rerenderMenu: boolean }
   | { op: 'pxe-snippets'; dir: string };
 
@@ -421,15 +424,26 @@ export function nativePlan(job: ArchJob): NativePlan {
       parts: [`${boot}\${BLS_INITRD}`, `${marker}.cpio`],
       to: file('live-initramfs'),
     });
-    cmd(['mksquashfs', ...mksquashfsArgs(sysroot, join(live, 'root.squashfs'), ['boot'])], {
+    // The rootfs is a newc archive of root.squashfs, etc and etc/coreos-live-rootfs, as
+    // `cpio -o -H newc` makes it, written in place: mksquashfs writes the squashfs where
+    // root.squashfs's data goes in the archive, and the headers are written around it, so the
+    // squashfs is on disk once (newc.ts).
+    const squashAt = newcDataOffset('root.squashfs');
+    cmd(['mksquashfs', ...mksquashfsArgs(sysroot, file('live-rootfs'), ['boot'], squashAt)], {
       env: { SOURCE_DATE_EPOCH: '0' },
     });
-    cmd(['cpio', ...cpioNewcArgs(file('live-rootfs'))], {
-      cwd: live,
-      input: 'root.squashfs\netc\netc/coreos-live-rootfs\n',
-    });
-    // The archive holds it now: a second copy of the tree's size is scratch no more.
-    act(`rm ${live}/root.squashfs`, { op: 'remove', path: join(live, 'root.squashfs') });
+    act(
+      `newc archive ${file('live-rootfs')} as cpio ${cpioNewcArgs('-').slice(0, -2).join(' ')} writes it: ` +
+        `root.squashfs's header into its first ${squashAt} bytes (its data is the squashfs after them), ` +
+        `then etc and etc/coreos-live-rootfs of ${live} and the trailer`,
+      {
+        op: 'newc',
+        archive: file('live-rootfs'),
+        dir: live,
+        names: ['etc', 'etc/coreos-live-rootfs'],
+        inPlace: 'root.squashfs',
+      },
+    );
   }
 
   // The tool root holds binds of the mounted disk: it goes first.
