@@ -29,6 +29,7 @@ import {
   MIN_ROOT_MiB,
   renderBlsGrubCfg,
 } from './layout.ts';
+import { newcDataOffset } from './newc.ts';
 
 /** A run-time input inside an argument: `${NAME}`. */
 export const input = (name: string) => `\${${name}}`;
@@ -97,6 +98,8 @@ export type Action =
   | { op: 'read-bls-entry'; boot: string }
   | { op: 'copy-file'; from: string; to: string }
   | { op: 'join-initrds'; parts: string[]; to: string }
+  /** A newc archive of `names` under `dir`, after a first entry `inPlace` whose data is in it already. */
+  | { op: 'newc'; archive: string; dir: string; names: string[]; inPlace?: string }
   | { op: 'set-platform'; boot: string; id: 'qemu' | 'metal'; rerenderMenu: boolean }
   | { op: 'pxe-snippets'; dir: string };
 
@@ -382,6 +385,36 @@ export function nativePlan(job: ArchJob): NativePlan {
     text: '# Removed after the first boot, once Ignition has run.\n',
   });
 
+  // The tree is scratch no more once the BIOS boot code (boot.img of the image's GRUB) is in:
+  // it goes before the PXE files are made, so it is never on disk beside their squashfs. The
+  // tool root (an overlay on the tree, holding binds of the mounted disk) goes first; the disk
+  // stays mounted for the PXE files, and the boot code goes into sectors no loop device maps.
+  stage = 'release tool root';
+  cmd(['umount', ...toolRootArgs.release(troot)], { when: 'tool-root', releases: 'toolroot' });
+
+  if (arch === 'x86_64') {
+    stage = 'BIOS boot code';
+    const p1 = layout.table.partitions[0]!;
+    for (const [when, dir] of [
+      ['image-grub', `${rootfs}/usr/lib/grub/i386-pc`],
+      ['host-grub', grubModuleDir('i386-pc')],
+    ] as const)
+      act(
+        `boot.img of ${dir} into the MBR (pointing at sector ${p1.start}), ${core} into BIOS-BOOT (sectors ${p1.start}..${p1.start + p1.sectors - 1}), patched as grub-bios-setup does`,
+        {
+          op: 'bios-boot-code',
+          disk: raw,
+          core,
+          lba: p1.start,
+          sectors: p1.sectors,
+          bootImg: `${dir}/boot.img`,
+        },
+        when,
+      );
+  }
+  stage = 'remove tree';
+  act(`rm -rf ${rootfs}`, { op: 'remove', path: rootfs });
+
   if (job.platforms.includes('pxe')) {
     stage = 'PXE kernel, initramfs, rootfs';
     // Fedora CoreOS's live boot: the live initramfs carries /etc/coreos-live-initramfs
@@ -421,47 +454,33 @@ export function nativePlan(job: ArchJob): NativePlan {
       parts: [`${boot}\${BLS_INITRD}`, `${marker}.cpio`],
       to: file('live-initramfs'),
     });
-    cmd(['mksquashfs', ...mksquashfsArgs(sysroot, join(live, 'root.squashfs'), ['boot'])], {
+    // The rootfs is a newc archive of root.squashfs, etc and etc/coreos-live-rootfs, as
+    // `cpio -o -H newc` makes it, written in place: mksquashfs writes the squashfs where
+    // root.squashfs's data goes in the archive, and the headers are written around it, so the
+    // squashfs is on disk once (newc.ts).
+    const squashAt = newcDataOffset('root.squashfs');
+    cmd(['mksquashfs', ...mksquashfsArgs(sysroot, file('live-rootfs'), ['boot'], squashAt)], {
       env: { SOURCE_DATE_EPOCH: '0' },
     });
-    cmd(['cpio', ...cpioNewcArgs(file('live-rootfs'))], {
-      cwd: live,
-      input: 'root.squashfs\netc\netc/coreos-live-rootfs\n',
-    });
-    // The archive holds it now: a second copy of the tree's size is scratch no more.
-    act(`rm ${live}/root.squashfs`, { op: 'remove', path: join(live, 'root.squashfs') });
+    act(
+      `newc archive ${file('live-rootfs')} as cpio ${cpioNewcArgs('-').slice(0, -2).join(' ')} writes it: ` +
+        `root.squashfs's header into its first ${squashAt} bytes (its data is the squashfs after them), ` +
+        `then etc and etc/coreos-live-rootfs of ${live} and the trailer`,
+      {
+        op: 'newc',
+        archive: file('live-rootfs'),
+        dir: live,
+        names: ['etc', 'etc/coreos-live-rootfs'],
+        inPlace: 'root.squashfs',
+      },
+    );
   }
 
-  // The tool root holds binds of the mounted disk: it goes first.
   stage = 'release disk';
-  cmd(['umount', ...toolRootArgs.release(troot)], { when: 'tool-root', releases: 'toolroot' });
   cmd(['umount', boot], { releases: 'mnt-boot' });
   cmd(['umount', sysroot], { releases: 'mnt-root' });
   cmd(['losetup', '--detach', input('LOOP_BOOT')], { releases: 'LOOP_BOOT' });
   cmd(['losetup', '--detach', input('LOOP_ROOT')], { releases: 'LOOP_ROOT' });
-
-  if (arch === 'x86_64') {
-    stage = 'BIOS boot code';
-    const p1 = layout.table.partitions[0]!;
-    for (const [when, dir] of [
-      ['image-grub', `${rootfs}/usr/lib/grub/i386-pc`],
-      ['host-grub', grubModuleDir('i386-pc')],
-    ] as const)
-      act(
-        `boot.img of ${dir} into the MBR (pointing at sector ${p1.start}), ${core} into BIOS-BOOT (sectors ${p1.start}..${p1.start + p1.sectors - 1}), patched as grub-bios-setup does`,
-        {
-          op: 'bios-boot-code',
-          disk: raw,
-          core,
-          lba: p1.start,
-          sectors: p1.sectors,
-          bootImg: `${dir}/boot.img`,
-        },
-        when,
-      );
-  }
-  stage = 'remove tree';
-  act(`rm -rf ${rootfs}`, { op: 'remove', path: rootfs });
 
   if (job.platforms.includes('qemu')) {
     // No copy of the disk: its entries say qemu while qemu-img converts it, then metal again

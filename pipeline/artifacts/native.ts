@@ -41,7 +41,8 @@
 // - PXE: live-kernel is the deployed kernel; live-initramfs the deployed initramfs followed by a
 //   cpio with /etc/coreos-live-initramfs; live-rootfs a newc cpio holding root.squashfs, a
 //   squashfs (zstd) of the root filesystem (/ostree: repo and deployment), and
-//   /etc/coreos-live-rootfs; both stamps hold the version. Snippets carry formats.md §7's
+//   /etc/coreos-live-rootfs (written in place around the squashfs, as cpio writes it: newc.ts);
+//   both stamps hold the version. Snippets carry formats.md §7's
 //   arguments plus console and the image's kargs, and no ostree= (FCOS's live initramfs finds
 //   the deployment itself).
 // - What this backend cannot give, and why publishing refuses its disks unless a stream allows
@@ -98,6 +99,7 @@ import {
   resolveArg,
   rootInputs,
 } from './native-plan.ts';
+import { writeNewc } from './newc.ts';
 
 /** Moves /etc into /usr/etc (ostree's place for defaults), empties /var, adds /ostree -> sysroot/ostree. */
 export function ostreeShape(rootfs: string): void {
@@ -276,6 +278,9 @@ async function runPlan(ctx: BackendContext, job: ArchJob): Promise<Produced[]> {
         return;
       case 'join-initrds':
         await concatInitrds(a.parts.map(one), a.to);
+        return;
+      case 'newc':
+        writeNewc(a.archive, a.dir, a.names, a.inPlace === undefined ? {} : { inPlace: a.inPlace });
         return;
       case 'set-platform': {
         const dir = join(a.boot, 'loader/entries');

@@ -1,6 +1,6 @@
 // Filesystem makers: mkfs.vfat + mtools for the EFI system partition (this host has no vfat
-// module, so FAT is never mounted), mkfs.ext4 for boot, mkfs.xfs for root, mksquashfs and cpio
-// for the live rootfs of PXE.
+// module, so FAT is never mounted), mkfs.ext4 for boot, mkfs.xfs for root, mksquashfs for the
+// live rootfs of PXE and cpio for the live initramfs's stamp.
 import type { Runner } from './run.ts';
 import { requireTool } from './tools.ts';
 
@@ -67,8 +67,13 @@ export async function fatCopy(run: Runner, image: string, src: string, dest: str
  */
 export const SQUASHFS_ZSTD_LEVEL = 3;
 
-/** mksquashfs's arguments: a zstd squashfs of `dir`, leaving out the listed top-level names. */
-export function mksquashfsArgs(dir: string, out: string, exclude: string[]): string[] {
+/**
+ * mksquashfs's arguments: a zstd squashfs of `dir`, leaving out the listed top-level names.
+ * `offset` (default 0): the squashfs starts that many bytes into `out` (`-offset`, squashfs-tools
+ * 4.4 and later; the bytes before it are left as they are, a hole in a new file), so that it can
+ * be written where an archive's entry holds it (artifacts/newc.ts).
+ */
+export function mksquashfsArgs(dir: string, out: string, exclude: string[], offset = 0): string[] {
   return [
     dir,
     out,
@@ -78,6 +83,7 @@ export function mksquashfsArgs(dir: string, out: string, exclude: string[]): str
     '-Xcompression-level',
     String(SQUASHFS_ZSTD_LEVEL),
     '-no-progress',
+    ...(offset ? ['-offset', String(offset)] : []),
     ...(exclude.length ? ['-e', ...exclude] : []),
   ];
 }

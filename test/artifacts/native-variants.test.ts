@@ -89,6 +89,12 @@ function fakeRun(w: string, image: { grub: boolean }, failOn?: RegExp) {
       put(join(w, 'qemu-boot/grub2/grub.cfg'), '');
     }
     if (cmd === 'cpio') put(args[args.indexOf('-O') + 1]!, 'cpio\n');
+    // A squashfs written into the rootfs archive at root.squashfs's data (-offset): the headers go around it.
+    if (cmd === 'mksquashfs')
+      put(
+        args[1]!,
+        Buffer.concat([Buffer.alloc(Number(args[args.indexOf('-offset') + 1])), Buffer.from('hsqs')]),
+      );
     return ok();
   };
   return { ran, run };

@@ -13,13 +13,16 @@ import {
   readSync,
   rmSync,
   statSync,
+  utimesSync,
   writeFileSync,
 } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { TYPE_GUID } from '../../pipeline/artifacts/layout.ts';
+import { newcDataOffset } from '../../pipeline/artifacts/newc.ts';
 import { initramfsNames } from '../../pipeline/exec/initramfs.ts';
+import { cpioNewcArgs } from '../../pipeline/exec/mkfs.ts';
 import { bootVm, UEFI_FIRMWARE } from '../../pipeline/exec/qemu.ts';
 import { createRunner } from '../../pipeline/exec/run.ts';
 import { createLogger } from '../../pipeline/log.ts';
@@ -523,8 +526,21 @@ test('pxe: kernel, live initramfs, rootfs (cpio with root.squashfs of the sysroo
     assert.equal(listing.stdout.trim().split('\n'), ['root.squashfs', 'etc', 'etc/coreos-live-rootfs']);
     const x = join(work, `live-${arch}`);
     mkdirSync(x, { recursive: true });
-    shResult('sh', ['-c', 'cd "$1" && cpio -id --quiet < "$2"', 'sh', x, f('live-rootfs')]);
+    shResult('sh', ['-c', 'cd "$1" && cpio -idm --quiet < "$2"', 'sh', x, f('live-rootfs')]);
     assert.is(readFileSync(join(x, 'etc/coreos-live-rootfs'), 'utf8'), `${VERSION}\n`);
+    // Written in place around the squashfs (artifacts/newc.ts), and still byte for byte what cpio
+    // makes of the same entries with the flags it was made with before (exec/mkfs.ts
+    // cpioNewcArgs). cpio -m gives the files their mtimes back, but not etc, which its stamp
+    // changed after: etc's comes from its header (the entry after root.squashfs's data).
+    const rootfs = readFileSync(f('live-rootfs'));
+    const hexAt = (at: number, field: number) =>
+      Number.parseInt(rootfs.toString('latin1', at + 6 + field * 8, at + 14 + field * 8), 16);
+    const etcAt = (newcDataOffset('root.squashfs') + hexAt(0, 6) + 3) & ~3;
+    assert.is(rootfs.toString('latin1', etcAt + 110, etcAt + 114), 'etc\0');
+    utimesSync(join(x, 'etc'), hexAt(etcAt, 5), hexAt(etcAt, 5));
+    const again = join(work, `live-${arch}.cpio`);
+    sh('cpio', cpioNewcArgs(again), { cwd: x, input: 'root.squashfs\netc\netc/coreos-live-rootfs\n' });
+    assert.ok(readFileSync(again).equals(rootfs), 'the live rootfs is what cpio makes of its entries');
     // No ostree= on a live boot: FCOS's live initramfs makes its own (live-generator:37-54).
     for (const sn of ['pxe-ipxe', 'pxe-grub']) assert.not.match(readFileSync(f(sn), 'utf8'), /ostree=/, sn);
     const files = sh('unsquashfs', ['-l', join(x, 'root.squashfs')]);
