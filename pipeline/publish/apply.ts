@@ -1,9 +1,9 @@
-import { copyFileSync, existsSync, linkSync, mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { existsSync, linkSync, mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { PipelineError } from '../errors.ts';
 import type { GitHub } from '../exec/github.ts';
 import { signFile } from '../exec/gpg.ts';
-import { sha256File, sha256Hex, writeAtomic } from '../files.ts';
+import { copyHashed, sha256File, sha256Hex, writeAtomic } from '../files.ts';
 import type { Logger } from '../log.ts';
 import {
   type Action,
@@ -213,15 +213,15 @@ async function copyIn(
   mkdirSync(dirname(dest), { recursive: true });
   const tmp = join(dirname(dest), `.${basename(dest)}.tmp-${process.pid}`);
   rmSync(tmp, { force: true });
-  if (link) {
+  // The copy must hash to what meta.json records before it takes the file's place: the bytes
+  // are hashed as they are written (one read), a link's as they are read back.
+  let linked = false;
+  if (link)
     try {
       linkSync(a.src, tmp);
-    } catch {
-      copyFileSync(a.src, tmp);
-    }
-  } else copyFileSync(a.src, tmp);
-  // The copy must hash to what meta.json records before it takes the file's place.
-  const got = await sha256File(tmp);
+      linked = true;
+    } catch {}
+  const got = linked ? await sha256File(tmp) : await copyHashed(a.src, tmp);
   if (got !== a.sha256) {
     rmSync(tmp, { force: true });
     throw new PipelineError(`${a.src}: sha256 ${got}, but meta.json records ${a.sha256}; not published`);
