@@ -85,6 +85,24 @@ export async function applyPlan(req: ApplyRequest): Promise<ApplyResult> {
   let tagging: TagSession | undefined;
   let draft: Awaited<ReturnType<typeof syncRelease>> | undefined;
   const docs = new Map(plan.documents.map((d) => [d.path, d]));
+  // Signing overlaps copying: a file's signature starts (gpg, a process of its own) as soon as
+  // its copy is checked, while the next file is copied and hashed; its sign-file action, run in
+  // its place, waits for it. One gpg at a time, in the order the plan signs.
+  const signs = new Set(actions.flatMap((a) => (a.kind === 'sign-file' ? [a.file] : [])));
+  const signing = new Map<string, Promise<Outcome>>();
+  let gpgQueue: Promise<unknown> = Promise.resolve();
+  const startSign = (rel: string): Promise<Outcome> => {
+    const p = gpgQueue.then(async (): Promise<Outcome> => {
+      const file = join(siteDir, rel);
+      if (existsSync(`${file}.sig`)) return 'already-present';
+      await signFile(file, req.signBy!, req.gpgHome);
+      result.signed.push(rel);
+      return 'done';
+    });
+    gpgQueue = p.catch(() => {}); // a failure is the sign-file action's to report
+    signing.set(rel, p);
+    return p;
+  };
 
   const run = async (a: Action): Promise<Outcome> => {
     switch (a.kind) {
@@ -110,6 +128,7 @@ export async function applyPlan(req: ApplyRequest): Promise<ApplyResult> {
         const present = plan.files.find((f) => f.dest === a.dest)?.state === 'present';
         const copied = await copyIn(siteDir, a, present, Boolean(req.link));
         result.files[a.dest] = copied ? 'copied' : 'present';
+        if (signs.has(a.dest)) startSign(a.dest).catch(() => {});
         return outcome(copied);
       }
       case 'write-sums': {
@@ -119,13 +138,8 @@ export async function applyPlan(req: ApplyRequest): Promise<ApplyResult> {
         writeAtomic(dest, a.text);
         return 'done';
       }
-      case 'sign-file': {
-        const file = join(siteDir, a.file);
-        if (existsSync(`${file}.sig`)) return 'already-present';
-        await signFile(file, req.signBy!, req.gpgHome);
-        result.signed.push(a.file);
-        return 'done';
-      }
+      case 'sign-file':
+        return signing.get(a.file) ?? startSign(a.file);
       case 'github-draft': {
         const gh = req.github!;
         draft = await syncRelease(
@@ -193,6 +207,7 @@ export async function applyPlan(req: ApplyRequest): Promise<ApplyResult> {
       boundary(log, phase);
     }
   } finally {
+    await gpgQueue; // no gpg outlives the run
     push?.close();
     tagging?.close();
   }
