@@ -57,7 +57,7 @@ test('--preserve-digests: no manifest change, so no blob is recompressed', async
   );
   assert.match(
     await lines(SKOPEO, AT, `${IMAGE}/copy/blob.go`, 67, 69),
-    /canModifyBlob := !isConfig && ic\.cannotModifyManifestReason == ""\n[^]*blobPipelineCompressionStep\(&stream, canModifyBlob,/,
+    /canModifyBlob := !isConfig && ic\.cannotModifyManifestReason == ""\n[\s\S]*blobPipelineCompressionStep\(&stream, canModifyBlob,/,
   );
   assert.match(
     await lines(SKOPEO, AT, `${IMAGE}/copy/compression.go`, 73),
