@@ -172,7 +172,7 @@ export async function withRetry<T>(
 
 interface Staged {
   layout: string;
-  manifests: { arch: Arch; mediaType: string; digest: string; size: number; bytes: Buffer }[];
+  manifests: { arch: Arch; mediaType: string; digest: string; size: number }[];
   index: { digest: string; bytes: string };
 }
 
@@ -213,7 +213,6 @@ async function stageIndex(run: Runner, images: ArchImage[], dir: string): Promis
       mediaType: desc.mediaType,
       digest: desc.digest,
       size: bytes.length,
-      bytes,
     });
   }
   if (manifests.length === 0) throw new UsageError('no images to publish');
@@ -269,7 +268,6 @@ async function stage(run: Runner, images: ArchImage[], layout: string): Promise<
       mediaType: desc.mediaType,
       digest: desc.digest,
       size: bytes.length,
-      bytes,
     });
     names.push({ ...desc, annotations: { [REF_NAME]: img.arch } });
   }
