@@ -1,6 +1,7 @@
 // File helpers every stage shares: atomic writes, streamed sha256, canonical JSON.
 import { createHash } from 'node:crypto';
 import { closeSync, createReadStream, fsyncSync, mkdirSync, openSync, renameSync, writeSync } from 'node:fs';
+import { type FileHandle, open } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 
 /**
@@ -41,6 +42,48 @@ export async function sha256File(path: string, fd?: number): Promise<string> {
   const h = createHash('sha256');
   for await (const chunk of createReadStream(path, { fd, highWaterMark: 1 << 20 })) h.update(chunk);
   return h.digest('hex');
+}
+
+/**
+ * Copies `src` to a new file `dest` (which must not exist; created with src's mode) and returns
+ * the sha256 (hex) of the bytes written: one read of src, where copy-then-sha256File reads it
+ * twice. The hash of one 4 MiB chunk runs while the next is read and the last written.
+ */
+export async function copyHashed(src: string, dest: string): Promise<string> {
+  const h = createHash('sha256');
+  const from = await open(src, 'r');
+  try {
+    const to = await open(dest, 'wx', (await from.stat()).mode & 0o7777);
+    try {
+      const size = 4 << 20;
+      const bufs = [Buffer.allocUnsafe(size), Buffer.allocUnsafe(size)];
+      let i = 0;
+      let reading = from.read(bufs[0]!, 0, size, null);
+      let writing: Promise<unknown> = Promise.resolve();
+      for (;;) {
+        const { bytesRead, buffer } = await reading;
+        if (bytesRead === 0) break;
+        await writing; // the other buffer is free again
+        i ^= 1;
+        reading = from.read(bufs[i]!, 0, size, null);
+        const chunk = buffer.subarray(0, bytesRead);
+        h.update(chunk);
+        writing = writeAll(to, chunk);
+        // Awaited in turn; until then a failure must not count as unhandled.
+        for (const p of [reading, writing]) p.catch(() => {});
+      }
+      await writing;
+    } finally {
+      await to.close();
+    }
+  } finally {
+    await from.close();
+  }
+  return h.digest('hex');
+}
+
+async function writeAll(fh: FileHandle, buf: Buffer): Promise<void> {
+  for (let off = 0; off < buf.length; ) off += (await fh.write(buf, off, buf.length - off)).bytesWritten;
 }
 
 /** Object keys in UTF-16 code-unit order, the same on every machine (no locale). */

@@ -1,9 +1,9 @@
-import { copyFileSync, existsSync, linkSync, mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { existsSync, linkSync, mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { PipelineError } from '../errors.ts';
 import type { GitHub } from '../exec/github.ts';
 import { signFile } from '../exec/gpg.ts';
-import { sha256File, sha256Hex, writeAtomic } from '../files.ts';
+import { copyHashed, sha256File, sha256Hex, writeAtomic } from '../files.ts';
 import type { Logger } from '../log.ts';
 import {
   type Action,
@@ -85,6 +85,24 @@ export async function applyPlan(req: ApplyRequest): Promise<ApplyResult> {
   let tagging: TagSession | undefined;
   let draft: Awaited<ReturnType<typeof syncRelease>> | undefined;
   const docs = new Map(plan.documents.map((d) => [d.path, d]));
+  // Signing overlaps copying: a file's signature starts (gpg, a process of its own) as soon as
+  // its copy is checked, while the next file is copied and hashed; its sign-file action, run in
+  // its place, waits for it. One gpg at a time, in the order the plan signs.
+  const signs = new Set(actions.flatMap((a) => (a.kind === 'sign-file' ? [a.file] : [])));
+  const signing = new Map<string, Promise<Outcome>>();
+  let gpgQueue: Promise<unknown> = Promise.resolve();
+  const startSign = (rel: string): Promise<Outcome> => {
+    const p = gpgQueue.then(async (): Promise<Outcome> => {
+      const file = join(siteDir, rel);
+      if (existsSync(`${file}.sig`)) return 'already-present';
+      await signFile(file, req.signBy!, req.gpgHome);
+      result.signed.push(rel);
+      return 'done';
+    });
+    gpgQueue = p.catch(() => {}); // a failure is the sign-file action's to report
+    signing.set(rel, p);
+    return p;
+  };
 
   const run = async (a: Action): Promise<Outcome> => {
     switch (a.kind) {
@@ -110,6 +128,7 @@ export async function applyPlan(req: ApplyRequest): Promise<ApplyResult> {
         const present = plan.files.find((f) => f.dest === a.dest)?.state === 'present';
         const copied = await copyIn(siteDir, a, present, Boolean(req.link));
         result.files[a.dest] = copied ? 'copied' : 'present';
+        if (signs.has(a.dest)) startSign(a.dest).catch(() => {});
         return outcome(copied);
       }
       case 'write-sums': {
@@ -119,13 +138,8 @@ export async function applyPlan(req: ApplyRequest): Promise<ApplyResult> {
         writeAtomic(dest, a.text);
         return 'done';
       }
-      case 'sign-file': {
-        const file = join(siteDir, a.file);
-        if (existsSync(`${file}.sig`)) return 'already-present';
-        await signFile(file, req.signBy!, req.gpgHome);
-        result.signed.push(a.file);
-        return 'done';
-      }
+      case 'sign-file':
+        return signing.get(a.file) ?? startSign(a.file);
       case 'github-draft': {
         const gh = req.github!;
         draft = await syncRelease(
@@ -193,6 +207,7 @@ export async function applyPlan(req: ApplyRequest): Promise<ApplyResult> {
       boundary(log, phase);
     }
   } finally {
+    await gpgQueue; // no gpg outlives the run
     push?.close();
     tagging?.close();
   }
@@ -213,15 +228,15 @@ async function copyIn(
   mkdirSync(dirname(dest), { recursive: true });
   const tmp = join(dirname(dest), `.${basename(dest)}.tmp-${process.pid}`);
   rmSync(tmp, { force: true });
-  if (link) {
+  // The copy must hash to what meta.json records before it takes the file's place: the bytes
+  // are hashed as they are written (one read), a link's as they are read back.
+  let linked = false;
+  if (link)
     try {
       linkSync(a.src, tmp);
-    } catch {
-      copyFileSync(a.src, tmp);
-    }
-  } else copyFileSync(a.src, tmp);
-  // The copy must hash to what meta.json records before it takes the file's place.
-  const got = await sha256File(tmp);
+      linked = true;
+    } catch {}
+  const got = linked ? await sha256File(tmp) : await copyHashed(a.src, tmp);
   if (got !== a.sha256) {
     rmSync(tmp, { force: true });
     throw new PipelineError(`${a.src}: sha256 ${got}, but meta.json records ${a.sha256}; not published`);

@@ -11,10 +11,11 @@ import {
   readFileSync,
   renameSync,
   rmSync,
+  symlinkSync,
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { isAbsolute, join } from 'node:path';
+import { isAbsolute, join, resolve } from 'node:path';
 import { ARCHES, type Arch, ociArch } from '../arch.ts';
 import { DataError, PipelineError, UsageError } from '../errors.ts';
 import { quietRunner } from '../exec/gpg.ts';
@@ -171,11 +172,68 @@ export async function withRetry<T>(
 
 interface Staged {
   layout: string;
-  manifests: { arch: Arch; mediaType: string; digest: string; size: number; bytes: Buffer }[];
+  manifests: { arch: Arch; mediaType: string; digest: string; size: number }[];
   index: { digest: string; bytes: string };
 }
 
-/** Unpacks the archives into one OCI layout with names x86_64/aarch64/index; checks every digest. */
+/** A blob of an .ociarchive, read without unpacking the rest, checked against its digest. */
+async function archiveBlob(run: Runner, archive: string, digest: string): Promise<Buffer> {
+  // GNU tar skips the other members' data by seeking: milliseconds for a 1.2 GB archive.
+  const r = await run('tar', ['-xOf', archive, '--no-anchored', `blobs/sha256/${digest.slice(7)}`], {
+    allowFailure: true,
+  });
+  const bytes = Buffer.from(r.stdout);
+  if (r.exitCode !== 0 || sha256Digest(bytes) !== digest)
+    throw new DataError(`${archive}: blob ${digest} is ${r.exitCode !== 0 ? 'missing' : 'corrupt'}`);
+  return bytes;
+}
+
+/**
+ * For registry targets: each archive's manifest (checked against the digest the build recorded)
+ * and config, and beside them, in `dir`, an OCI layout of the index alone: the index, the
+ * manifests and the configs, no layers. Each arch is pushed from its archive (pushArch) before
+ * the index; skopeo then finds every layer in the repository and never reads it from the layout
+ * (see pushIndex).
+ */
+async function stageIndex(run: Runner, images: ArchImage[], dir: string): Promise<Staged> {
+  const seen = new Set<Arch>();
+  const manifests: Staged['manifests'] = [];
+  const blobs = join(dir, 'blobs/sha256');
+  mkdirSync(blobs, { recursive: true });
+  for (const img of images) {
+    if (seen.has(img.arch)) throw new UsageError(`two images for ${img.arch}`);
+    seen.add(img.arch);
+    const desc = await archiveManifest(run, img);
+    const bytes = await archiveBlob(run, img.archive, desc.digest);
+    const config = (JSON.parse(bytes.toString('utf8')) as { config?: { digest: string } }).config?.digest;
+    if (config) writeFileSync(join(blobs, config.slice(7)), await archiveBlob(run, img.archive, config));
+    writeFileSync(join(blobs, desc.digest.slice(7)), bytes);
+    manifests.push({
+      arch: img.arch,
+      mediaType: desc.mediaType,
+      digest: desc.digest,
+      size: bytes.length,
+    });
+  }
+  if (manifests.length === 0) throw new UsageError('no images to publish');
+  const indexBytes = renderIndex(manifests);
+  const indexDigest = sha256Digest(indexBytes);
+  writeFileSync(join(blobs, indexDigest.slice(7)), indexBytes);
+  const name: Descriptor = {
+    mediaType: OCI_INDEX,
+    digest: indexDigest,
+    size: Buffer.byteLength(indexBytes),
+    annotations: { [REF_NAME]: 'index' },
+  };
+  writeFileSync(join(dir, 'oci-layout'), '{"imageLayoutVersion":"1.0.0"}');
+  writeFileSync(join(dir, 'index.json'), JSON.stringify({ schemaVersion: 2, manifests: [name] }));
+  return { layout: dir, manifests, index: { digest: indexDigest, bytes: indexBytes } };
+}
+
+/**
+ * For OCI layout targets: unpacks the archives into one layout with names x86_64/aarch64/index
+ * (the blobs are copied from it into the target); checks every digest.
+ */
 async function stage(run: Runner, images: ArchImage[], layout: string): Promise<Staged> {
   const seen = new Set<Arch>();
   const manifests: Staged['manifests'] = [];
@@ -210,7 +268,6 @@ async function stage(run: Runner, images: ArchImage[], layout: string): Promise<
       mediaType: desc.mediaType,
       digest: desc.digest,
       size: bytes.length,
-      bytes,
     });
     names.push({ ...desc, annotations: { [REF_NAME]: img.arch } });
   }
@@ -229,18 +286,39 @@ async function stage(run: Runner, images: ArchImage[], layout: string): Promise<
   return { layout, manifests, index: { digest: indexDigest, bytes: indexBytes } };
 }
 
-/** One push in progress: the archives staged once, then each arch and the index pushed by digest. */
+/** One push in progress: the archives' manifests read and checked, then each arch and the index pushed by digest. */
 export interface PushSession {
-  /** The index digest the staged manifests make (renderIndex). */
+  /** The index digest the archives' manifests make (renderIndex). */
   index: string;
   manifests: Record<Arch, string>;
   pushArch(arch: Arch): Promise<StepResult>;
   pushIndex(): Promise<StepResult>;
-  /** Removes the staged layout. */
+  /** Removes the scratch files. */
   close(): void;
 }
 
-/** Stages the archives (every digest checked) for pushes by digest; close() when done. */
+/**
+ * Reads and checks every archive's manifest (and, for an oci: target, unpacks the archives) for
+ * pushes by digest; close() when done.
+ *
+ * To a registry, each arch goes straight from its archive, `skopeo copy --preserve-digests
+ * oci-archive:ARCHIVE docker://REPO@DIGEST`, as the bare tool would: no second unpacked copy of
+ * the image of our own. What skopeo 1.9.3 (Debian 12's; containers/image v5.22.1 vendored) does
+ * with that, in containers/skopeo vendor/github.com/containers/image/v5 @89966c513 (v1.9.3):
+ * - it untars the whole archive into a temp directory under /var/tmp first
+ *   (oci/archive/oci_src.go:31, oci/archive/oci_transport.go:173-192, internal/tmpdir/tmpdir.go:18);
+ * - with no image name it takes the archive's one manifest (oci/layout/oci_transport.go:183-186);
+ *   the path ends at the first ':' (oci/internal/oci_util.go:60-62), so it is given a link to the
+ *   archive from the scratch directory, whose path has none;
+ * - a digested destination refuses a source manifest of another digest (copy/copy.go:618-631,
+ *   416-426 for the index), and --preserve-digests forbids any manifest change (copy/copy.go:663-665),
+ *   so no blob is recompressed: the layers go as the archive holds them (copy/blob.go:67-69,
+ *   copy/compression.go:73).
+ * The index is then pushed from a layout of its own (the index, the manifests, the configs): every
+ * layer is in the repository by then, and skopeo checks the destination for a blob before it
+ * reads it from the source (copy/copy.go:1150-1175, docker/docker_image_dest.go:323-330), so no
+ * layer is read; one that is missing fails the push (the layout does not hold it).
+ */
 export async function openPush(
   target: ImageTarget,
   images: ArchImage[],
@@ -250,19 +328,27 @@ export async function openPush(
   const retries = opts.retries ?? 3;
   const delay = opts.retryDelayMs ?? 1000;
   const work = opts.workDir ?? mkdtempSync(join(tmpdir(), 'rock-push-'));
-  const layout = join(work, 'layout');
+  const scratch = join(work, 'layout');
   const close = () => {
-    if (opts.workDir) rmSync(layout, { recursive: true, force: true });
+    if (opts.workDir) rmSync(scratch, { recursive: true, force: true });
     else rmSync(work, { recursive: true, force: true });
   };
-  rmSync(layout, { recursive: true, force: true });
+  rmSync(scratch, { recursive: true, force: true });
   let staged: Staged;
   try {
-    staged = await stage(t.remote.run, images, layout);
+    staged =
+      t.kind === 'oci'
+        ? await stage(t.remote.run, images, scratch)
+        : await stageIndex(t.remote.run, images, join(scratch, 'index'));
   } catch (err) {
     close();
     throw err;
   }
+  const archiveRef = (arch: Arch) => {
+    const link = join(scratch, `${arch}.ociarchive`);
+    if (!existsSync(link)) symlinkSync(resolve(images.find((i) => i.arch === arch)!.archive), link);
+    return `oci-archive:${link}`;
+  };
   const manifests = Object.fromEntries(staged.manifests.map((m) => [m.arch, m.digest])) as Record<
     Arch,
     string
@@ -273,15 +359,15 @@ export async function openPush(
     async pushArch(arch) {
       const m = staged.manifests.find((x) => x.arch === arch);
       if (!m) throw new UsageError(`no ${arch} image staged`);
-      if (t.kind === 'oci') return putManifest(t.dir, layout, m.digest);
+      if (t.kind === 'oci') return putManifest(t.dir, staged.layout, m.digest);
       return withRetry(`push ${m.arch} ${m.digest}`, retries, delay, () =>
-        pushOne(t, `oci:${layout}:${m.arch}`, m.digest, m.bytes, false),
+        pushOne(t, archiveRef(arch), m.digest, false),
       );
     },
     async pushIndex() {
-      if (t.kind === 'oci') return putIndex(t.dir, layout, staged);
+      if (t.kind === 'oci') return putIndex(t.dir, staged.layout, staged);
       return withRetry(`push index ${staged.index.digest}`, retries, delay, () =>
-        pushOne(t, `oci:${layout}:index`, staged.index.digest, Buffer.from(staged.index.bytes), true),
+        pushOne(t, `oci:${staged.layout}:index`, staged.index.digest, true),
       );
     },
     close,
@@ -309,7 +395,6 @@ async function pushOne(
   t: Extract<Target, { kind: 'docker' }>,
   src: string,
   digest: string,
-  bytes: Buffer,
   all: boolean,
 ): Promise<StepResult> {
   const ref = `docker://${t.repo}@${digest}`;
@@ -318,7 +403,7 @@ async function pushOne(
   await copyExact(t.remote, src, ref, { all });
   const after = await inspectRaw(t.remote, ref);
   if (after === undefined) throw new PipelineError(`${ref}: pushed, but the registry does not have it`);
-  if (!Buffer.from(after).equals(bytes))
+  if (sha256Digest(after) !== digest)
     throw new PipelineError(`${ref}: the registry holds ${sha256Digest(after)}, built ${digest}`);
   return 'pushed';
 }
