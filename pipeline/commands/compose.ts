@@ -12,7 +12,8 @@ import { tagDigest } from '../exec/skopeo.ts';
 import { hostArch } from '../exec/tools.ts';
 import { writeAtomic } from '../files.ts';
 import { IMAGE_LOCK_FILE, isPinned, serializeImageLock } from '../plan/image-lock.ts';
-import { diffLockfiles, formatDiff, parseLockfile, serializeLockfile } from '../plan/lockfile.ts';
+import { parseLockfile, serializeLockfile } from '../plan/lockfile.ts';
+import { diffLockfiles, formatDiff } from '../plan/lockfile-diff.ts';
 import { checkPrintOnly, composePlanJson, formatComposePlan, unlockedMessage } from './compose-print.ts';
 import {
   composeOptions,
