@@ -172,7 +172,7 @@ function archJob(req: ArtifactRequest, arch: Arch): ArchJob {
 
 /**
  * The kernel arguments of the kargs.d file the build bakes into the image for `arch`
- * (plan/build-plan.ts: renderKargs into /usr/lib/bootc/kargs.d/10-rocknsm.toml), read back as
+ * (plan/build-context.ts: renderKargs into /usr/lib/bootc/kargs.d/10-rocknsm.toml), read back as
  * bootc reads it, without unpacking the image.
  */
 export function streamKargs(entries: KargsEntry[], arch: Arch): string[] {

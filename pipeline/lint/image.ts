@@ -4,12 +4,8 @@
 // when the image has bootc.
 import { existsSync, lstatSync } from 'node:fs';
 import { listTree, readInRoot, resolveInRoot } from '../exec/rootfs.ts';
-import {
-  type ArchPlan,
-  type BuildPlan,
-  IGNITION_BASE_PATH,
-  IGNITION_DRACUT_MODULE,
-} from '../plan/build-plan.ts';
+import { IGNITION_BASE_PATH, IGNITION_DRACUT_MODULE } from '../plan/build-context.ts';
+import type { ArchPlan, BuildPlan } from '../plan/build-plan.ts';
 import { BOUND_IMAGES_DIR, isDigestRef, quadletImage } from '../plan/image-pins.ts';
 import { parseOsRelease } from '../plan/render.ts';
 import { parseUnitFile } from './unit-file.ts';

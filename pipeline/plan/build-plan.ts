@@ -1,35 +1,18 @@
+// The build plan: config, overlays and each arch's base facts in, per arch the Containerfile, its
+// labels, the build context (plan/build-context.ts), the packages to layer and the input hash that
+// decides whether a build is needed; plus the stream's Ignition configs, signing and service
+// images, with `require-pins` checked. Pure: `rock-image build` and `plan` run or print it.
 import { ociArch } from '../arch.ts';
 import type { Arch, ResolvedConfig } from '../config/index.ts';
 import type { OverlayIndex } from '../config/overlay-index.ts';
-import { ConfigError, type ConfigIssue, type Location } from '../errors.ts';
+import { ConfigError, type ConfigIssue } from '../errors.ts';
 import { canonicalJson, sha256Hex } from '../files.ts';
+import { addGenerated, type ContextFile, type PlacedPin, planContext } from './build-context.ts';
 import type { ImageLock } from './image-lock.ts';
-import {
-  BOUND_IMAGES_DIR,
-  IMAGE_PINS_FILE,
-  type ImagePin,
-  imageNote,
-  isDigestRef,
-  pinImage,
-  QUADLET_DIR,
-  quadletImage,
-} from './image-pins.ts';
-import {
-  legacyLinks,
-  renderAgentPreset,
-  renderAgentQuadlet,
-  renderDataPathList,
-  renderIgnitionBaseModule,
-  renderKargs,
-  renderOsRelease,
-  renderPrepareRoot,
-  renderServicesDropin,
-  renderTemplate,
-  renderTmpfiles,
-} from './render.ts';
+import { IMAGE_PINS_FILE, type ImagePin, pinImage } from './image-pins.ts';
+import { renderOsRelease } from './render.ts';
 import { fillTemplate } from './template.ts';
-import { type Signing, signingOf, trustFiles } from './trust.ts';
-import { CINCINNATI_DROPIN, renderCincinnatiDropin, updateServer } from './zincati.ts';
+import { type Signing, signingOf } from './trust.ts';
 
 /** Version of the planning rules; bump when a change must invalidate every input hash. */
 export const PLAN_FORMAT = 1;
@@ -55,18 +38,6 @@ export interface BaseFacts {
   has: { dracut: boolean; bootc: boolean; dnf: boolean; rpmOstree: boolean };
   /** Paths under /var present in the base (the lint allows nothing else there). */
   varEntries: string[];
-}
-
-export interface ContextFile {
-  /** Path inside the build context, '/'-separated. */
-  path: string;
-  type: 'file' | 'dir' | 'symlink';
-  mode: number;
-  /** Content for generated files; `source` for files copied from an overlay. */
-  content?: string;
-  source?: string;
-  sha256?: string;
-  target?: string;
 }
 
 export interface ArchPlan {
@@ -126,18 +97,6 @@ export interface PlanInput {
   pins?: ImageLock;
 }
 
-/**
- * Where Ignition reads the base profile's storage config: inside the initramfs only. Ignition
- * merges every file of /usr/lib/ignition/base.d, then base.platform.d/<platform>, then the
- * user config (coreos/ignition v2.14.0 internal/distro/distro.go:32 systemConfigDir,
- * internal/providers/system/system.go:40-50, internal/exec/engine.go:129), and it runs in the
- * initramfs; Fedora CoreOS puts its own base config there with a dracut module
- * (fedora-coreos-config overlay.d/05core/usr/lib/dracut/modules.d/40ignition-conf/module-setup.sh).
- */
-export const IGNITION_BASE_PATH = '/usr/lib/ignition/base.d/30-rocknsm-storage.ign';
-/** The image's dracut module that installs that file into every initramfs the image builds. */
-export const IGNITION_DRACUT_MODULE = '/usr/lib/dracut/modules.d/50rocknsm-ignition-base';
-
 export { ociArch };
 
 const sha256 = sha256Hex;
@@ -161,9 +120,6 @@ export function planBuild(input: PlanInput): BuildPlan {
     images: Object.fromEntries(Object.entries(images).map(([k, v]) => [k, v.pin])),
   };
 }
-
-/** An image and the manifest line that names it. */
-type PlacedPin = { pin: ImagePin; at: Location };
 
 /** The image of every service and of every agent shipped as a container, as the quadlets run it. */
 function serviceImages(config: ResolvedConfig, pins: ImageLock): Record<string, PlacedPin> {
@@ -189,20 +145,6 @@ function pinIssues(config: ResolvedConfig, images: Record<string, PlacedPin>): C
     }));
 }
 
-function templateVars(config: ResolvedConfig, images: Record<string, PlacedPin>): Record<string, string> {
-  const vars: Record<string, string> = {
-    name: config.image.name,
-    osname: config.image.osname,
-    stream: config.stream.stream,
-  };
-  for (const s of config.services) {
-    const { pin } = images[`service/${s.name}`]!;
-    vars[`services.${s.name}.image`] = pin.image;
-    vars[`services.${s.name}.image-note`] = imageNote(pin);
-  }
-  return vars;
-}
-
 function planArch(
   input: PlanInput,
   arch: Arch,
@@ -212,101 +154,7 @@ function planArch(
   const { config } = input;
   const base = input.bases[arch];
   if (!base) throw new Error(`no base facts for ${arch}`);
-  const files: ContextFile[] = [];
-  const addFile = (path: string, content: string, mode = 0o644) =>
-    files.push({ path, type: 'file', mode, content, sha256: sha256(content) });
-  const addDirs = (path: string) => {
-    const parts = path.split('/');
-    for (let i = 2; i < parts.length; i++) {
-      const dir = parts.slice(0, i).join('/');
-      if (!files.some((f) => f.path === dir)) files.push({ path: dir, type: 'dir', mode: 0o755 });
-    }
-  };
-  const add = (path: string, content: string, mode = 0o644) => {
-    addDirs(path);
-    addFile(path, content, mode);
-  };
-
-  // Early-boot files (initramfs layer).
-  add(
-    'initramfs/usr/lib/ostree/prepare-root.conf',
-    renderPrepareRoot(config.stream.composefs, config.stream.composefsKeypath),
-  );
-  const kargs = renderKargs(config.stream.kargs, arch);
-  if (kargs) add('initramfs/usr/lib/bootc/kargs.d/10-rocknsm.toml', kargs);
-  if (input.ignitionBase) {
-    const file = IGNITION_BASE_PATH.split('/').pop()!;
-    add(`initramfs${IGNITION_DRACUT_MODULE}/${file}`, input.ignitionBase.text);
-    add(`initramfs${IGNITION_DRACUT_MODULE}/module-setup.sh`, renderIgnitionBaseModule(file), 0o755);
-  }
-
-  // Overlays: static files copied, templates rendered.
-  const vars = templateVars(config, images);
-  for (const overlay of input.overlays) {
-    for (const e of overlay.entries) {
-      const path = `overlays/${overlay.name}/${e.path}`;
-      if (e.type === 'dir') files.push({ path, type: 'dir', mode: e.mode });
-      else if (e.type === 'symlink') files.push({ path, type: 'symlink', mode: 0o777, target: e.target });
-      else if (e.path.endsWith('.in')) {
-        const key = `${overlay.name}/${e.path}`;
-        const text = input.templates[key];
-        if (text === undefined) throw new Error(`template ${key} not read`);
-        const rendered = renderTemplate(text, vars, `overlays/${key}`);
-        issues.push(...rendered.issues);
-        addFile(path.slice(0, -3), rendered.text, e.mode);
-      } else
-        files.push({
-          path,
-          type: 'file',
-          mode: e.mode,
-          source: `${overlay.dir}/${e.path}`,
-          sha256: e.sha256,
-        });
-    }
-  }
-
-  // Generated from manifests.
-  const dataPaths = config.image.dataPaths;
-  add('generated/usr/lib/tmpfiles.d/rocknsm-data.conf', renderTmpfiles(dataPaths));
-  add('generated/usr/lib/rocknsm/data-paths', renderDataPathList(dataPaths));
-  for (const [link, target] of legacyLinks(dataPaths)) {
-    const path = `generated${link}`;
-    addDirs(path);
-    files.push({ path, type: 'symlink', mode: 0o777, target });
-  }
-  add(
-    'generated/usr/lib/systemd/system/rocknsm.target.d/10-services.conf',
-    renderServicesDropin(config.services),
-  );
-  for (const agent of config.agents.filter((a) => a.mode === 'container')) {
-    add(
-      `generated/usr/share/containers/systemd/rocknsm-agent-${agent.name}.container`,
-      renderAgentQuadlet(agent, images[`agent/${agent.name}`]!.pin),
-    );
-  }
-  // Logically bound images: a link per quadlet whose Image= is a digest. bootc resolves the links
-  // inside the deployment root, so an absolute target names the image's own file, as in bootc's
-  // own docs and tests (boundimage.rs:78-80 open_dir_rooted_ext, :271-273; docs/src/
-  // logically-bound-images.md:37-38 @534c76ea474a356aa288f6767635e579ea2614d5). A tag is not
-  // bound: bootc skips an image already in its storage (boundimage.rs:186-189), so a tag would
-  // never move on sensors.
-  for (const f of boundQuadlets(files)) {
-    const path = `generated${BOUND_IMAGES_DIR}/${f}`;
-    addDirs(path);
-    files.push({ path, type: 'symlink', mode: 0o777, target: `${QUADLET_DIR}/${f}` });
-  }
-  const preset = renderAgentPreset(config.agents);
-  if (preset) add('generated/usr/lib/systemd/system-preset/40-rocknsm-agents.preset', preset);
-  // publish.trust (plan/trust.ts): policy.json, registries.d, our public keys.
-  for (const f of trustFiles(config)) {
-    addDirs(`generated${f.path}`);
-    files.push({ type: 'file', ...f, path: `generated${f.path}` });
-  }
-  // Zincati asks our update graph, not Fedora's (plan/zincati.ts). Without publish.update-url or
-  // publish.site-url there is no graph to name, and Zincati keeps Fedora CoreOS's server, whose
-  // graph holds none of our images: it then finds no update.
-  const updates = updateServer(config.stream.publish);
-  if (updates) add(`generated${CINCINNATI_DROPIN}`, renderCincinnatiDropin(updates, config.stream.stream));
+  const files = planContext(input, arch, images, issues);
 
   // The stamp: the only version-dependent files.
   const stamp = (version: string) =>
@@ -417,7 +265,7 @@ function planArch(
     'org.opencontainers.image.created': created,
     version: input.version,
   };
-  for (const p of stampPaths) add(p, stamp(input.version));
+  for (const p of stampPaths) addGenerated(files, p, stamp(input.version));
 
   const addedPaths = [
     ...new Set(
@@ -439,20 +287,6 @@ function planArch(
     addedPaths,
     regeneratesInitramfs: base.has.dracut && kver !== '',
   };
-}
-
-/** File names of the rendered quadlets (`*.container` in the quadlet directory) that run an image by digest. */
-function boundQuadlets(files: ContextFile[]): string[] {
-  const dir = new RegExp(`^(generated|overlays/[^/]+)${QUADLET_DIR}/([^/]+\\.container)$`);
-  return files
-    .map((f) => ({ f, m: dir.exec(f.path) }))
-    .filter(({ f, m }) => m && f.type === 'file' && f.content !== undefined)
-    .filter(({ f }) => {
-      const image = quadletImage(f.content!);
-      return image !== undefined && isDigestRef(image);
-    })
-    .map(({ m }) => m![2]!)
-    .sort();
 }
 
 function renderLabels(labels: Record<string, string>): string {

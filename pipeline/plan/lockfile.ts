@@ -1,10 +1,12 @@
 // Lockfiles in rpm-ostree's format, as fedora-coreos-config keeps them: `manifest-lock.<arch>.json`
 // (packages pinned by evra, written by a compose), `manifest-lock.overrides.yaml` (hand-written pins,
-// each with a reason), `--autolock` for secondary arches, and the package diff between two composes.
+// each with a reason), `--autolock` for secondary arches. Versions are compared in
+// plan/rpm-version.ts, the package diff between two composes is plan/lockfile-diff.ts.
 // Pure: text in, values and text out.
 
 import { parseYaml, type SourceFile } from '../config/yaml.ts';
 import { ConfigError, type ConfigIssue } from '../errors.ts';
+import { parseEvrOrNull, stripArch } from './rpm-version.ts';
 
 /** One locked package: exactly one of `evra` (arch-ful) or `evr` (any arch). */
 export interface LockedPackage {
@@ -283,176 +285,6 @@ export function autolock(primary: Lockfile, secondaryNames?: Iterable<string>): 
     else packages[name] = { evr: stripArch(p.evra) };
   }
   return { packages: sortRecord(packages), metadata: primary.metadata };
-}
-
-// --- RPM version comparison ---------------------------------------------------------------
-
-/**
- * rpmvercmp() from rpm's lib/rpmvercmp.c: compares alternating alphabetic and numeric segments;
- * numeric segments beat alphabetic ones; `~` sorts before anything (even the end of the string);
- * `^` sorts after the end of the string but before anything else. Returns -1, 0 or 1.
- */
-export function rpmvercmp(a: string, b: string): -1 | 0 | 1 {
-  if (a === b) return 0;
-  let i = 0;
-  let j = 0;
-  const isAlnum = (c: string | undefined) => c !== undefined && /[A-Za-z0-9]/.test(c);
-  const isDigit = (c: string | undefined) => c !== undefined && c >= '0' && c <= '9';
-  const isAlpha = (c: string | undefined) => c !== undefined && /[A-Za-z]/.test(c);
-  while (i < a.length || j < b.length) {
-    while (i < a.length && !isAlnum(a[i]) && a[i] !== '~' && a[i] !== '^') i++;
-    while (j < b.length && !isAlnum(b[j]) && b[j] !== '~' && b[j] !== '^') j++;
-    // Tilde: the side with it is older, even against the end of the other string.
-    if (a[i] === '~' || b[j] === '~') {
-      if (a[i] !== '~') return 1;
-      if (b[j] !== '~') return -1;
-      i++;
-      j++;
-      continue;
-    }
-    // Caret: like the end of the string, but newer than the actual end.
-    if (a[i] === '^' || b[j] === '^') {
-      if (i >= a.length) return -1;
-      if (j >= b.length) return 1;
-      if (a[i] !== '^') return 1;
-      if (b[j] !== '^') return -1;
-      i++;
-      j++;
-      continue;
-    }
-    if (!(i < a.length && j < b.length)) break;
-    const numeric = isDigit(a[i]);
-    const take = (s: string, k: number) => {
-      let e = k;
-      while (e < s.length && (numeric ? isDigit(s[e]) : isAlpha(s[e]))) e++;
-      return e;
-    };
-    const ei = take(a, i);
-    const ej = take(b, j);
-    let sa = a.slice(i, ei);
-    let sb = b.slice(j, ej);
-    // Segments of different types: numeric is newer.
-    if (sb.length === 0) return numeric ? 1 : -1;
-    if (numeric) {
-      sa = sa.replace(/^0+/, '');
-      sb = sb.replace(/^0+/, '');
-      if (sa.length !== sb.length) return sa.length > sb.length ? 1 : -1;
-    }
-    if (sa !== sb) return sa < sb ? -1 : 1;
-    i = ei;
-    j = ej;
-  }
-  if (i >= a.length && j >= b.length) return 0;
-  // The string with segments left over is newer.
-  return i >= a.length ? -1 : 1;
-}
-
-export interface Evr {
-  epoch: number;
-  version: string;
-  release: string;
-}
-
-function parseEvrOrNull(evr: string): Evr | null {
-  const m = /^(?:(\d+):)?([^:-]+)-([^:-]+)$/.exec(evr);
-  if (!m) return null;
-  return { epoch: m[1] ? Number(m[1]) : 0, version: m[2]!, release: m[3]! };
-}
-
-/** Splits `[epoch:]version-release`; a missing epoch is 0. */
-export function parseEvr(evr: string): Evr {
-  const e = parseEvrOrNull(evr);
-  if (!e) throw new Error(`malformed EVR: ${evr}`);
-  return e;
-}
-
-/** Compares two EVRs: epoch numerically, then version and release with rpmvercmp. */
-export function compareEvr(a: string, b: string): -1 | 0 | 1 {
-  const x = parseEvr(a);
-  const y = parseEvr(b);
-  if (x.epoch !== y.epoch) return x.epoch < y.epoch ? -1 : 1;
-  return rpmvercmp(x.version, y.version) || rpmvercmp(x.release, y.release);
-}
-
-/** `1:2.3-4.fc41.x86_64` → `1:2.3-4.fc41`. */
-export function stripArch(evra: string): string {
-  return evra.slice(0, evra.lastIndexOf('.'));
-}
-
-function evrOf(p: LockedPackage): string {
-  return p.evr ?? stripArch(p.evra!);
-}
-function archOf(p: LockedPackage): string | undefined {
-  return p.evra === undefined ? undefined : p.evra.slice(p.evra.lastIndexOf('.') + 1);
-}
-
-// --- package diff ---------------------------------------------------------------------------
-
-export interface PackageChange {
-  name: string;
-  from?: string;
-  to?: string;
-  /** Source package, when the lockfile records it (metadata.sourcerpm). */
-  source?: string;
-}
-
-export interface PackageDiff {
-  added: PackageChange[];
-  removed: PackageChange[];
-  upgraded: PackageChange[];
-  downgraded: PackageChange[];
-  /** Same EVR, different arch (e.g. a package that became noarch). */
-  rearched: PackageChange[];
-  unchanged: number;
-}
-
-/** What changed between two composes' lockfiles, for release notes. */
-export function diffLockfiles(before: Lockfile, after: Lockfile): PackageDiff {
-  const diff: PackageDiff = {
-    added: [],
-    removed: [],
-    upgraded: [],
-    downgraded: [],
-    rearched: [],
-    unchanged: 0,
-  };
-  const names = [...new Set([...Object.keys(before.packages), ...Object.keys(after.packages)])].sort();
-  const src = (p?: LockedPackage) =>
-    typeof p?.metadata?.sourcerpm === 'string' ? p.metadata.sourcerpm : undefined;
-  for (const name of names) {
-    const a = before.packages[name];
-    const b = after.packages[name];
-    if (!a) diff.added.push({ name, to: evrOf(b!), source: src(b) });
-    else if (!b) diff.removed.push({ name, from: evrOf(a), source: src(a) });
-    else {
-      const c = compareEvr(evrOf(a), evrOf(b));
-      const change = { name, from: evrOf(a), to: evrOf(b), source: src(b) ?? src(a) };
-      if (c < 0) diff.upgraded.push(change);
-      else if (c > 0) diff.downgraded.push(change);
-      else if (archOf(a) !== archOf(b))
-        diff.rearched.push({ ...change, from: a.evra ?? a.evr, to: b.evra ?? b.evr });
-      else diff.unchanged++;
-    }
-  }
-  return diff;
-}
-
-/** The diff as release-note text: a summary line, then one section per kind of change. */
-export function formatDiff(diff: PackageDiff, title = 'Package changes'): string {
-  const lines = [
-    `${title}: ${diff.upgraded.length} upgraded, ${diff.downgraded.length} downgraded, ${diff.added.length} added, ${diff.removed.length} removed, ${diff.unchanged} unchanged`,
-  ];
-  const section = (name: string, list: PackageChange[], fmt: (c: PackageChange) => string) => {
-    if (!list.length) return;
-    lines.push('', `${name}:`);
-    for (const c of list) lines.push(`  ${fmt(c)}`);
-  };
-  section('Upgraded', diff.upgraded, (c) => `${c.name} ${c.from} -> ${c.to}`);
-  section('Downgraded', diff.downgraded, (c) => `${c.name} ${c.from} -> ${c.to}`);
-  section('Added', diff.added, (c) => `${c.name} ${c.to}`);
-  section('Removed', diff.removed, (c) => `${c.name} ${c.from}`);
-  section('Architecture changed', diff.rearched, (c) => `${c.name} ${c.from} -> ${c.to}`);
-  return `${lines.join('\n')}\n`;
 }
 
 function sortRecord<T>(r: Record<string, T>): Record<string, T> {

@@ -7,13 +7,13 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { compose } from '../../pipeline/commands/compose.ts';
+import { formatComposePlan } from '../../pipeline/commands/compose-print.ts';
 import {
   type ComposeOptions,
-  compose,
-  formatComposePlan,
   planStreamCompose,
   streamComposeSettings,
-} from '../../pipeline/commands/compose.ts';
+} from '../../pipeline/commands/compose-stream.ts';
 import type { Context } from '../../pipeline/commands/types.ts';
 import { type ConfigError, ToolMissingError, UsageError } from '../../pipeline/errors.ts';
 import type { RunResult } from '../../pipeline/exec/run.ts';

@@ -7,15 +7,13 @@ import { ConfigError } from '../../pipeline/errors.ts';
 import {
   autolock,
   coarseTimestamp,
-  compareEvr,
-  diffLockfiles,
-  formatDiff,
   mergeLockfiles,
   parseLockfile,
   parseOverrides,
-  rpmvercmp,
   serializeLockfile,
 } from '../../pipeline/plan/lockfile.ts';
+import { diffLockfiles, formatDiff } from '../../pipeline/plan/lockfile-diff.ts';
+import { compareEvr, rpmvercmp } from '../../pipeline/plan/rpm-version.ts';
 
 const at = (p: string) => fileURLToPath(new URL(`../../${p}`, import.meta.url));
 const text = (p: string) => readFileSync(at(p), 'utf8');

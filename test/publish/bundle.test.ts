@@ -20,12 +20,12 @@ import {
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { startGraphService } from '../../pipeline/commands/serve-graph.ts';
 import type { Arch } from '../../pipeline/config/index.ts';
 import { createRunner, type Runner } from '../../pipeline/exec/run.ts';
 import { copyExact } from '../../pipeline/exec/skopeo.ts';
 import { createLogger } from '../../pipeline/log.ts';
 import { applyPlan } from '../../pipeline/publish/apply.ts';
+import { startGraphService } from '../../pipeline/publish/graph-service.ts';
 import { signAndTag } from '../../pipeline/publish/image-tags.ts';
 import { type Pushed, pushImages } from '../../pipeline/publish/images.ts';
 import { readExisting } from '../../pipeline/publish/read.ts';

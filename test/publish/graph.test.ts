@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { rollout } from '../../pipeline/commands/promote.ts';
-import { parseListen, startGraphService } from '../../pipeline/commands/serve-graph.ts';
+import { parseListen } from '../../pipeline/commands/serve-graph.ts';
 import type { Context } from '../../pipeline/commands/types.ts';
 import { PipelineError } from '../../pipeline/errors.ts';
 import { createLogger } from '../../pipeline/log.ts';
@@ -32,6 +32,7 @@ import {
   throttleRollouts,
   throttlingAt,
 } from '../../pipeline/publish/graph.ts';
+import { startGraphService } from '../../pipeline/publish/graph-service.ts';
 import { fromBigInt, rustDefaultHashOfString, siphash, toBigInt } from '../../pipeline/publish/siphash.ts';
 import {
   type ArchBuild,

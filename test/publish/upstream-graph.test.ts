@@ -1,5 +1,5 @@
 // The update graph rests on two upstream programs that do not run here: Fedora CoreOS's
-// graph server (pipeline/publish/graph.ts, commands/serve-graph.ts and publish/siphash.ts cite
+// graph server (pipeline/publish/graph.ts, publish/graph-service.ts and publish/siphash.ts cite
 // coreos/fedora-coreos-cincinnati @95388bdf) and Zincati (test/world/zincati.ts, the client the
 // service is tested with, cites coreos/zincati @be76c4aa and coreos/envsubst-rs v0.2.1). This
 // test reads every line those files cite in these three repositories, at those commits, and checks
@@ -649,7 +649,7 @@ test('every citation of these three repositories in the source is checked here',
   const missing: string[] = [];
   for (const [file, fallback] of [
     ['pipeline/publish/graph.ts', CIN],
-    ['pipeline/commands/serve-graph.ts', CIN],
+    ['pipeline/publish/graph-service.ts', CIN],
     ['pipeline/publish/siphash.ts', CIN],
     ['test/world/zincati.ts', ZIN],
   ] as const) {

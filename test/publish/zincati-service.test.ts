@@ -16,9 +16,9 @@ import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { startGraphService } from '../../pipeline/commands/serve-graph.ts';
 import { createLogger } from '../../pipeline/log.ts';
 import { clientGraph, computeWariness, graphFromMetadata } from '../../pipeline/publish/graph.ts';
+import { startGraphService } from '../../pipeline/publish/graph-service.ts';
 import {
   cleanUpdates,
   parseControls,

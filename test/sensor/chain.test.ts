@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { consoleReport, consoleTail } from '../../pipeline/boot/run.ts';
-import { IGNITION_BASE_PATH, IGNITION_DRACUT_MODULE } from '../../pipeline/plan/build-plan.ts';
+import { IGNITION_BASE_PATH, IGNITION_DRACUT_MODULE } from '../../pipeline/plan/build-context.ts';
 import { bootSensor, makeSshKey, overlayDisk, sshKeyConfig } from '../world/sensor-vm.ts';
 import { needTool, sh, shResult } from '../world/tools.ts';
 import { type Build, cli, sensorWork, serviceRegistry, x86Builds } from './world.ts';
