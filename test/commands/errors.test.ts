@@ -17,6 +17,7 @@ import {
   UnavailableError,
   UsageError,
 } from '../../pipeline/errors.ts';
+import { mountsUnder } from '../../pipeline/exec/losetup.ts';
 import { repoRoot } from '../world/fcos-base.ts';
 
 const cli = (args: string[]) =>
@@ -51,8 +52,25 @@ test('each cause has its exit code (sysexits.h: EX_USAGE 64, EX_DATAERR 65, EX_U
 test('the CLI: a tool failing at run time is exit 1 with the command and its stderr, not a usage error', () => {
   const out = mkdtempSync(join(tmpdir(), 'rock-errors-'));
   try {
-    // skopeo runs for real and fails: the archive does not exist.
+    // skopeo runs for real and fails: the image is not in the build's storage.
     const r = cli([
+      'build',
+      '--stream',
+      'stable',
+      '--base',
+      'containers-storage:localhost/rocknsm-no-such-base:1',
+      '--storage',
+      join(out, 'storage'),
+      '--output',
+      out,
+    ]);
+    assert.is(r.status, 1, r.stderr);
+    assert.match(r.stderr, /command failed \(exit 1\): skopeo inspect .*localhost\/rocknsm-no-such-base:1/);
+    assert.match(r.stderr, /does not resolve to an image ID|identifier is not an image|no such image/i);
+    assert.not.match(r.stderr, /--help/);
+    assert.not.match(r.stderr, /\n\s+at /, 'no stack trace');
+    // A base archive that is not there is the user's mistake (read in place, not by skopeo): 64.
+    const m = cli([
       'build',
       '--stream',
       'stable',
@@ -61,20 +79,17 @@ test('the CLI: a tool failing at run time is exit 1 with the command and its std
       '--output',
       out,
     ]);
-    assert.is(r.status, 1, r.stderr);
-    assert.match(
-      r.stderr,
-      /command failed \(exit 1\): skopeo inspect .*oci-archive:\/nonexistent\/base\.tar/,
-    );
-    assert.match(r.stderr, /no such file or directory/);
-    assert.not.match(r.stderr, /--help/);
-    assert.not.match(r.stderr, /\n\s+at /, 'no stack trace');
+    assert.is(m.status, 64, m.stderr);
+    assert.match(m.stderr, /oci-archive \/nonexistent\/base\.tar: ENOENT: no such file or directory/);
+    assert.not.match(m.stderr, /\n\s+at /, 'no stack trace');
     // The same command with a bad option is the user's mistake: 64, before any tool runs.
     const u = cli(['build', '--stream', 'stable', '--arch', 's390x', '--output', out]);
     assert.is(u.status, 64, u.stderr);
     assert.match(u.stderr, /unknown arch 's390x'/);
     assert.not.match(u.stderr, /skopeo/);
   } finally {
+    // containers/storage leaves its overlay directory mounted on itself.
+    for (const m of mountsUnder(out).reverse()) spawnSync('umount', [m]);
     rmSync(out, { recursive: true, force: true });
   }
 });
