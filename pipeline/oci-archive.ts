@@ -94,14 +94,8 @@ const IMAGE_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
 const IMAGE_INDEX = 'application/vnd.oci.image.index.v1+json';
 const REF_NAME = 'org.opencontainers.image.ref.name';
 
-/**
- * The manifest (or index) `oci-archive:<archive>[:<image>]` names, as `skopeo inspect --raw`
- * prints it, and its digest. The descriptor is chosen as containers/image chooses it
- * (oci/layout/oci_transport.go:176-211 @v5.23.0): without `image`, the index's only entry; with
- * it, the image manifest or index whose ref.name annotation is `image`. Blobs are checked
- * against their digest.
- */
-export function archiveRawManifest(archive: string, image = ''): { raw: string; digest: string } {
+/** Runs `fn` with a reader of the archive's members by name (each read once, in place). */
+function withArchive<T>(archive: string, fn: (member: (name: string) => Buffer) => T): T {
   let fd: number;
   try {
     fd = openSync(archive, 'r');
@@ -110,38 +104,83 @@ export function archiveRawManifest(archive: string, image = ''): { raw: string; 
   }
   try {
     const members = listMembers(fd, archive);
-    const blob = (name: string) => {
+    return fn((name) => {
       const m = members.get(name);
       if (!m) throw new DataError(`${archive}: no ${name} in the archive`);
       const b = Buffer.alloc(m.size);
       readSync(fd, b, 0, m.size, m.offset);
       return b;
-    };
-    const index = JSON.parse(blob('index.json').toString('utf8')) as { manifests?: Descriptor[] };
-    const manifests = index.manifests ?? [];
-    let d: Descriptor | undefined;
-    if (!image) {
-      if (manifests.length !== 1)
-        throw new UsageError(
-          `${archive} holds ${manifests.length} images: name one (oci-archive:${archive}:<ref.name>)`,
-        );
-      d = manifests[0];
-    } else
-      d = manifests.find(
-        (m) =>
-          (m.mediaType === IMAGE_MANIFEST || m.mediaType === IMAGE_INDEX) &&
-          m.annotations?.[REF_NAME] === image,
-      );
-    if (!d) throw new UsageError(`${archive}: no image named '${image}' (index.json ref.name annotations)`);
-    const m = /^sha256:([0-9a-f]{64})$/.exec(d.digest);
-    if (!m) throw new DataError(`${archive}: index.json names '${d.digest}', not a sha256 digest`);
-    const raw = blob(`blobs/sha256/${m[1]}`);
-    if (sha256Hex(raw) !== m[1])
-      throw new DataError(`${archive}: blob ${d.digest} does not match its digest`);
-    return { raw: raw.toString('utf8'), digest: d.digest };
+    });
   } finally {
     closeSync(fd);
   }
+}
+
+/** The blob `digest` names, checked against it. */
+function blobOf(archive: string, member: (name: string) => Buffer, digest: string): Buffer {
+  const m = /^sha256:([0-9a-f]{64})$/.exec(digest);
+  if (!m) throw new DataError(`${archive}: '${digest}' is not a sha256 digest`);
+  const raw = member(`blobs/sha256/${m[1]}`);
+  if (sha256Hex(raw) !== m[1]) throw new DataError(`${archive}: blob ${digest} does not match its digest`);
+  return raw;
+}
+
+/** The descriptor index.json gives for `image`, as containers/image chooses it (below). */
+function descriptorOf(archive: string, member: (name: string) => Buffer, image: string): Descriptor {
+  const index = JSON.parse(member('index.json').toString('utf8')) as { manifests?: Descriptor[] };
+  const manifests = index.manifests ?? [];
+  if (!image) {
+    if (manifests.length !== 1)
+      throw new UsageError(
+        `${archive} holds ${manifests.length} images: name one (oci-archive:${archive}:<ref.name>)`,
+      );
+    return manifests[0]!;
+  }
+  const d = manifests.find(
+    (m) =>
+      (m.mediaType === IMAGE_MANIFEST || m.mediaType === IMAGE_INDEX) && m.annotations?.[REF_NAME] === image,
+  );
+  if (!d) throw new UsageError(`${archive}: no image named '${image}' (index.json ref.name annotations)`);
+  return d;
+}
+
+/**
+ * The manifest (or index) `oci-archive:<archive>[:<image>]` names, as `skopeo inspect --raw`
+ * prints it, and its digest. The descriptor is chosen as containers/image chooses it
+ * (oci/layout/oci_transport.go:176-211 @v5.23.0): without `image`, the index's only entry; with
+ * it, the image manifest or index whose ref.name annotation is `image`. Blobs are checked
+ * against their digest.
+ */
+export function archiveRawManifest(
+  archive: string,
+  image = '',
+): { raw: string; digest: string; mediaType?: string } {
+  return withArchive(archive, (member) => {
+    const d = descriptorOf(archive, member, image);
+    return {
+      raw: blobOf(archive, member, d.digest).toString('utf8'),
+      digest: d.digest,
+      ...(d.mediaType && { mediaType: d.mediaType }),
+    };
+  });
+}
+
+/**
+ * The labels of the image config of the archive's image manifest (`config.Labels`, what
+ * `skopeo inspect` prints as Labels).
+ */
+export function archiveLabelsInPlace(archive: string, image = ''): Record<string, string> {
+  return withArchive(archive, (member) => {
+    const d = descriptorOf(archive, member, image);
+    const manifest = JSON.parse(blobOf(archive, member, d.digest).toString('utf8')) as {
+      config?: { digest?: string };
+    };
+    if (!manifest.config?.digest) throw new DataError(`${archive}: ${d.digest} is not an image manifest`);
+    const config = JSON.parse(blobOf(archive, member, manifest.config.digest).toString('utf8')) as {
+      config?: { Labels?: Record<string, string> | null };
+    };
+    return config.config?.Labels ?? {};
+  });
 }
 
 /** `oci-archive:PATH[:IMAGE]` split as containers/image splits it (path, then the first ':'). */

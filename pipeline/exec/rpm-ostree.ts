@@ -15,6 +15,7 @@ import {
 import { dirname, join, relative, sep } from 'node:path';
 import { PipelineError, ToolMissingError } from '../errors.ts';
 import { canonicalJson, sha256Hex, writeAtomic } from '../files.ts';
+import { archiveLabelsInPlace, archiveRawManifest } from '../oci-archive.ts';
 import {
   BUILDER_VERSIONS_FILE,
   type ComposeFlow,
@@ -26,7 +27,6 @@ import {
 import type { FlattenResult } from '../plan/treefile.ts';
 import { ensureImage, podman } from './podman.ts';
 import type { Runner } from './run.ts';
-import { archiveLabels } from './skopeo.ts';
 import { which } from './tools.ts';
 
 // The plan half: plan/compose-plan.ts (pure). Its names are re-exported for the commands.
@@ -171,27 +171,22 @@ export interface ComposeRecord {
 }
 
 /**
- * The manifest of the one image in an OCI archive, byte for byte: an oci-archive is a tar of an
- * OCI image layout (index.json, blobs/sha256/<hex>). Read with tar, which every host has (skopeo
- * is only where rpm-ostree is). `--no-anchored` accepts both `index.json` and `./index.json`.
+ * The manifest of the one image in an OCI archive, byte for byte, read in place
+ * (pipeline/oci-archive.ts; skopeo is only where rpm-ostree is, and would untar it all).
  */
-export async function ociArchiveManifest(run: Runner, archive: string, tag?: string): Promise<string> {
-  const member = async (name: string) =>
-    (await run('tar', ['-xOf', archive, '--no-anchored', name], { tag })).stdout;
-  const index = JSON.parse(await member('index.json')) as {
-    manifests?: { mediaType?: string; digest?: string }[];
-  };
-  const manifests = index.manifests ?? [];
-  const m = /^sha256:([0-9a-f]{64})$/.exec(manifests[0]?.digest ?? '');
-  if (
-    manifests.length !== 1 ||
-    !m ||
-    manifests[0]!.mediaType !== 'application/vnd.oci.image.manifest.v1+json'
-  )
+export function ociArchiveManifest(archive: string): string {
+  let r: ReturnType<typeof archiveRawManifest>;
+  try {
+    r = archiveRawManifest(archive);
+  } catch (e) {
+    if (!(e instanceof PipelineError)) throw e;
+    throw new PipelineError(`${archive}: expected one OCI image manifest in index.json: ${e.message}`);
+  }
+  if (r.mediaType !== 'application/vnd.oci.image.manifest.v1+json')
     throw new PipelineError(
-      `${archive}: expected one OCI image manifest in index.json, found ${JSON.stringify(manifests)}`,
+      `${archive}: expected one OCI image manifest in index.json, found ${r.mediaType}`,
     );
-  return member(`blobs/sha256/${m[1]}`);
+  return r.raw;
 }
 
 /** Reads a previous compose record, if any. */
@@ -229,10 +224,7 @@ export async function runCompose(
   writeFileSync(plan.wrapper.path, plan.wrapper.text);
   for (const [from, to] of plan.repoCopies) writeFileSync(to, readFileSync(from));
   if (plan.previousManifest)
-    writeFileSync(
-      plan.previousManifest.path,
-      await ociArchiveManifest(run, plan.previousManifest.archive, tag),
-    );
+    writeFileSync(plan.previousManifest.path, ociArchiveManifest(plan.previousManifest.archive));
   let builderPackages: string[] | undefined;
   if (plan.podman && plan.script) {
     const versions = join(req.workDir, BUILDER_VERSIONS_FILE);
@@ -243,15 +235,10 @@ export async function runCompose(
   } else {
     for (const [cmd, ...args] of plan.steps) await run(cmd!, args, { stream: true, tag });
   }
-  let version: string | undefined;
-  let commit: string | undefined;
-  if (which('skopeo')) {
-    const labels = await archiveLabels(run, plan.outputs.archive, tag);
-    if (labels) {
-      version = labels['org.opencontainers.image.version'] ?? labels.version;
-      commit = labels['ostree.commit'];
-    }
-  }
+  // The version and commit the composed image carries (its config's labels), when it was written.
+  const labels = existsSync(plan.outputs.archive) ? archiveLabelsInPlace(plan.outputs.archive) : {};
+  const version = labels['org.opencontainers.image.version'] ?? labels.version;
+  const commit = labels['ostree.commit'];
   const record: ComposeRecord = {
     schema: 1,
     stream: req.stream,

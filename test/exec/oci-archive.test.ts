@@ -26,7 +26,8 @@ function skopeo(ref: string): { raw: string; digest: string } | { error: string 
 function ours(ref: string): { raw: string; digest: string } | { error: string } {
   try {
     const { archive, image } = parseArchiveRef(ref);
-    return archiveRawManifest(archive, image);
+    const { raw, digest } = archiveRawManifest(archive, image);
+    return { raw, digest };
   } catch (e) {
     return { error: (e as Error).message };
   }

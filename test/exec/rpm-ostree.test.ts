@@ -1,6 +1,6 @@
 // The compose invocation: exact argv and mounts in host and container mode, both flows, the input
 // hash, skipping unchanged inputs, and failing with exit 69 when nothing can run rpm-ostree.
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -18,9 +18,10 @@ import {
   runCompose,
 } from '../../pipeline/exec/rpm-ostree.ts';
 import { createRunner, type RunOptions, type RunResult } from '../../pipeline/exec/run.ts';
-import { which } from '../../pipeline/exec/tools.ts';
 import { createLogger } from '../../pipeline/log.ts';
 import { flattenTreefile } from '../../pipeline/plan/treefile.ts';
+import { tinyImage } from '../world/signed-release.ts';
+import { needTool } from '../world/tools.ts';
 
 const config = fileURLToPath(new URL('../../manifests/compose', import.meta.url));
 const real = createRunner(createLogger({ mode: 'plain', out: { write: () => true } }));
@@ -208,10 +209,7 @@ test('tree flow: compose tree into a repo, then container-encapsulate the treefi
 });
 
 test('ociArchiveManifest: the manifest of an archive written by containers/image (skopeo copy), byte for byte', async () => {
-  if (!which('skopeo') || !which('umoci')) {
-    console.log('  (skipped: needs skopeo and umoci)');
-    return;
-  }
+  for (const t of ['skopeo', 'umoci']) needTool(t);
   const dir = mkdtempSync(join(tmpdir(), 'ociarchive-'));
   try {
     await real('umoci', ['init', '--layout', join(dir, 'layout')]);
@@ -219,16 +217,18 @@ test('ociArchiveManifest: the manifest of an archive written by containers/image
     const archive = join(dir, 'prev.ociarchive');
     await real('skopeo', ['copy', '--quiet', `oci:${join(dir, 'layout')}:t`, `oci-archive:${archive}`]);
     const raw = (await real('skopeo', ['inspect', '--raw', `oci-archive:${archive}`])).stdout;
-    assert.is(await ociArchiveManifest(real, archive), raw);
+    assert.is(ociArchiveManifest(archive), raw);
     assert.is(JSON.parse(raw).config.mediaType, 'application/vnd.oci.image.config.v1+json');
     // An archive whose index lists no image manifest is refused with its name.
     mkdirSync(join(dir, 'empty'));
     writeFileSync(join(dir, 'empty/index.json'), '{"schemaVersion":2,"manifests":[]}');
     await real('tar', ['-cf', join(dir, 'empty.ociarchive'), '-C', join(dir, 'empty'), 'index.json']);
     let err: unknown;
-    await ociArchiveManifest(real, join(dir, 'empty.ociarchive')).catch((e) => {
+    try {
+      ociArchiveManifest(join(dir, 'empty.ociarchive'));
+    } catch (e) {
       err = e;
-    });
+    }
     assert.instance(err, PipelineError);
     assert.match((err as Error).message, `${join(dir, 'empty.ociarchive')}: expected one OCI image manifest`);
   } finally {
@@ -237,10 +237,7 @@ test('ociArchiveManifest: the manifest of an archive written by containers/image
 });
 
 test('runCompose, tree flow with a previous build: its manifest is in place before rpm-ostree runs', async () => {
-  if (!which('skopeo') || !which('umoci')) {
-    console.log('  (skipped: needs skopeo and umoci)');
-    return;
-  }
+  for (const t of ['skopeo', 'umoci']) needTool(t);
   const dir = mkdtempSync(join(tmpdir(), 'compose-'));
   try {
     const p = planCompose(
@@ -334,11 +331,14 @@ test('runCompose: runs the steps, writes the record; an unchanged input hash ski
       [record.inputHash, record.composedAt, record.ref],
       ['sha256:aa', '2025-01-14T00:00:00.000Z', 'rocknsm/x86_64/base/stable'],
     );
-    writeFileSync(p.outputs.archive, 'archive');
+    // The image rpm-ostree wrote: its version label goes into the record.
+    cpSync(tinyImage(join(dir, 'img'), 'x86_64', { version: '41.20250114.0' }).archive, p.outputs.archive);
     calls.length = 0;
     assert.is((await runCompose(run, p, 'sha256:aa', Date.now)).status, 'unchanged');
     assert.is(calls.length, 0);
-    assert.is((await runCompose(run, p, 'sha256:bb', Date.now)).status, 'composed');
+    const again = await runCompose(run, p, 'sha256:bb', Date.now);
+    assert.is(again.status, 'composed');
+    assert.is(again.record.version, '41.20250114.0');
     // New inputs of ours, but rpm-ostree finds its own unchanged and keeps the previous image.
     wrote.image = false;
     const kept = await runCompose(run, p, 'sha256:cc', Date.now);
