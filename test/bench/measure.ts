@@ -2,7 +2,8 @@
 // process and of its whole process tree (polled from /proc, proc(5): VmRSS in
 // /proc/<pid>/status, children in /proc/<pid>/task/<tid>/children), and peak scratch disk:
 // the most the allocated blocks under the command's directory grew while it ran (walked every
-// second; hard links once; other work on this disk does not count).
+// second; hard links once; filesystems mounted below it not walked; other work on this disk does
+// not count).
 import { spawn } from 'node:child_process';
 import { lstatSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -48,10 +49,20 @@ function treeRss(pid: number): number {
   return sum;
 }
 
-/** Allocated bytes under `dir` (st_blocks, so sparse files count what they hold), links not followed. */
+/**
+ * Allocated bytes under `dir` (st_blocks, so sparse files count what they hold), links not
+ * followed, on `dir`'s own filesystem only: a filesystem mounted below it (a disk image's, loop
+ * mounted) holds its blocks in the image file, which is counted already.
+ */
 function usedBytes(dir: string): number {
   let total = 0;
   const seen = new Set<number>();
+  let dev: number;
+  try {
+    dev = lstatSync(dir).dev;
+  } catch {
+    return 0;
+  }
   const walk = (d: string) => {
     let names: string[];
     try {
@@ -62,6 +73,7 @@ function usedBytes(dir: string): number {
     for (const n of names) {
       try {
         const st = lstatSync(join(d, n));
+        if (st.dev !== dev) continue;
         if (st.nlink > 1) {
           if (seen.has(st.ino)) continue;
           seen.add(st.ino);
