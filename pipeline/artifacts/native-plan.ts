@@ -385,36 +385,6 @@ export function nativePlan(job: ArchJob): NativePlan {
     text: '# Removed after the first boot, once Ignition has run.\n',
   });
 
-  // The tree is scratch no more once the BIOS boot code (boot.img of the image's GRUB) is in:
-  // it goes before the PXE files are made, so it is never on disk beside their squashfs. The
-  // tool root (an overlay on the tree, holding binds of the mounted disk) goes first; the disk
-  // stays mounted for the PXE files, and the boot code goes into sectors no loop device maps.
-  stage = 'release tool root';
-  cmd(['umount', ...toolRootArgs.release(troot)], { when: 'tool-root', releases: 'toolroot' });
-
-  if (arch === 'x86_64') {
-    stage = 'BIOS boot code';
-    const p1 = layout.table.partitions[0]!;
-    for (const [when, dir] of [
-      ['image-grub', `${rootfs}/usr/lib/grub/i386-pc`],
-      ['host-grub', grubModuleDir('i386-pc')],
-    ] as const)
-      act(
-        `boot.img of ${dir} into the MBR (pointing at sector ${p1.start}), ${core} into BIOS-BOOT (sectors ${p1.start}..${p1.start + p1.sectors - 1}), patched as grub-bios-setup does`,
-        {
-          op: 'bios-boot-code',
-          disk: raw,
-          core,
-          lba: p1.start,
-          sectors: p1.sectors,
-          bootImg: `${dir}/boot.img`,
-        },
-        when,
-      );
-  }
-  stage = 'remove tree';
-  act(`rm -rf ${rootfs}`, { op: 'remove', path: rootfs });
-
   if (job.platforms.includes('pxe')) {
     stage = 'PXE kernel, initramfs, rootfs';
     // Fedora CoreOS's live boot: the live initramfs carries /etc/coreos-live-initramfs
@@ -476,11 +446,36 @@ export function nativePlan(job: ArchJob): NativePlan {
     );
   }
 
+  // The tool root holds binds of the mounted disk: it goes first.
   stage = 'release disk';
+  cmd(['umount', ...toolRootArgs.release(troot)], { when: 'tool-root', releases: 'toolroot' });
   cmd(['umount', boot], { releases: 'mnt-boot' });
   cmd(['umount', sysroot], { releases: 'mnt-root' });
   cmd(['losetup', '--detach', input('LOOP_BOOT')], { releases: 'LOOP_BOOT' });
   cmd(['losetup', '--detach', input('LOOP_ROOT')], { releases: 'LOOP_ROOT' });
+
+  if (arch === 'x86_64') {
+    stage = 'BIOS boot code';
+    const p1 = layout.table.partitions[0]!;
+    for (const [when, dir] of [
+      ['image-grub', `${rootfs}/usr/lib/grub/i386-pc`],
+      ['host-grub', grubModuleDir('i386-pc')],
+    ] as const)
+      act(
+        `boot.img of ${dir} into the MBR (pointing at sector ${p1.start}), ${core} into BIOS-BOOT (sectors ${p1.start}..${p1.start + p1.sectors - 1}), patched as grub-bios-setup does`,
+        {
+          op: 'bios-boot-code',
+          disk: raw,
+          core,
+          lba: p1.start,
+          sectors: p1.sectors,
+          bootImg: `${dir}/boot.img`,
+        },
+        when,
+      );
+  }
+  stage = 'remove tree';
+  act(`rm -rf ${rootfs}`, { op: 'remove', path: rootfs });
 
   if (job.platforms.includes('qemu')) {
     // No copy of the disk: its entries say qemu while qemu-img converts it, then metal again
