@@ -83,7 +83,7 @@ function listMembers(fd: number, file: string): Map<string, Member> {
   }
 }
 
-interface Descriptor {
+export interface Descriptor {
   mediaType?: string;
   digest: string;
   size?: number;
@@ -181,6 +181,27 @@ export function archiveLabelsInPlace(archive: string, image = ''): Record<string
     };
     return config.config?.Labels ?? {};
   });
+}
+
+/** What a caller reads of one archive, in place: its index.json entries and blobs by digest. */
+export interface ArchiveReader {
+  index(): Descriptor[];
+  /** The blob `digest` names, checked against it. */
+  blob(digest: string): Buffer;
+}
+
+/**
+ * Runs `fn` with a reader of `archive`: its headers are walked once, then each member read in
+ * place (publish's index staging, prune's carried layers).
+ */
+export function readArchive<T>(archive: string, fn: (r: ArchiveReader) => T): T {
+  return withArchive(archive, (member) =>
+    fn({
+      index: () =>
+        (JSON.parse(member('index.json').toString('utf8')) as { manifests?: Descriptor[] }).manifests ?? [],
+      blob: (digest) => blobOf(archive, member, digest),
+    }),
+  );
 }
 
 /** `oci-archive:PATH[:IMAGE]` split as containers/image splits it (path, then the first ':'). */

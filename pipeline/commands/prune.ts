@@ -4,6 +4,7 @@
 import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { ExitCode, UsageError } from '../errors.ts';
+import { readArchive } from '../oci-archive.ts';
 import { planPrune, staleCacheFiles } from '../plan/prune.ts';
 import { parseVersion } from '../plan/version.ts';
 import { metaPath, readMetaFile, updateBuilds } from '../records.ts';
@@ -73,23 +74,18 @@ Options:
 
 /**
  * The compressed layer digests the archive of build `v` for `arch` carries (its manifest, read
- * with tar: no layer is unpacked), or undefined when there is no archive to read.
+ * in place: no layer is unpacked), or undefined when there is no archive to read.
  */
-async function carriedLayers(ctx: Context, buildsDir: string, v: string, arch: string) {
+function carriedLayers(buildsDir: string, v: string, arch: string) {
   try {
     const meta = readMetaFile(metaPath(buildsDir, v, arch));
     const archive = meta.images.ostree && join(buildsDir, v, arch, meta.images.ostree.path);
     const digest = meta['rocknsm.image-digest'];
     if (!archive || !digest || !existsSync(archive)) return undefined;
-    const r = await ctx.run(
-      'tar',
-      ['-xOf', archive, '--wildcards', '--no-anchored', `blobs/sha256/${digest.slice('sha256:'.length)}`],
-      {
-        allowFailure: true,
-      },
+    const manifest = readArchive(archive, (a) => a.blob(digest));
+    return ((JSON.parse(manifest.toString('utf8')) as { layers?: { digest: string }[] }).layers ?? []).map(
+      (l) => l.digest,
     );
-    if (r.exitCode !== 0) return undefined;
-    return ((JSON.parse(r.stdout) as { layers?: { digest: string }[] }).layers ?? []).map((l) => l.digest);
   } catch {
     return undefined;
   }
@@ -105,7 +101,7 @@ async function pruneBlobCache(ctx: Context, output: string, kept: string[]): Pro
     let known = true;
     for (const v of kept) {
       if (!existsSync(metaPath(buildsDir, v, arch))) continue;
-      const layers = await carriedLayers(ctx, buildsDir, v, arch);
+      const layers = carriedLayers(buildsDir, v, arch);
       if (!layers) known = false;
       for (const d of layers ?? []) carried.add(d);
     }

@@ -150,7 +150,7 @@ export async function imageJob(
   const archives: PlannedImage[] = [];
   for (const b of builds.filter((x) => plan.arches.includes(x.arch)))
     archives.push(
-      await archiveManifest(ctx.run, {
+      archiveManifest({
         arch: b.arch,
         archive: `${b.dir}/${b.meta.images.ostree!.path}`,
         digest: b.meta['rocknsm.image-digest']!,

@@ -22,6 +22,7 @@ import { quietRunner } from '../exec/gpg.ts';
 import type { Runner } from '../exec/run.ts';
 import { copyExact, inspectRaw, type Remote, sha256Digest } from '../exec/skopeo.ts';
 import { writeAtomic } from '../files.ts';
+import { readArchive } from '../oci-archive.ts';
 
 export type { Arch };
 
@@ -117,15 +118,17 @@ export interface PlannedImage extends ArchImage {
  * layers, checked against the digest the build recorded: with it the index digest is known
  * before anything is pushed (renderIndex).
  */
-export async function archiveManifest(run: Runner, img: ArchImage): Promise<PlannedImage> {
+export function archiveManifest(img: ArchImage): PlannedImage {
   if (!existsSync(img.archive)) throw new DataError(`${img.arch} archive ${img.archive} does not exist`);
-  const r = await run('tar', ['-xOf', img.archive, '--wildcards', '--no-anchored', 'index.json']);
-  const idx = JSON.parse(r.stdout) as { manifests: Descriptor[] };
-  const desc = idx.manifests.length === 1 ? idx.manifests[0]! : undefined;
+  const manifests = readArchive(img.archive, (a) => a.index());
+  const desc = manifests.length === 1 ? manifests[0]! : undefined;
   if (desc?.digest !== img.digest)
     throw new DataError(
-      `${img.archive} holds ${desc ? `manifest ${desc.digest}` : `${idx.manifests.length} images`} but the build recorded ${img.digest} (meta.json rocknsm.image-digest)`,
+      `${img.archive} holds ${desc ? `manifest ${desc.digest}` : `${manifests.length} images`} but the build recorded ${img.digest} (meta.json rocknsm.image-digest)`,
     );
+  // An OCI descriptor must carry both (image-spec descriptor.md, "properties").
+  if (!desc.mediaType || desc.size === undefined)
+    throw new DataError(`${img.archive}: index.json's descriptor of ${desc.digest} lacks mediaType or size`);
   return { ...img, mediaType: desc.mediaType, size: desc.size };
 }
 
@@ -176,18 +179,6 @@ interface Staged {
   index: { digest: string; bytes: string };
 }
 
-/** A blob of an .ociarchive, read without unpacking the rest, checked against its digest. */
-async function archiveBlob(run: Runner, archive: string, digest: string): Promise<Buffer> {
-  // GNU tar skips the other members' data by seeking: milliseconds for a 1.2 GB archive.
-  const r = await run('tar', ['-xOf', archive, '--no-anchored', `blobs/sha256/${digest.slice(7)}`], {
-    allowFailure: true,
-  });
-  const bytes = Buffer.from(r.stdout);
-  if (r.exitCode !== 0 || sha256Digest(bytes) !== digest)
-    throw new DataError(`${archive}: blob ${digest} is ${r.exitCode !== 0 ? 'missing' : 'corrupt'}`);
-  return bytes;
-}
-
 /**
  * For registry targets: each archive's manifest (checked against the digest the build recorded)
  * and config, and beside them, in `dir`, an OCI layout of the index alone: the index, the
@@ -195,7 +186,7 @@ async function archiveBlob(run: Runner, archive: string, digest: string): Promis
  * the index; skopeo then finds every layer in the repository and never reads it from the layout
  * (see pushIndex).
  */
-async function stageIndex(run: Runner, images: ArchImage[], dir: string): Promise<Staged> {
+function stageIndex(images: ArchImage[], dir: string): Staged {
   const seen = new Set<Arch>();
   const manifests: Staged['manifests'] = [];
   const blobs = join(dir, 'blobs/sha256');
@@ -203,10 +194,14 @@ async function stageIndex(run: Runner, images: ArchImage[], dir: string): Promis
   for (const img of images) {
     if (seen.has(img.arch)) throw new UsageError(`two images for ${img.arch}`);
     seen.add(img.arch);
-    const desc = await archiveManifest(run, img);
-    const bytes = await archiveBlob(run, img.archive, desc.digest);
-    const config = (JSON.parse(bytes.toString('utf8')) as { config?: { digest: string } }).config?.digest;
-    if (config) writeFileSync(join(blobs, config.slice(7)), await archiveBlob(run, img.archive, config));
+    const desc = archiveManifest(img);
+    const bytes = readArchive(img.archive, (a) => {
+      const manifest = a.blob(desc.digest);
+      const config = (JSON.parse(manifest.toString('utf8')) as { config?: { digest: string } }).config
+        ?.digest;
+      if (config) writeFileSync(join(blobs, config.slice(7)), a.blob(config));
+      return manifest;
+    });
     writeFileSync(join(blobs, desc.digest.slice(7)), bytes);
     manifests.push({
       arch: img.arch,
@@ -339,7 +334,7 @@ export async function openPush(
     staged =
       t.kind === 'oci'
         ? await stage(t.remote.run, images, scratch)
-        : await stageIndex(t.remote.run, images, join(scratch, 'index'));
+        : stageIndex(images, join(scratch, 'index'));
   } catch (err) {
     close();
     throw err;

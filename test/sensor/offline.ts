@@ -102,7 +102,7 @@ export async function offlineSite(
   const releaseRepo = `${release.host}/${path}`;
   const releaseSite = join(work, 'release-site');
   const target = { repo: `docker://${releaseRepo}`, tlsVerify: false, run };
-  const archive = await archiveManifest(run, {
+  const archive = archiveManifest({
     arch: b.arch,
     archive: join(b.dir, b.meta.images.ostree!.path),
     digest: String(b.meta['rocknsm.image-digest']),
