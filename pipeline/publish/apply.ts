@@ -181,9 +181,22 @@ export async function applyPlan(req: ApplyRequest): Promise<ApplyResult> {
     }
   };
 
+  type Done = { action: Action; outcome: Outcome };
+  const record = (d: Done) => {
+    log.event({ event: 'publish-action', ...d });
+    result.actions.push(d);
+  };
+  const runPhase = async (phase: Phase, done: (d: Done) => void) => {
+    const todo = actions.filter((a) => phaseOf(a) === phase);
+    if (todo.length)
+      await log.step(phaseTitle[phase], async () => {
+        for (const a of todo) done({ action: a, outcome: await run(a) });
+      });
+  };
+
   try {
     for (const phase of PHASES) {
-      const todo = actions.filter((a) => phaseOf(a) === phase);
+      if (phase === 'artifacts') continue; // run beside the images (below)
       if (phase === 'github-assets' && !req.github && !req.githubChecked)
         if (plan.files.some((f) => f.served === 'github'))
           throw new PipelineError(
@@ -196,14 +209,23 @@ export async function applyPlan(req: ApplyRequest): Promise<ApplyResult> {
           if (f && !existsSync(join(siteDir, f)))
             throw new PipelineError(`${f} is missing; metadata not written`);
         }
-      if (todo.length)
-        await log.step(phaseTitle[phase], async () => {
-          for (const a of todo) {
-            const o = await run(a);
-            log.event({ event: 'publish-action', action: a, outcome: o });
-            result.actions.push({ action: a, outcome: o });
-          }
-        });
+      if (phase === 'images') {
+        // The site's files are copied and signed while the images are pushed: neither needs the
+        // other, and nothing refers to either before the tags and metadata that follow both. The
+        // log keeps the plan's order: the artifacts' actions are recorded after the images'.
+        const later: Done[] = [];
+        const [images, files] = await Promise.allSettled([
+          runPhase('images', record),
+          runPhase('artifacts', (d) => later.push(d)),
+        ]);
+        for (const d of later) record(d);
+        if (images.status === 'rejected') throw images.reason;
+        boundary(log, 'images');
+        if (files.status === 'rejected') throw files.reason;
+        boundary(log, 'artifacts');
+        continue;
+      }
+      await runPhase(phase, record);
       boundary(log, phase);
     }
   } finally {
