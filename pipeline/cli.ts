@@ -6,6 +6,12 @@ import { parseArgs } from 'node:util';
 import { commands } from './commands/index.ts';
 import { type Context, optionProblems, parseArgsOptions } from './commands/types.ts';
 import { ConfigError, ExitCode, PipelineError, UsageError } from './errors.ts';
+import {
+  MOUNT_NS_ENV,
+  mountNamespace,
+  mountsFilesystems,
+  reexecInMountNamespace,
+} from './exec/mount-namespace.ts';
 import { createRunner } from './exec/run.ts';
 import { createLogger, detectMode, type Logger } from './log.ts';
 
@@ -80,6 +86,10 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
     }
     const problems = optionProblems(command.options, values);
     if (problems.length) throw new UsageError(`${problems.join('\n')}\n(see --help)`);
+    // Mounting runs get a mount namespace of their own (exec/mount-namespace.ts says why).
+    const reexecuted = env[MOUNT_NS_ENV] !== undefined && env[MOUNT_NS_ENV] !== mountNamespace();
+    if (!reexecuted && process.getuid?.() === 0 && mountsFilesystems(name, rest))
+      return await reexecInMountNamespace(join(projectRoot, 'bin/rock-image.js'), argv, env);
     const ctx: Context = {
       root: typeof values.project === 'string' ? values.project : projectRoot,
       cwd: process.cwd(),

@@ -101,7 +101,9 @@ export type Action =
   /** A newc archive of `names` under `dir`, after a first entry `inPlace` whose data is in it already. */
   | { op: 'newc'; archive: string; dir: string; names: string[]; inPlace?: string }
   | { op: 'set-platform'; boot: string; id: 'qemu' | 'metal'; rerenderMenu: boolean }
-  | { op: 'pxe-snippets'; dir: string };
+  | { op: 'pxe-snippets'; dir: string }
+  /** The detached loop device is gone, not held open (exec/losetup.ts waitLoopReleased). */
+  | { op: 'loop-released'; device: string };
 
 export interface CommandStep {
   stage: string;
@@ -193,6 +195,14 @@ export function nativePlan(job: ArchJob): NativePlan {
   const bind = (from: string, to: string, when: When) => {
     act(`mkdir -p ${to}`, { op: 'mkdir', path: to }, when);
     for (const a of toolRootArgs.bind(from, to)) cmd(['mount', ...a], { when });
+  };
+  // Its filesystem is written out once the device is gone: then the image file holds it all.
+  const detach = (name: string) => {
+    cmd(['losetup', '--detach', input(name)], { releases: name });
+    act(`${input(name)} released (not held open by a copy of its mount elsewhere)`, {
+      op: 'loop-released',
+      device: input(name),
+    });
   };
   const losetup = (offset: number, size: string, sets: string) =>
     cmd(['losetup', '--find', '--show', '--offset', String(offset), '--sizelimit', size, raw], {
@@ -385,6 +395,36 @@ export function nativePlan(job: ArchJob): NativePlan {
     text: '# Removed after the first boot, once Ignition has run.\n',
   });
 
+  // The tree is scratch no more once the BIOS boot code (boot.img of the image's GRUB) is in:
+  // it goes before the PXE files are made, so it is never on disk beside their squashfs. The
+  // tool root (an overlay on the tree, holding binds of the mounted disk) goes first; the disk
+  // stays mounted for the PXE files, and the boot code goes into sectors no loop device maps.
+  stage = 'release tool root';
+  cmd(['umount', ...toolRootArgs.release(troot)], { when: 'tool-root', releases: 'toolroot' });
+
+  if (arch === 'x86_64') {
+    stage = 'BIOS boot code';
+    const p1 = layout.table.partitions[0]!;
+    for (const [when, dir] of [
+      ['image-grub', `${rootfs}/usr/lib/grub/i386-pc`],
+      ['host-grub', grubModuleDir('i386-pc')],
+    ] as const)
+      act(
+        `boot.img of ${dir} into the MBR (pointing at sector ${p1.start}), ${core} into BIOS-BOOT (sectors ${p1.start}..${p1.start + p1.sectors - 1}), patched as grub-bios-setup does`,
+        {
+          op: 'bios-boot-code',
+          disk: raw,
+          core,
+          lba: p1.start,
+          sectors: p1.sectors,
+          bootImg: `${dir}/boot.img`,
+        },
+        when,
+      );
+  }
+  stage = 'remove tree';
+  act(`rm -rf ${rootfs}`, { op: 'remove', path: rootfs });
+
   if (job.platforms.includes('pxe')) {
     stage = 'PXE kernel, initramfs, rootfs';
     // Fedora CoreOS's live boot: the live initramfs carries /etc/coreos-live-initramfs
@@ -446,36 +486,11 @@ export function nativePlan(job: ArchJob): NativePlan {
     );
   }
 
-  // The tool root holds binds of the mounted disk: it goes first.
   stage = 'release disk';
-  cmd(['umount', ...toolRootArgs.release(troot)], { when: 'tool-root', releases: 'toolroot' });
   cmd(['umount', boot], { releases: 'mnt-boot' });
   cmd(['umount', sysroot], { releases: 'mnt-root' });
-  cmd(['losetup', '--detach', input('LOOP_BOOT')], { releases: 'LOOP_BOOT' });
-  cmd(['losetup', '--detach', input('LOOP_ROOT')], { releases: 'LOOP_ROOT' });
-
-  if (arch === 'x86_64') {
-    stage = 'BIOS boot code';
-    const p1 = layout.table.partitions[0]!;
-    for (const [when, dir] of [
-      ['image-grub', `${rootfs}/usr/lib/grub/i386-pc`],
-      ['host-grub', grubModuleDir('i386-pc')],
-    ] as const)
-      act(
-        `boot.img of ${dir} into the MBR (pointing at sector ${p1.start}), ${core} into BIOS-BOOT (sectors ${p1.start}..${p1.start + p1.sectors - 1}), patched as grub-bios-setup does`,
-        {
-          op: 'bios-boot-code',
-          disk: raw,
-          core,
-          lba: p1.start,
-          sectors: p1.sectors,
-          bootImg: `${dir}/boot.img`,
-        },
-        when,
-      );
-  }
-  stage = 'remove tree';
-  act(`rm -rf ${rootfs}`, { op: 'remove', path: rootfs });
+  detach('LOOP_BOOT');
+  detach('LOOP_ROOT');
 
   if (job.platforms.includes('qemu')) {
     // No copy of the disk: its entries say qemu while qemu-img converts it, then metal again
@@ -498,7 +513,7 @@ export function nativePlan(job: ArchJob): NativePlan {
         'host-grub',
       );
       cmd(['umount', qboot], { releases: `mnt-${id}` });
-      cmd(['losetup', '--detach', `\${${loop}}`], { releases: loop });
+      detach(loop);
     };
     setPlatform('qemu');
     cmd(['qemu-img', ...qcow2Args(raw, file('qemu'))]);

@@ -70,7 +70,7 @@ import { join } from 'node:path';
 import { PipelineError, ToolMissingError } from '../errors.ts';
 import { imageGrubTool, installBios } from '../exec/grub.ts';
 import { concatInitrds } from '../exec/initramfs.ts';
-import { mountsUnder } from '../exec/losetup.ts';
+import { mountsUnder, waitLoopReleased } from '../exec/losetup.ts';
 import { commitChecksum } from '../exec/ostree.ts';
 import { kernelVersions } from '../exec/rootfs.ts';
 import { canRunArch, hostArch, requireTool } from '../exec/tools.ts';
@@ -281,6 +281,9 @@ async function runPlan(ctx: BackendContext, job: ArchJob): Promise<Produced[]> {
         return;
       case 'newc':
         writeNewc(a.archive, a.dir, a.names, a.inPlace === undefined ? {} : { inPlace: a.inPlace });
+        return;
+      case 'loop-released':
+        await waitLoopReleased(one(a.device));
         return;
       case 'set-platform': {
         const dir = join(a.boot, 'loader/entries');

@@ -2,6 +2,7 @@
 // image through loop devices on byte ranges of the image file (no partition scanning, so no
 // udev is needed), mounts them, and always lets go of them again.
 import { existsSync, readFileSync } from 'node:fs';
+import { PipelineError } from '../errors.ts';
 import type { Runner } from './run.ts';
 import { requireTool } from './tools.ts';
 
@@ -70,4 +71,25 @@ export function mountsUnder(dir: string): string[] {
       l.split(' ')[4]?.replace(/\\([0-7]{3})/g, (_, o) => String.fromCharCode(Number.parseInt(o, 8))),
     )
     .filter((m): m is string => m !== undefined && (m === dir || m.startsWith(`${dir}/`)));
+}
+
+/**
+ * Waits (up to `timeoutMs`) until detached loop device `dev` is really gone: `losetup --detach`
+ * of a device something still holds open only marks it autoclear (losetup(8) --detach; the kernel
+ * keeps /sys/block/loopN/loop until the last close). A moment's hold is udev's probe; a longer one
+ * is a copy of its filesystem's mount in another mount namespace (mount-namespace.ts), which
+ * keeps that filesystem alive with its last writes not on the image: refused, naming the device.
+ */
+export async function waitLoopReleased(dev: string, timeoutMs = 10_000): Promise<void> {
+  const sys = `/sys/block/${dev.replace(/^\/dev\//, '')}/loop`;
+  const until = Date.now() + timeoutMs;
+  while (existsSync(sys)) {
+    if (Date.now() >= until) {
+      const file = readFileSync(`${sys}/backing_file`, 'utf8').trim();
+      throw new PipelineError(
+        `${dev} (on ${file}) is still held ${timeoutMs / 1000} s after its filesystem was unmounted and it was detached: a mount namespace made while it was mounted keeps a copy of the mount, so the filesystem is still open and its last writes may not be in ${file}; not going on with it (find the holder with: grep ${dev.replace(/^\/dev\//, '')} /proc/*/mountinfo)`,
+      );
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
 }

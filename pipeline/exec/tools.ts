@@ -144,6 +144,22 @@ export const tools: Tool[] = [
     why: 'loop devices on disk image partitions (native backend)',
   },
   {
+    name: 'fallocate',
+    versionArg: '--version',
+    deb: 'util-linux',
+    fedora: 'util-linux',
+    stages: ['artifacts'],
+    why: 'disk image blocks given back while the image is compressed (compress.ts)',
+  },
+  {
+    name: 'unshare',
+    versionArg: '--version',
+    deb: 'util-linux',
+    fedora: 'util-linux',
+    stages: ['artifacts'],
+    why: 'a mount namespace of its own for the artifacts run (mount-namespace.ts)',
+  },
+  {
     name: 'mksquashfs',
     versionArg: '-version',
     deb: 'squashfs-tools',

@@ -1,0 +1,53 @@
+// The artifacts run mounts the disk image's filesystems (loop devices) and must be the only
+// holder of those mounts. On a host whose root mount is private (no systemd as PID 1: containers,
+// this project's own machines), every mount namespace another process creates while a
+// filesystem is mounted keeps a private copy of that mount, and a later umount here does not
+// reach it (mount_namespaces(7), "Shared subtrees"): buildah's chroot isolation unshares one per
+// RUN step (containers/buildah chroot/run_linux.go:77 @v1.28.2), ostree one per admin command,
+// util-linux unshare(1) by default. The filesystem then stays alive: umount succeeds, nothing is
+// flushed, `losetup --detach` only marks the device autoclear, and a new loop device on the same
+// bytes shows the state of minutes ago (files missing or empty: test/exec/mount-namespace.test.ts
+// shows it with the real kernel). So the run re-executes itself in a mount namespace of its own,
+// where nothing outside sees its mounts, with shared propagation inside it so that copies made by
+// its own children (ostree's) are peers that its umounts reach.
+import { spawn } from 'node:child_process';
+import { readlinkSync } from 'node:fs';
+import { requireTool } from './tools.ts';
+
+/** Set in the re-executed process's environment. */
+export const MOUNT_NS_ENV = 'ROCK_IMAGE_MOUNT_NS';
+
+/** Whether `rock-image <name> <rest>` mounts filesystems: the artifacts it makes do, as root. */
+export function mountsFilesystems(name: string, rest: string[]): boolean {
+  if (rest.includes('-h') || rest.includes('--help') || rest.includes('--print-only')) return false;
+  return name === 'artifacts' || (name === 'build' && rest.includes('--artifacts'));
+}
+
+/** The unshare(1) arguments that run `argv` in a mount namespace of its own (see the top). */
+export const unshareArgs = (argv: string[]) => ['--mount', '--propagation', 'shared', '--', ...argv];
+
+/** This process's mount namespace (`mnt:[inode]`), as the artifacts log records it. */
+export const mountNamespace = (): string => readlinkSync('/proc/self/ns/mnt');
+
+/**
+ * Runs `node bin argv` again under unshare(1) in a namespace of its own, forwarding SIGINT and
+ * SIGTERM; resolves to its exit code. When it ends, the namespace and any mount left in it go.
+ */
+export function reexecInMountNamespace(bin: string, argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
+  const unshare = requireTool('unshare');
+  const child = spawn(unshare, unshareArgs([process.execPath, bin, ...argv]), {
+    stdio: 'inherit',
+    env: { ...env, [MOUNT_NS_ENV]: mountNamespace() },
+  });
+  const forward = (sig: NodeJS.Signals) => child.kill(sig);
+  process.on('SIGINT', forward);
+  process.on('SIGTERM', forward);
+  return new Promise((resolve, reject) => {
+    child.on('error', reject);
+    child.on('close', (code, signal) => {
+      process.off('SIGINT', forward);
+      process.off('SIGTERM', forward);
+      resolve(code ?? (signal === 'SIGINT' ? 130 : 143));
+    });
+  });
+}
