@@ -2,14 +2,16 @@
 // bounded by cores and memory). A backend makes the files in DIR/work/artifacts/<arch>; they
 // are compressed (disk images), moved into DIR/builds/<version>/<arch>/ and recorded in that
 // arch's meta.json (written atomically) only when every file of the arch is in place.
-import { existsSync, openSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+
+import { existsSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { freemem } from 'node:os';
 import { basename, join } from 'node:path';
 import PQueue from 'p-queue';
 import type { KargsEntry } from '../config/index.ts';
 import { PipelineError, UsageError } from '../errors.ts';
-import { type Compression, compressFile } from '../exec/compress.ts';
+import { type Compression, compressConsuming, compressFile } from '../exec/compress.ts';
 import { mountsUnder } from '../exec/losetup.ts';
+import { mountNamespace } from '../exec/mount-namespace.ts';
 import type { Runner } from '../exec/run.ts';
 import { sha256File } from '../files.ts';
 import { renderKargs } from '../plan/render.ts';
@@ -232,32 +234,36 @@ async function makeArchIn(ctx: BackendContext, req: ArtifactRequest, job: ArchJo
   const images: Record<string, ImageEntry> = {};
   const finals: { from: string; to: string }[] = [];
   const outDir = join(req.output, 'builds', req.version, arch);
-  // The disk images (metal and qemu hold the same data) are compressed at the same time, each
-  // hashed while its compressor reads it (the second read comes from the page cache; it is
-  // opened first, so the compressor's removal of its input at the end leaves it readable): on the
-  // FCOS-sized bench this takes the compression stage from the sum of both to about the
-  // longer one (README, "Speed at real size").
+  // The disk images are compressed one after the other, each read once (hashed on the way) into
+  // its compressor and given back to the filesystem as it is read (compressConsuming): -T0
+  // keeps every core busy either way, and this way the compression stage never takes more disk
+  // than the two images themselves (README, "Speed at real size").
   // Every one runs to its end before a failure is raised (nothing writes into a removed work area).
+  let compressing: Promise<unknown> = Promise.resolve();
+  const inTurn = <T>(fn: () => Promise<T>): Promise<T> => {
+    const turn = compressing.then(fn);
+    compressing = turn.catch(() => undefined);
+    return turn;
+  };
   const entries = await allSettledOrThrow(
     produced.map(async (p): Promise<ImageEntry> => {
       const size = statSync(p.path).size;
       if (compressedKinds.includes(p.kind)) {
-        const [sha256, packed] = await allSettledOrThrow([
-          sha256File(p.path, openSync(p.path, 'r')),
+        const packed = await inTurn(() =>
           timed(`compress ${p.kind} (${compression})`, () =>
             ctx.log.step(
               `compress ${basename(p.path)}`,
-              () => compressFile(ctx.run, compression, p.path, { tag: arch }),
+              () => compressConsuming(ctx.run, compression, p.path, { tag: arch }),
               arch,
             ),
           ),
-        ]);
-        finals.push({ from: packed, to: join(outDir, basename(packed)) });
+        );
+        finals.push({ from: packed.path, to: join(outDir, basename(packed.path)) });
         return {
-          path: basename(packed),
-          sha256: await sha256File(packed),
-          size: statSync(packed).size,
-          'uncompressed-sha256': sha256,
+          path: basename(packed.path),
+          sha256: await sha256File(packed.path),
+          size: statSync(packed.path).size,
+          'uncompressed-sha256': packed.sha256,
           'uncompressed-size': size,
         };
       }
@@ -312,7 +318,7 @@ export async function makeArtifacts(
   const jobs = req.jobs ?? Math.max(1, Math.min(req.arches.length, ctx.cores, byMemory));
   const queue = new PQueue({ concurrency: jobs });
   ctx.log.info(
-    `${req.backend} backend: ${req.platforms.join(', ')} for ${req.arches.join(', ')} of ${req.version}, ${jobs} at a time, ${req.compression ?? 'xz'}`,
+    `${req.backend} backend: ${req.platforms.join(', ')} for ${req.arches.join(', ')} of ${req.version}, ${jobs} at a time, ${req.compression ?? 'xz'}, mount namespace ${mountNamespace()}`,
   );
   // Every arch runs to its end (and releases its loop devices and mounts) before a failure is raised.
   return allSettledOrThrow(req.arches.map((a) => queue.add(() => makeArch(ctx, req, a))));

@@ -1,5 +1,6 @@
 // The one process runner. Every external tool is called through it, so every command line is
 // logged, failures carry the command and the tail of stderr, and tests can substitute a runner.
+import type { Writable } from 'node:stream';
 import { $ } from 'zx';
 import { CommandError } from '../errors.ts';
 import type { Logger } from '../log.ts';
@@ -10,6 +11,8 @@ export interface RunOptions {
   env?: Record<string, string | undefined>;
   /** Written to the command's stdin. */
   input?: string | Buffer;
+  /** Writes the command's stdin as a stream instead (the runner ends it after). */
+  feed?: (stdin: Writable) => Promise<void>;
   /** Return a non-zero exit instead of throwing. Default false. */
   allowFailure?: boolean;
   /** Stream output lines to the logger at debug level as they arrive. Default false. */
@@ -43,6 +46,18 @@ export function createRunner(log: Logger): Runner {
       nothrow: true,
       verbose: false,
     })`${cmd} ${args}`;
+    let fedError: unknown;
+    if (opts.feed) {
+      // A command that exits early breaks the pipe: its own exit status is the error to report.
+      proc.stdin.on('error', () => undefined);
+      try {
+        await opts.feed(proc.stdin);
+      } catch (e) {
+        fedError = e;
+      } finally {
+        proc.stdin.end();
+      }
+    }
     if (opts.stream) {
       for await (const line of proc) log.debug(line, opts.tag);
     }
@@ -52,6 +67,7 @@ export function createRunner(log: Logger): Runner {
     if (result.exitCode !== 0 && !opts.allowFailure) {
       throw new CommandError(argv, out.exitCode, out.stderr || out.stdout);
     }
+    if (fedError) throw fedError;
     return result;
   };
 }
