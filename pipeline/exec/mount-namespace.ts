@@ -8,8 +8,9 @@
 // flushed, `losetup --detach` only marks the device autoclear, and a new loop device on the same
 // bytes shows the state of minutes ago (files missing or empty: test/exec/mount-namespace.test.ts
 // shows it with the real kernel). So the run re-executes itself in a mount namespace of its own,
-// where nothing outside sees its mounts, with shared propagation inside it so that copies made by
-// its own children (ostree's) are peers that its umounts reach.
+// where nothing outside sees its mounts, with shared propagation inside it (new peer groups) so
+// that copies its own children make (ostree's) and leave slave or shared are reached by its
+// umounts; a copy one of them makes private is caught by losetup.ts waitLoopReleased.
 import { spawn } from 'node:child_process';
 import { readlinkSync } from 'node:fs';
 import { requireTool } from './tools.ts';
@@ -23,8 +24,23 @@ export function mountsFilesystems(name: string, rest: string[]): boolean {
   return name === 'artifacts' || (name === 'build' && rest.includes('--artifacts'));
 }
 
-/** The unshare(1) arguments that run `argv` in a mount namespace of its own (see the top). */
-export const unshareArgs = (argv: string[]) => ['--mount', '--propagation', 'shared', '--', ...argv];
+/**
+ * The unshare(1) arguments that run `argv` in a mount namespace of its own (see the top): every
+ * mount made private first, which cuts it off from the host's peer groups (on a systemd host
+ * "/" is shared, and `--propagation shared` alone would keep the new namespace's mounts peers of
+ * the host's), then "/" made shared again, recursively, in new peer groups of its own.
+ */
+export const unshareArgs = (argv: string[]) => [
+  '--mount',
+  '--propagation',
+  'private',
+  '--',
+  'sh',
+  '-c',
+  'mount --make-rshared / && exec "$@"',
+  'sh',
+  ...argv,
+];
 
 /** This process's mount namespace (`mnt:[inode]`), as the artifacts log records it. */
 export const mountNamespace = (): string => readlinkSync('/proc/self/ns/mnt');

@@ -83,11 +83,20 @@ test('mount namespace: which runs re-execute under unshare, and how', () => {
   assert.not.ok(mountsFilesystems('build', ['--stream', 'stable']));
   assert.not.ok(mountsFilesystems('artifacts', ['--build', 'x', '--print-only']));
   assert.not.ok(mountsFilesystems('publish', ['--stream', 'stable']));
-  // Shared inside the new namespace, so that its own children's copies are peers its umounts
-  // reach (mount_namespaces(7)); util-linux spells it --propagation shared (unshare(1)).
-  const help = sh('unshare', ['--help']);
-  assert.match(help, /--propagation slave\|shared\|private\|unchanged/);
-  assert.equal(unshareArgs(['node', 'x']), ['--mount', '--propagation', 'shared', '--', 'node', 'x']);
+  // Run for real: inside, "/" is shared (mountinfo's optional field shared:N, proc(5)), in a
+  // peer group that is not the host's, and a mount made inside is not seen outside.
+  const dir = join(work, 'inside');
+  mkdirSync(dir, { recursive: true });
+  const out = sh('unshare', [
+    ...unshareArgs(['sh', '-c', 'mount -t tmpfs inside "$0" && grep " / / " /proc/self/mountinfo', dir]),
+  ]);
+  assert.match(out, / shared:\d+ /);
+  const host = readFileSync('/proc/self/mountinfo', 'utf8');
+  const hostGroup = / \/ \/ .*? shared:(\d+) /.exec(
+    host.split('\n').find((l) => / \/ \/ /.test(l)) ?? '',
+  )?.[1];
+  if (hostGroup) assert.not.match(out, new RegExp(` shared:${hostGroup} `), 'a peer group of its own');
+  assert.not.ok(host.includes(` ${dir} `), 'the mount made inside is not seen here');
 });
 
 test.run();
