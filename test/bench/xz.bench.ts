@@ -7,8 +7,11 @@
 // magic and decodes the stream single-threaded whatever the preset (coreos-installer
 // src/io/compress.rs:43-56, src/io/xz.rs @bee45001), while a stream install asks only for
 // `raw.xz` (src/install.rs:165-180), so metal must be xz, and the preset is ours to choose.
-import { mkdirSync, rmSync, statSync } from 'node:fs';
+import { copyFileSync, mkdirSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import { type Compression, compressConsuming } from '../../pipeline/exec/compress.ts';
+import { createRunner } from '../../pipeline/exec/run.ts';
+import { createLogger } from '../../pipeline/log.ts';
 import { bigBase } from '../world/big-base.ts';
 import { cacheDir } from '../world/fcos-base.ts';
 import { measureSh, mib, secs } from './measure.ts';
@@ -49,6 +52,21 @@ export async function bench(): Promise<void> {
         `| ${label} | ${secs(m.seconds)} | ${mib(size)} | ${(size / bytes).toFixed(3)} | ${(bytes / 2 ** 20 / m.seconds).toFixed(1)} | ${d} |`,
       );
       rmSync(join(work, 'out'));
+    }
+    // What `rock-image artifacts` runs: the same preset, fed through a pipe by our process, the
+    // input hashed on the way and punched out as read (pipeline/exec/compress.ts), on a copy.
+    const run = createRunner(createLogger({ mode: 'plain', verbose: false }));
+    for (const kind of ['xz', 'zstd'] as Compression[]) {
+      const input = join(work, `ours-${kind}`);
+      copyFileSync(sample, input);
+      const t = process.hrtime.bigint();
+      const r = await compressConsuming(run, kind, input);
+      const seconds = Number(process.hrtime.bigint() - t) / 1e9;
+      const size = statSync(r.path).size;
+      console.log(
+        `| rock-image's compressConsuming, ${kind} -T0 (${kind === 'xz' ? '-6' : 'level 3'}) | ${secs(seconds)} | ${mib(size)} | ${(size / bytes).toFixed(3)} | ${(bytes / 2 ** 20 / seconds).toFixed(1)} | - |`,
+      );
+      rmSync(r.path);
     }
   } finally {
     rmSync(work, { recursive: true, force: true });
