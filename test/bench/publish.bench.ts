@@ -15,30 +15,6 @@ import { startRegistry, type TestRegistry } from '../world/registry.ts';
 import { bigBuild, newestLog, rockImage } from './big-build.ts';
 import { logTimings, type Measured, measure, measureSh, mib, secs } from './measure.ts';
 
-/**
- * Each publish-action of the log with the time since the action (or step start) before it: where
- * the run's seconds went, action by action (a sign-file action's own time is its wait for gpg).
- */
-function actionGaps(file: string): [string, number][] {
-  const out: [string, number][] = [];
-  let last: number | undefined;
-  for (const line of readFileSync(file, 'utf8').split('\n')) {
-    if (!line.trim()) continue;
-    const e = JSON.parse(line) as {
-      ts: string;
-      event?: string;
-      action?: { kind: string; dest?: string; file?: string; arch?: string; tag?: string };
-    };
-    const t = Date.parse(e.ts);
-    if (e.event === 'step-start') last = t;
-    if (e.event !== 'publish-action' || !e.action) continue;
-    const a = e.action;
-    out.push([`${a.kind} ${a.dest ?? a.file ?? a.arch ?? a.tag ?? ''}`.trim(), (t - (last ?? t)) / 1000]);
-    last = t;
-  }
-  return out;
-}
-
 export async function bench(): Promise<void> {
   const work = join(cacheDir, `bench-publish-${process.pid}`);
   rmSync(work, { recursive: true, force: true });
@@ -103,8 +79,7 @@ export async function bench(): Promise<void> {
       ],
       { disk: work, env },
     );
-    const publishLog = newestLog(b.out, 'publish-');
-    const { steps, commands } = logTimings(publishLog);
+    const { steps } = logTimings(newestLog(b.out, 'publish-'));
 
     // The floor: each tool alone, one after the other, on the same inputs. skopeo pushes to a
     // registry of its own: into the one publish filled it would upload nothing, mounting every
@@ -155,12 +130,6 @@ export async function bench(): Promise<void> {
     console.log('| step (from its log) | seconds |');
     console.log('|---|---|');
     for (const [s, t] of steps) console.log(`| ${s} | ${secs(t)} |`);
-    console.log('\n| tool (every run of it, from the log) | seconds |');
-    console.log('|---|---|');
-    for (const [tool, t] of commands) console.log(`| ${tool} | ${secs(t)} |`);
-    console.log('\n| action (from the log: time since the one before) | seconds |');
-    console.log('|---|---|');
-    for (const [what, t] of actionGaps(publishLog)) console.log(`| ${what} | ${secs(t)} |`);
     console.log('\n| floor: the raw tool alone | seconds |');
     console.log('|---|---|');
     for (const [label, m] of floor) console.log(`| ${label} | ${secs(m.seconds)} |`);
