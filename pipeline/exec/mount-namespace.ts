@@ -3,10 +3,10 @@
 // this project's own machines), every mount namespace another process creates while a
 // filesystem is mounted keeps a private copy of that mount, and a later umount here does not
 // reach it (mount_namespaces(7), "Shared subtrees"): buildah's chroot isolation unshares one per
-// RUN step (containers/buildah chroot/run_linux.go:77 @v1.28.2), ostree one per admin command,
-// util-linux unshare(1) by default. The filesystem then stays alive: umount succeeds, nothing is
+// RUN step (containers/buildah chroot/run_linux.go:77 @v1.28.2), libostree has an API that makes
+// one (ostree_sysroot_initialize_with_mount_namespace), util-linux unshare(1) makes private ones. The filesystem then stays alive: umount succeeds, nothing is
 // flushed, `losetup --detach` only marks the device autoclear, and a new loop device on the same
-// bytes shows the state of minutes ago (files missing or empty: test/exec/mount-namespace.test.ts
+// bytes shows it without its last writes (files missing or empty: test/exec/mount-namespace.test.ts
 // shows it with the real kernel). So the run re-executes itself in a mount namespace of its own,
 // where nothing outside sees its mounts, with shared propagation inside it (new peer groups) so
 // that copies its own children make (ostree's) and leave slave or shared are reached by its
