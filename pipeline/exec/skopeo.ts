@@ -169,9 +169,19 @@ export async function inspectConfig(r: Remote, ref: string): Promise<unknown> {
 
 /**
  * Copies `src` to `dest` byte for byte (--preserve-digests: skopeo refuses rather than
- * converting); `all` copies an index with every image it lists.
+ * converting); `all` copies an index with every image it lists, `indexOnly` the index alone, for
+ * a destination that holds its images already. skopeo 1.9.3 (Debian 12's) maps
+ * `--multi-arch index-only` to CopySpecificImages with no instances (containers/skopeo
+ * cmd/skopeo/copy.go:99-110 @89966c513, v1.9.3), so every instance is skipped and the index is
+ * written as it is (vendor/github.com/containers/image/v5/copy/copy.go:472-488, 546-552): no
+ * image, manifest or layer is read or checked.
  */
-export async function copyExact(r: Remote, src: string, dest: string, opts: { all?: boolean } = {}) {
+export async function copyExact(
+  r: Remote,
+  src: string,
+  dest: string,
+  opts: { all?: boolean; indexOnly?: boolean } = {},
+) {
   requireTool('skopeo');
   const srcSide = src.startsWith('docker://') ? authArgs(r, 'src') : [];
   const destSide = dest.startsWith('docker://') ? authArgs(r, 'dest') : [];
@@ -179,7 +189,7 @@ export async function copyExact(r: Remote, src: string, dest: string, opts: { al
     'copy',
     '--preserve-digests',
     '--remove-signatures',
-    ...(opts.all ? ['--multi-arch', 'all'] : []),
+    ...(opts.indexOnly ? ['--multi-arch', 'index-only'] : opts.all ? ['--multi-arch', 'all'] : []),
     ...srcSide,
     ...destSide,
     src,

@@ -50,7 +50,8 @@ async function manifestBytes(t: Target, digest: string): Promise<string> {
       : existsSync(join(t.dir, 'blobs/sha256', digest.slice(7)))
         ? readFileSync(join(t.dir, 'blobs/sha256', digest.slice(7)), 'utf8')
         : undefined;
-  if (bytes === undefined) throw new PipelineError(`${digest} is not in the target: push before signing`);
+  if (bytes === undefined)
+    throw new PipelineError(`${digest} is not in the target: push it before signing or tagging`);
   if (sha256Digest(bytes) !== digest)
     throw new PipelineError(`the target's ${digest} does not hash to its digest`);
   return bytes;
@@ -139,6 +140,10 @@ export async function openTagging(
 
   let signer: { fpr: string; work: string } | undefined;
   const manifests = new Map<string, string>();
+  // Each image the index lists is in the target too (read here, kept for its signature): a tag
+  // is written as the index alone (tag(), index-only), so nothing else would find one missing.
+  for (const digest of expected)
+    manifests.set(digest, await withRetry(`read ${digest}`, retries, delay, () => manifestBytes(t, digest)));
   return {
     identityRepo,
     async sign(digest, identity) {
@@ -176,7 +181,9 @@ export async function openTagging(
         const ref = `docker://${t.repo}:${tag}`;
         const before = await inspectRaw(t.remote, ref);
         if (before !== undefined && sha256Digest(before) === pushed.index) return 'already-tagged';
-        await copyExact(t.remote, `docker://${t.repo}@${pushed.index}`, ref, { all: true });
+        // The index alone: openTagging found it in the repository, listing exactly the pushed
+        // manifests (index-only: exec/skopeo.ts copyExact).
+        await copyExact(t.remote, `docker://${t.repo}@${pushed.index}`, ref, { indexOnly: true });
         const after = await inspectRaw(t.remote, ref);
         if (after === undefined || sha256Digest(after) !== pushed.index)
           throw new PipelineError(`${ref} does not point at ${pushed.index} after tagging`);

@@ -21,9 +21,10 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { ConfigError, PipelineError, UsageError } from '../../pipeline/errors.ts';
 import { createRunner, type Runner } from '../../pipeline/exec/run.ts';
+import { copyExact } from '../../pipeline/exec/skopeo.ts';
 import { createLogger } from '../../pipeline/log.ts';
 import { lookasidePath, signAndTag, verifyAsSensor } from '../../pipeline/publish/image-tags.ts';
-import { type ArchImage, type Pushed, pushImages } from '../../pipeline/publish/images.ts';
+import { type ArchImage, openPush, type Pushed, pushImages } from '../../pipeline/publish/images.ts';
 import { fcosBase, repoRoot } from '../world/fcos-base.ts';
 import { makeKey, stopAgent, type TestKey } from '../world/gpg.ts';
 import { followRegistry } from '../world/project.ts';
@@ -230,6 +231,43 @@ test('push: an archive that does not hold the recorded digest is refused before 
     } catch (err) {
       assert.instance(err, UsageError, t);
     }
+});
+
+test('push: the index goes out only over images the repository holds (it is pushed alone, index-only)', async () => {
+  const path = 'rocknsm/order';
+  const s = await openPush(target(path), images, { retries: 0 });
+  try {
+    try {
+      await s.pushIndex();
+      assert.unreachable('index pushed first');
+    } catch (err) {
+      assert.instance(err, PipelineError);
+      assert.match((err as Error).message, 'x86_64, aarch64 not pushed yet');
+    }
+    // The registry (distribution 2.8) refuses such an index too, when skopeo writes it alone.
+    const remote = { run: quiet, authFile: reg.authFile, tlsVerify: false };
+    try {
+      await copyExact(remote, `docker://${repo()}@${pushed.index}`, `docker://${repo(path)}:x`, {
+        indexOnly: true,
+      });
+      assert.unreachable('the registry took an index over manifests it lacks');
+    } catch (err) {
+      assert.match((err as Error).message, /manifest/i);
+    }
+    assert.is(await s.pushArch('x86_64'), 'pushed');
+    try {
+      await s.pushIndex();
+      assert.unreachable('index pushed before aarch64');
+    } catch (err) {
+      assert.match((err as Error).message, 'aarch64 not pushed yet');
+    }
+    assert.is(await s.pushArch('aarch64'), 'pushed');
+    assert.is(await s.pushIndex(), 'pushed');
+  } finally {
+    s.close();
+  }
+  assert.is(digestOf(`docker://${repo(path)}@${pushed.index}`), pushed.index);
+  assert.equal(await tagsOf(path), []);
 });
 
 test('signAndTag: every manifest and the index signed per tag, then the tags', async () => {
@@ -508,6 +546,18 @@ test('oci layout target: same digests, tags as ref names, readable by skopeo', a
   assert.ok(
     existsSync(join(lookasidePath(sigs, 'ghcr.io/rocknsm/rocknsm-coreos', pushed.index), 'signature-1')),
   );
+  // A tag is the index alone: one whose image the target lacks is refused, nothing tagged.
+  const lacking = join(work, 'oci-lacking');
+  cpSync(dir, lacking, { recursive: true });
+  rmSync(join(lacking, 'blobs/sha256', pushed.manifests.aarch64.slice(7)));
+  try {
+    await signAndTag({ repo: `oci:${lacking}`, run: quiet }, r, ['testing'], {});
+    assert.unreachable('tagged');
+  } catch (err) {
+    assert.instance(err, PipelineError);
+    assert.match((err as Error).message, `${pushed.manifests.aarch64} is not in the target`);
+  }
+  assert.not.match(readFileSync(join(lacking, 'index.json'), 'utf8'), '"testing"');
 });
 
 test('config: publish.trust with a missing key is an error naming the file, line and rule', async () => {

@@ -1,5 +1,5 @@
-// Why publish pushes each arch straight from its .ociarchive and the index from a layout without
-// layers (pipeline/publish/images.ts openPush): the upstream lines those facts rest on, read at
+// Why publish pushes each arch straight from its .ociarchive and the index alone
+// (pipeline/publish/images.ts openPush, image-tags.ts tag): the upstream lines those facts rest on, read at
 // skopeo v1.9.3 (Debian 12's) and the containers/image v5.22.1 it vendors. Mirrors:
 // ROCK_UPSTREAM_GIT (see test/world/upstream.ts).
 import { test } from 'uvu';
@@ -73,6 +73,22 @@ test('a layer the registry repository holds is not read from the source', async 
   assert.match(
     await lines(SKOPEO, AT, `${IMAGE}/docker/docker_image_dest.go`, 323, 330),
     /First, check whether the blob happens to already exist at the destination\.\n\s+haveBlob, reusedInfo, err := d\.tryReusingExactBlob\(/,
+  );
+});
+
+test('--multi-arch index-only: every instance skipped, the index written as it is (the index push and each tag)', async () => {
+  assert.match(
+    await lines(SKOPEO, AT, 'cmd/skopeo/copy.go', 108, 109),
+    /case "index-only":\n\s+return copy\.CopySpecificImages, nil/,
+  );
+  // No instances given: each one is skipped, its descriptor kept from the list itself.
+  const loop = await lines(SKOPEO, AT, `${IMAGE}/copy/copy.go`, 472, 488);
+  assert.match(loop, /if options\.ImageListSelection == CopySpecificImages \{\n\s+skip := true/);
+  assert.match(loop, /update, err := updatedList\.Instance\(instanceDigest\)[\s\S]*continue/);
+  // Unchanged, the original bytes are written: the digest stays.
+  assert.match(
+    await lines(SKOPEO, AT, `${IMAGE}/copy/copy.go`, 546, 552),
+    /attemptedManifestList = manifestList\n[\s\S]*err = c\.dest\.PutManifest\(ctx, attemptedManifestList, nil\)/,
   );
 });
 
