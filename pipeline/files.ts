@@ -1,8 +1,34 @@
 // File helpers every stage shares: atomic writes, streamed sha256, canonical JSON.
 import { createHash } from 'node:crypto';
-import { closeSync, createReadStream, fsyncSync, mkdirSync, openSync, renameSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  createReadStream,
+  existsSync,
+  fsyncSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  renameSync,
+  rmSync,
+  writeSync,
+} from 'node:fs';
 import { type FileHandle, open } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
+
+/**
+ * Removes the temporaries a killed process left for `path` (`.<name>.tmp-<pid>` beside it, as
+ * writeAtomic and publish's copies name them) whose process is gone; a live one's are left alone.
+ * A partial copy of a disk image can be gigabytes.
+ */
+export function removeStaleTemps(path: string): void {
+  const dir = dirname(path);
+  if (!existsSync(dir)) return;
+  const prefix = `.${basename(path)}.tmp-`;
+  for (const name of readdirSync(dir)) {
+    const pid = name.startsWith(prefix) ? name.slice(prefix.length) : '';
+    if (/^\d+$/.test(pid) && !existsSync(`/proc/${pid}`)) rmSync(join(dir, name), { force: true });
+  }
+}
 
 /**
  * Writes `bytes` to `path` so that a reader sees the old file or the whole new one, also after a

@@ -224,7 +224,8 @@ export const publish: Command = {
 Usage: rock-image publish --stream S --version V [options]
 
 Pushes each arch's image by digest and an OCI index (registry, or an OCI layout under the site),
-copies every artifact of DIR/builds/V into SITE/prod/streams/S/builds/V/<arch>/, signs each one
+puts every artifact of DIR/builds/V into SITE/prod/streams/S/builds/V/<arch>/ (a hard link when
+both are on one filesystem, else a copy; sha256 checked against meta.json), signs each one
 (<file>.sig, with --sign-by only: without it no document names a signature) and writes SHA256SUMS, fills a DRAFT GitHub release, signs and tags the index
 (S and V), then writes release.json, releases.json (appended), streams/S.json, updates/S.json and
 the static update graph graph/S/<arch>/v1/graph (each checked against pipeline/publish/schema/), and publishes the GitHub
@@ -336,6 +337,11 @@ Options:
       signBy,
       gpgHome: ctx.env.GNUPGHOME,
       github,
+      // Hard links where the build and site share a filesystem: no second copy of gigabytes on
+      // the disk. Safe because nothing rewrites a published file in place: artifacts and the
+      // site replace files by rename (artifacts/index.ts, apply.ts copyIn), and each link is
+      // hashed against meta.json before it takes its place.
+      link: true,
       log: ctx.log,
     });
     ctx.log.info(

@@ -3,7 +3,7 @@ import { basename, dirname, join } from 'node:path';
 import { PipelineError } from '../errors.ts';
 import type { GitHub } from '../exec/github.ts';
 import { signFile } from '../exec/gpg.ts';
-import { copyHashed, sha256File, sha256Hex, writeAtomic } from '../files.ts';
+import { copyHashed, removeStaleTemps, sha256File, sha256Hex, writeAtomic } from '../files.ts';
 import type { Logger } from '../log.ts';
 import {
   type Action,
@@ -29,7 +29,7 @@ export interface ApplyRequest extends ActionInput {
   github?: { gh: GitHub; spec: Release };
   /** Files named at a GitHub release were checked there already (promote: publish put them). */
   githubChecked?: boolean;
-  /** How files get into the site: copied (publish) or hard-linked where possible (promote). */
+  /** How files get into the site: hard-linked where possible (publish, promote), else copied. */
   link?: boolean;
   gpgHome?: string;
   log: Logger;
@@ -250,6 +250,7 @@ async function copyIn(
   mkdirSync(dirname(dest), { recursive: true });
   const tmp = join(dirname(dest), `.${basename(dest)}.tmp-${process.pid}`);
   rmSync(tmp, { force: true });
+  removeStaleTemps(dest); // a killed run's partial copy
   // The copy must hash to what meta.json records before it takes the file's place: the bytes
   // are hashed as they are written (one read), a link's as they are read back.
   let linked = false;

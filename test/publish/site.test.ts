@@ -1,8 +1,18 @@
 // Site metadata: the plan (pure) and its application into a real directory with real gpg
 // signatures, served over node:http the way coreos-installer reads it; schema checks;
 // releases.json append-only across publishes. The update graph is test/publish/graph.test.ts.
+import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { createServer } from 'node:http';
 import { join } from 'node:path';
 import { test } from 'uvu';
@@ -427,6 +437,71 @@ test('fault: killed between artifacts and metadata (GitHub upload held), a re-ru
   } finally {
     await fake.close();
   }
+});
+
+test("files go in as hard links on the build's filesystem, as copies across filesystems; each checked against meta.json", async () => {
+  const version = '41.20261122.3.9';
+  const builds = [fakeBuild(version, 'x86_64'), fakeBuild(version, 'aarch64')];
+  const apart = mkdtempSync('/dev/shm/rock-site-'); // tmpfs: another filesystem than .cache
+  const linkIn = (plan: ReturnType<typeof planSite>, site: string) =>
+    applyPlan({ plan, siteDir: site, signBy: key.fingerprint, gpgHome: key.home, link: true, log: quiet });
+  try {
+    for (const [site, linked] of [
+      [join(work, 'site-linked'), true],
+      [apart, false],
+    ] as const) {
+      const plan = planSite(input(version, { builds }));
+      await linkIn(plan, site);
+      for (const f of plan.files) {
+        const dest = join(site, f.dest);
+        assert.is(statSync(dest).ino === statSync(f.src).ino, linked, `${f.dest} linked: ${linked}`);
+        assert.is(sha(readFileSync(dest)), f.sha256, f.dest);
+        assert.ok(existsSync(`${dest}.sig`), f.dest);
+      }
+    }
+    // A build file that no longer holds what meta.json records is refused, linked or not:
+    // nothing takes its place, no temporary file is left.
+    const bad = builds[0]!;
+    const metal = bad.meta.images.metal!;
+    for (const site of [join(work, 'site-bad-linked'), join(apart, 'bad')]) {
+      const plan = planSite(input(version, { builds })); // input() writes the build files again
+      writeFileSync(join(bad.dir, metal.path), 'changed after the build\n');
+      try {
+        await linkIn(plan, site);
+        assert.unreachable(site);
+      } catch (err) {
+        assert.match((err as Error).message, `${metal.path}: sha256 `);
+        assert.match((err as Error).message, `meta.json records ${metal.sha256}`);
+      }
+      const dir = join(site, buildDir('stable', version), 'x86_64');
+      assert.not.ok(existsSync(join(dir, metal.path)), site);
+      assert.equal(
+        readdirSync(dir).filter((n) => n.includes('.tmp-')),
+        [],
+        site,
+      );
+    }
+  } finally {
+    rmSync(apart, { recursive: true, force: true });
+  }
+});
+
+test("a killed run's partial copies are removed by the next one; a live process's are left", async () => {
+  const version = '41.20261122.3.10';
+  const builds = [fakeBuild(version, 'x86_64'), fakeBuild(version, 'aarch64')];
+  const plan = planSite(input(version, { builds }));
+  const metal = plan.files.find((f) => f.key === 'metal' && f.arch === 'x86_64')!;
+  const site = join(work, 'site-stale');
+  const dir = join(site, buildDir('stable', version), 'x86_64');
+  mkdirSync(dir, { recursive: true });
+  const gone = spawnSync('true').pid!; // exited: its pid names no process now
+  const stale = join(dir, `.${metal.name}.tmp-${gone}`);
+  const live = join(dir, `.${metal.name}.tmp-${process.ppid}`);
+  for (const f of [stale, live]) writeFileSync(f, 'part of a copy');
+  await applyPlan({ plan, siteDir: site, signBy: key.fingerprint, gpgHome: key.home, log: quiet });
+  assert.not.ok(existsSync(stale), 'the dead process left it: removed');
+  assert.ok(existsSync(live), 'a live process may still write it: kept');
+  assert.is(sha(readFileSync(join(site, metal.dest))), metal.sha256);
 });
 
 test.run();
