@@ -48,10 +48,16 @@ export const mountNamespace = (): string => readlinkSync('/proc/self/ns/mnt');
 /**
  * Runs `node bin argv` again under unshare(1) in a namespace of its own, forwarding SIGINT and
  * SIGTERM; resolves to its exit code. When it ends, the namespace and any mount left in it go.
+ * Killed outright (SIGKILL, which cannot be forwarded), this process takes the new one with it:
+ * setpriv(1) --pdeathsig gives it SIGTERM when its parent dies (prctl(2) PR_SET_PDEATHSIG), a
+ * setting execve keeps for binaries that are not set-user-ID and have no file capabilities
+ * (unshare, sh and node here), so it stops as on a forwarded SIGTERM.
  */
 export function reexecInMountNamespace(bin: string, argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
   const unshare = requireTool('unshare');
-  const child = spawn(unshare, unshareArgs([process.execPath, bin, ...argv]), {
+  const setpriv = requireTool('setpriv');
+  const args = unshareArgs([process.execPath, bin, ...argv]);
+  const child = spawn(setpriv, ['--pdeathsig', 'TERM', '--', unshare, ...args], {
     stdio: 'inherit',
     env: { ...env, [MOUNT_NS_ENV]: mountNamespace() },
   });

@@ -160,6 +160,14 @@ export const tools: Tool[] = [
     why: 'a mount namespace of its own for the artifacts run (mount-namespace.ts)',
   },
   {
+    name: 'setpriv',
+    versionArg: '--version',
+    deb: 'util-linux',
+    fedora: 'util-linux',
+    stages: ['artifacts'],
+    why: 'the re-executed artifacts run ends with the one that started it (mount-namespace.ts)',
+  },
+  {
     name: 'mksquashfs',
     versionArg: '-version',
     deb: 'squashfs-tools',

@@ -8,7 +8,7 @@
 // the journal commit interval is raised (ext4(5) commit=) so that nothing is written out while
 // the test looks, whatever the machine's load.
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -97,6 +97,40 @@ test('mount namespace: which runs re-execute under unshare, and how', () => {
   )?.[1];
   if (hostGroup) assert.not.match(out, new RegExp(` shared:${hostGroup} `), 'a peer group of its own');
   assert.not.ok(host.includes(` ${dir} `), 'the mount made inside is not seen here');
+});
+
+test('the re-executed run ends with the one that started it, even when that one is SIGKILLed', async () => {
+  needTool('setpriv');
+  const dir = join(work, 'reexec');
+  mkdirSync(dir, { recursive: true });
+  // Stands in for the re-executed rock-image: says where it runs, stops on SIGTERM as ours does.
+  const inner = join(dir, 'inner.mjs');
+  writeFileSync(
+    inner,
+    [
+      "import { readlinkSync, writeFileSync } from 'node:fs';",
+      'const [dir] = process.argv.slice(2);',
+      "process.on('SIGTERM', () => { writeFileSync(dir + '/term', ''); process.exit(143); });",
+      "writeFileSync(dir + '/started', process.pid + ' ' + readlinkSync('/proc/self/ns/mnt'));",
+      'setInterval(() => {}, 1000);',
+      '',
+    ].join('\n'),
+  );
+  const outer = spawn(
+    process.execPath,
+    ['--import', 'tsx', join(repoRoot, 'test/exec/reexec-child.ts'), inner, dir],
+    { stdio: 'ignore', cwd: repoRoot },
+  );
+  const until = async (what: string, ok: () => boolean) => {
+    for (let i = 0; i < 100 && !ok(); i++) await new Promise((r) => setTimeout(r, 100));
+    assert.ok(ok(), what);
+  };
+  await until('the re-executed process started', () => existsSync(join(dir, 'started')));
+  const [pid, ns] = readFileSync(join(dir, 'started'), 'utf8').split(' ');
+  assert.is.not(ns, readlinkSync('/proc/self/ns/mnt'), 'in a mount namespace of its own');
+  outer.kill('SIGKILL');
+  await until('it got SIGTERM when its parent died', () => existsSync(join(dir, 'term')));
+  await until('and it is gone', () => !existsSync(`/proc/${pid}`));
 });
 
 test.run();
