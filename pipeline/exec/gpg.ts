@@ -68,6 +68,13 @@ export async function signFile(
     await run('gpg', [
       ...base(gpgHome, opts),
       '--yes',
+      // SHA-256 whatever the key prefers: an RSA key's default is SHA-512 (gpg's default
+      // preference list), 2.57 s per 1.2 GB here against 1.83 s, where CPUs hash SHA-256 in
+      // hardware. The personal preference, not --digest-algo, which gpg(1) warns may break the
+      // standard. Every reader of these files verifies with gpg: coreos-installer runs
+      // `gpg --batch --verify SIG -` (coreos/coreos-installer src/io/verify.rs:206-216 @bee4500).
+      '--personal-digest-preferences',
+      'SHA256',
       '--local-user',
       key,
       '--detach-sign',

@@ -3,6 +3,7 @@ import { dirname, join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { Arch } from '../../pipeline/config/index.ts';
+import { signFile } from '../../pipeline/exec/gpg.ts';
 import { createRunner, type Runner } from '../../pipeline/exec/run.ts';
 import { createLogger } from '../../pipeline/log.ts';
 import { lookasidePath, signAndTag } from '../../pipeline/publish/image-tags.ts';
@@ -205,6 +206,24 @@ test('rotation: the two-key ring accepts either key, still nothing else; the sin
     serveSignatures(join(work, 'sigs', who));
     for (const arch of ARCHES) assert.not.ok(pull(rotation, arch).ok, `${who} ${arch}`);
   }
+});
+
+test('artifact signatures by the RSA-4096 release key are SHA-256 and verify as coreos-installer verifies them', async () => {
+  const file = join(work, 'artifact.raw.xz');
+  writeFileSync(file, 'the bytes of a disk image\n');
+  await signFile(file, keys.release.fingerprint, keys.release.home);
+  // Signature packet digest algorithm 8: SHA256 (RFC 4880 9.4); gpg's default for this key is 10.
+  const packets = shResult('gpg', ['--batch', '--list-packets', `${file}.sig`]);
+  assert.match(packets.stdout, /digest algo 8,/);
+  // coreos-installer's verification: a home holding only the public key, the signature file,
+  // the data on stdin (coreos/coreos-installer src/io/verify.rs:206-216 @bee4500).
+  const home = join(work, 'installer-gnupg');
+  mkdirSync(home, { recursive: true, mode: 0o700 });
+  assert.is(shResult('gpg', ['--homedir', home, '--batch', '--import', keys.release.publicKey]).code, 0);
+  const verify = (input: string) =>
+    shResult('gpg', ['--homedir', home, '--batch', '--verify', `${file}.sig`, '-'], { input }).code;
+  assert.is(verify(readFileSync(file, 'utf8')), 0);
+  assert.is.not(verify('the bytes of another disk image\n'), 0);
 });
 
 test.run();
