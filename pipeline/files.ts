@@ -14,6 +14,7 @@ import {
 } from 'node:fs';
 import { type FileHandle, open } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
+import { DataError } from './errors.ts';
 
 /**
  * Removes the temporaries a killed process left for `path` (`.<name>.tmp-<pid>` beside it, as
@@ -73,25 +74,35 @@ export async function sha256File(path: string, fd?: number): Promise<string> {
 /**
  * Copies `src` to a new file `dest` (which must not exist; created with src's mode) and returns
  * the sha256 (hex) of the bytes written: one read of src, where copy-then-sha256File reads it
- * twice. The hash of one 4 MiB chunk runs while the next is read and the last written.
+ * twice. The hash of one 4 MiB chunk runs while the next is read and the last written. With
+ * `range`, only `length` bytes from `start` are copied (a member of a tar archive), into a file
+ * of mode 0644; a source that ends before them is an error.
  */
-export async function copyHashed(src: string, dest: string): Promise<string> {
+export async function copyHashed(
+  src: string,
+  dest: string,
+  range?: { start: number; length: number },
+): Promise<string> {
   const h = createHash('sha256');
   const from = await open(src, 'r');
   try {
-    const to = await open(dest, 'wx', (await from.stat()).mode & 0o7777);
+    const to = await open(dest, 'wx', range ? 0o644 : (await from.stat()).mode & 0o7777);
     try {
       const size = 4 << 20;
       const bufs = [Buffer.allocUnsafe(size), Buffer.allocUnsafe(size)];
+      const end = range ? range.start + range.length : Number.POSITIVE_INFINITY;
+      let pos = range?.start ?? 0; // where the next read starts: after the bytes read so far
+      const readAt = (buf: Buffer) => from.read(buf, 0, Math.min(size, end - pos), pos);
       let i = 0;
-      let reading = from.read(bufs[0]!, 0, size, null);
+      let reading = readAt(bufs[0]!);
       let writing: Promise<unknown> = Promise.resolve();
       for (;;) {
         const { bytesRead, buffer } = await reading;
         if (bytesRead === 0) break;
+        pos += bytesRead;
         await writing; // the other buffer is free again
         i ^= 1;
-        reading = from.read(bufs[i]!, 0, size, null);
+        reading = readAt(bufs[i]!);
         const chunk = buffer.subarray(0, bytesRead);
         h.update(chunk);
         writing = writeAll(to, chunk);
@@ -99,6 +110,8 @@ export async function copyHashed(src: string, dest: string): Promise<string> {
         for (const p of [reading, writing]) p.catch(() => {});
       }
       await writing;
+      if (range && pos < end)
+        throw new DataError(`${src}: ends ${end - pos} bytes before the data it should hold`);
     } finally {
       await to.close();
     }

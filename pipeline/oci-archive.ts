@@ -95,7 +95,10 @@ const IMAGE_INDEX = 'application/vnd.oci.image.index.v1+json';
 const REF_NAME = 'org.opencontainers.image.ref.name';
 
 /** Runs `fn` with a reader of the archive's members by name (each read once, in place). */
-function withArchive<T>(archive: string, fn: (member: (name: string) => Buffer) => T): T {
+function withArchive<T>(
+  archive: string,
+  fn: (member: (name: string) => Buffer, where: (name: string) => Member) => T,
+): T {
   let fd: number;
   try {
     fd = openSync(archive, 'r');
@@ -104,24 +107,34 @@ function withArchive<T>(archive: string, fn: (member: (name: string) => Buffer) 
   }
   try {
     const members = listMembers(fd, archive);
-    return fn((name) => {
+    const where = (name: string) => {
       const m = members.get(name);
       if (!m) throw new DataError(`${archive}: no ${name} in the archive`);
+      return m;
+    };
+    return fn((name) => {
+      const m = where(name);
       const b = Buffer.alloc(m.size);
       readSync(fd, b, 0, m.size, m.offset);
       return b;
-    });
+    }, where);
   } finally {
     closeSync(fd);
   }
 }
 
-/** The blob `digest` names, checked against it. */
-function blobOf(archive: string, member: (name: string) => Buffer, digest: string): Buffer {
+/** The archive member that holds the blob `digest`. */
+function blobName(archive: string, digest: string): string {
   const m = /^sha256:([0-9a-f]{64})$/.exec(digest);
   if (!m) throw new DataError(`${archive}: '${digest}' is not a sha256 digest`);
-  const raw = member(`blobs/sha256/${m[1]}`);
-  if (sha256Hex(raw) !== m[1]) throw new DataError(`${archive}: blob ${digest} does not match its digest`);
+  return `blobs/sha256/${m[1]}`;
+}
+
+/** The blob `digest` names, checked against it. */
+function blobOf(archive: string, member: (name: string) => Buffer, digest: string): Buffer {
+  const raw = member(blobName(archive, digest));
+  if (sha256Hex(raw) !== digest.slice(7))
+    throw new DataError(`${archive}: blob ${digest} does not match its digest`);
   return raw;
 }
 
@@ -188,6 +201,11 @@ export interface ArchiveReader {
   index(): Descriptor[];
   /** The blob `digest` names, checked against it. */
   blob(digest: string): Buffer;
+  /**
+   * Where the blob `digest` names lies in the archive file (its data's offset and size), for a
+   * caller that streams it and checks the digest itself (a layer is too big to hold).
+   */
+  locate(digest: string): { offset: number; size: number };
 }
 
 /**
@@ -195,11 +213,12 @@ export interface ArchiveReader {
  * place (publish's index staging, prune's carried layers).
  */
 export function readArchive<T>(archive: string, fn: (r: ArchiveReader) => T): T {
-  return withArchive(archive, (member) =>
+  return withArchive(archive, (member, where) =>
     fn({
       index: () =>
         (JSON.parse(member('index.json').toString('utf8')) as { manifests?: Descriptor[] }).manifests ?? [],
       blob: (digest) => blobOf(archive, member, digest),
+      locate: (digest) => ({ ...where(blobName(archive, digest)) }),
     }),
   );
 }

@@ -3,14 +3,13 @@
 // so a re-run after any failure converges on the same digests without duplicates. The index is
 // written here (not by buildah), so its digest is a pure function of the per-arch manifests.
 import {
-  copyFileSync,
   existsSync,
   mkdirSync,
   mkdtempSync,
-  readdirSync,
   readFileSync,
   renameSync,
   rmSync,
+  statSync,
   symlinkSync,
   writeFileSync,
 } from 'node:fs';
@@ -21,7 +20,7 @@ import { DataError, PipelineError, UsageError } from '../errors.ts';
 import { quietRunner } from '../exec/gpg.ts';
 import type { Runner } from '../exec/run.ts';
 import { copyExact, inspectRaw, type Remote, sha256Digest } from '../exec/skopeo.ts';
-import { writeAtomic } from '../files.ts';
+import { copyHashed, removeStaleTemps, sha256File, writeAtomic } from '../files.ts';
 import { readArchive } from '../oci-archive.ts';
 
 export type { Arch };
@@ -180,9 +179,9 @@ interface Staged {
 }
 
 /**
- * For registry targets: each archive's manifest (read in place, checked against the digest the
- * build recorded; the index names its exact size), and in `dir` an OCI layout of the index
- * alone. Each arch is pushed from its archive (pushArch) before the index, which skopeo writes
+ * Each archive's manifest (read in place, checked against the digest the build recorded; the
+ * index names its exact size), and in `dir` an OCI layout of the index alone. Each arch is
+ * pushed from its archive (pushArch) before the index; to a registry, skopeo writes the index
  * without reading any image it lists (pushIndex, index-only).
  */
 function stageIndex(images: ArchImage[], dir: string): Staged {
@@ -217,62 +216,6 @@ function stageIndex(images: ArchImage[], dir: string): Staged {
   return { layout: dir, manifests, index: { digest: indexDigest, bytes: indexBytes } };
 }
 
-/**
- * For OCI layout targets: unpacks the archives into one layout with names x86_64/aarch64/index
- * (the blobs are copied from it into the target); checks every digest.
- */
-async function stage(run: Runner, images: ArchImage[], layout: string): Promise<Staged> {
-  const seen = new Set<Arch>();
-  const manifests: Staged['manifests'] = [];
-  mkdirSync(layout, { recursive: true });
-  const names: Descriptor[] = [];
-  for (const img of images) {
-    if (seen.has(img.arch)) throw new UsageError(`two images for ${img.arch}`);
-    seen.add(img.arch);
-    if (!existsSync(img.archive)) throw new DataError(`${img.arch} archive ${img.archive} does not exist`);
-    // The archive is an OCI layout in a tar; blobs are content-addressed, so both arches share one dir.
-    const tarOut = join(layout, '.extract');
-    rmSync(tarOut, { recursive: true, force: true });
-    mkdirSync(tarOut);
-    await run('tar', ['-xf', img.archive, '-C', tarOut, '--no-same-owner', '--no-same-permissions']);
-    const idx = JSON.parse(readFileSync(join(tarOut, 'index.json'), 'utf8')) as { manifests: Descriptor[] };
-    if (idx.manifests.length !== 1)
-      throw new DataError(`${img.archive}: expected one image, found ${idx.manifests.length}`);
-    const desc = idx.manifests[0]!;
-    if (desc.digest !== img.digest)
-      throw new DataError(
-        `${img.archive} holds manifest ${desc.digest} but the build recorded ${img.digest} (meta.json rocknsm.image-digest)`,
-      );
-    for (const blob of readdirSync(join(tarOut, 'blobs/sha256'))) {
-      mkdirSync(join(layout, 'blobs/sha256'), { recursive: true });
-      renameSync(join(tarOut, 'blobs/sha256', blob), join(layout, 'blobs/sha256', blob));
-    }
-    rmSync(tarOut, { recursive: true, force: true });
-    const bytes = readFileSync(join(layout, 'blobs/sha256', desc.digest.slice(7)));
-    if (sha256Digest(bytes) !== desc.digest) throw new DataError(`${img.archive}: manifest blob is corrupt`);
-    manifests.push({
-      arch: img.arch,
-      mediaType: desc.mediaType,
-      digest: desc.digest,
-      size: bytes.length,
-    });
-    names.push({ ...desc, annotations: { [REF_NAME]: img.arch } });
-  }
-  if (manifests.length === 0) throw new UsageError('no images to publish');
-  const indexBytes = renderIndex(manifests);
-  const indexDigest = sha256Digest(indexBytes);
-  writeFileSync(join(layout, 'blobs/sha256', indexDigest.slice(7)), indexBytes);
-  names.push({
-    mediaType: OCI_INDEX,
-    digest: indexDigest,
-    size: Buffer.byteLength(indexBytes),
-    annotations: { [REF_NAME]: 'index' },
-  });
-  writeFileSync(join(layout, 'oci-layout'), '{"imageLayoutVersion":"1.0.0"}');
-  writeFileSync(join(layout, 'index.json'), JSON.stringify({ schemaVersion: 2, manifests: names }));
-  return { layout, manifests, index: { digest: indexDigest, bytes: indexBytes } };
-}
-
 /** One push in progress: the archives' manifests read and checked, then each arch and the index pushed by digest. */
 export interface PushSession {
   /** The index digest the archives' manifests make (renderIndex). */
@@ -285,8 +228,8 @@ export interface PushSession {
 }
 
 /**
- * Reads and checks every archive's manifest (and, for an oci: target, unpacks the archives) for
- * pushes by digest; close() when done.
+ * Reads and checks every archive's manifest for pushes by digest; close() when done. Into an
+ * oci: layout each blob is copied straight out of its archive (putImage); nothing is unpacked.
  *
  * To a registry, each arch goes straight from its archive, `skopeo copy --preserve-digests
  * oci-archive:ARCHIVE docker://REPO@DIGEST`, as the bare tool would: no second unpacked copy of
@@ -324,10 +267,7 @@ export async function openPush(
   rmSync(scratch, { recursive: true, force: true });
   let staged: Staged;
   try {
-    staged =
-      t.kind === 'oci'
-        ? await stage(t.remote.run, images, scratch)
-        : stageIndex(images, join(scratch, 'index'));
+    staged = stageIndex(images, join(scratch, 'index'));
   } catch (err) {
     close();
     throw err;
@@ -351,7 +291,7 @@ export async function openPush(
       if (!m) throw new UsageError(`no ${arch} image staged`);
       const r =
         t.kind === 'oci'
-          ? putManifest(t.dir, staged.layout, m.digest)
+          ? await putImage(t.dir, images.find((i) => i.arch === arch)!.archive, m.digest)
           : await withRetry(`push ${m.arch} ${m.digest}`, retries, delay, () =>
               pushOne(t, archiveRef(arch), m.digest, {}),
             );
@@ -364,7 +304,7 @@ export async function openPush(
         throw new PipelineError(
           `index ${staged.index.digest}: not pushed before its images (${missing.join(', ')} not pushed yet)`,
         );
-      if (t.kind === 'oci') return putIndex(t.dir, staged.layout, staged);
+      if (t.kind === 'oci') return putIndex(t.dir, staged);
       return withRetry(`push index ${staged.index.digest}`, retries, delay, () =>
         pushOne(t, `oci:${staged.layout}:index`, staged.index.digest, { indexOnly: true }),
       );
@@ -414,35 +354,66 @@ export function readLayoutIndex(dir: string): { schemaVersion: number; manifests
   return existsSync(f) ? JSON.parse(readFileSync(f, 'utf8')) : { schemaVersion: 2, manifests: [] };
 }
 
-/** Copies one blob from the staged layout unless the layout holds it already; whether it copied. */
-function putBlob(dir: string, staged: string, digest: string): boolean {
+/**
+ * Puts one blob into the layout unless it holds it already (same size and digest, read in 1 MiB
+ * chunks): `from` is its bytes, or where it lies in an archive file, streamed into a temporary
+ * file and hashed as written (a layer is never held in memory), renamed in only if it hashes to
+ * `digest`. Whether it wrote.
+ */
+async function putBlob(
+  dir: string,
+  digest: string,
+  from: Buffer | { archive: string; offset: number; size: number },
+): Promise<boolean> {
   mkdirSync(join(dir, 'blobs/sha256'), { recursive: true });
   if (!existsSync(join(dir, 'oci-layout')))
     writeAtomic(join(dir, 'oci-layout'), '{"imageLayoutVersion":"1.0.0"}');
   const dest = join(dir, 'blobs/sha256', digest.slice(7));
-  if (existsSync(dest) && sha256Digest(readFileSync(dest)) === digest) return false;
-  const tmp = `${dest}.tmp-${process.pid}`;
-  copyFileSync(join(staged, 'blobs/sha256', digest.slice(7)), tmp);
-  renameSync(tmp, dest);
-  if (sha256Digest(readFileSync(dest)) !== digest)
-    throw new PipelineError(`${dir}: blob ${digest} does not match its digest`);
+  const size = Buffer.isBuffer(from) ? from.length : from.size;
+  if (existsSync(dest) && statSync(dest).size === size && `sha256:${await sha256File(dest)}` === digest)
+    return false;
+  if (Buffer.isBuffer(from)) {
+    if (sha256Digest(from) !== digest) throw new PipelineError(`blob ${digest} does not match its digest`);
+    writeAtomic(dest, from);
+    return true;
+  }
+  removeStaleTemps(dest);
+  const tmp = join(dir, 'blobs/sha256', `.${digest.slice(7)}.tmp-${process.pid}`);
+  rmSync(tmp, { force: true });
+  try {
+    const got = await copyHashed(from.archive, tmp, { start: from.offset, length: from.size });
+    if (`sha256:${got}` !== digest)
+      throw new DataError(`${from.archive}: blob ${digest} does not match its digest (sha256:${got})`);
+    renameSync(tmp, dest);
+  } finally {
+    rmSync(tmp, { force: true });
+  }
   return true;
 }
 
-/** One image into the layout: its config and layers, then its manifest. */
-function putManifest(dir: string, staged: string, digest: string): StepResult {
-  const m = JSON.parse(readFileSync(join(staged, 'blobs/sha256', digest.slice(7)), 'utf8')) as {
-    config?: { digest: string };
-    layers?: { digest: string }[];
-  };
-  const blobs = [...(m.config ? [m.config.digest] : []), ...(m.layers ?? []).map((l) => l.digest), digest];
-  const copied = blobs.map((b) => putBlob(dir, staged, b));
-  return copied.some(Boolean) ? 'pushed' : 'already-present';
+/**
+ * One image into the layout from its archive: its config and layers, then its manifest (last,
+ * so a manifest in the layout means its blobs are there).
+ */
+async function putImage(dir: string, archive: string, digest: string): Promise<StepResult> {
+  const { manifest, blobs } = readArchive(archive, (a) => {
+    const manifest = a.blob(digest);
+    const m = JSON.parse(manifest.toString('utf8')) as {
+      config?: { digest: string };
+      layers?: { digest: string }[];
+    };
+    const digests = [...(m.config ? [m.config.digest] : []), ...(m.layers ?? []).map((l) => l.digest)];
+    return { manifest, blobs: digests.map((d) => ({ digest: d, archive, ...a.locate(d) })) };
+  });
+  let copied = false;
+  for (const { digest: d, ...from } of blobs) copied = (await putBlob(dir, d, from)) || copied;
+  copied = (await putBlob(dir, digest, manifest)) || copied;
+  return copied ? 'pushed' : 'already-present';
 }
 
 /** The index blob, kept reachable by an untagged entry in index.json until tags point at it. */
-function putIndex(dir: string, staged: string, s: Staged): StepResult {
-  putBlob(dir, staged, s.index.digest);
+async function putIndex(dir: string, s: Staged): Promise<StepResult> {
+  await putBlob(dir, s.index.digest, Buffer.from(s.index.bytes));
   const index = readLayoutIndex(dir);
   if (index.manifests.some((d) => d.digest === s.index.digest && !d.annotations?.[REF_NAME]))
     return 'already-present';

@@ -7,22 +7,27 @@
 import { spawnSync } from 'node:child_process';
 import {
   chmodSync,
+  closeSync,
   copyFileSync,
   cpSync,
   existsSync,
   mkdirSync,
+  openSync,
   readdirSync,
   readFileSync,
+  readSync,
   rmSync,
   writeFileSync,
+  writeSync,
 } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { ConfigError, PipelineError, UsageError } from '../../pipeline/errors.ts';
+import { ConfigError, DataError, PipelineError, UsageError } from '../../pipeline/errors.ts';
 import { createRunner, type Runner } from '../../pipeline/exec/run.ts';
 import { copyExact } from '../../pipeline/exec/skopeo.ts';
 import { createLogger } from '../../pipeline/log.ts';
+import { readArchive } from '../../pipeline/oci-archive.ts';
 import { lookasidePath, signAndTag, verifyAsSensor } from '../../pipeline/publish/image-tags.ts';
 import { type ArchImage, openPush, type Pushed, pushImages } from '../../pipeline/publish/images.ts';
 import { fcosBase, repoRoot } from '../world/fcos-base.ts';
@@ -65,6 +70,20 @@ async function tagsOf(path: string): Promise<string[]> {
   });
   if (r.status === 404) return [];
   return (((await r.json()) as { tags: string[] | null }).tags ?? []).sort();
+}
+
+/** sha256 (hex) of a file, by sha256sum. */
+const sha256Of = (file: string) => sh('sha256sum', [file]).split(' ')[0]!;
+
+/** The archive's biggest layer: its digest and where its bytes lie in the archive file. */
+function layerOf(img: ArchImage): { digest: string; offset: number; size: number } {
+  return readArchive(img.archive, (a) => {
+    const m = JSON.parse(a.blob(img.digest).toString('utf8')) as {
+      layers: { digest: string; size: number }[];
+    };
+    const biggest = m.layers.reduce((x, y) => (y.size > x.size ? y : x));
+    return { digest: biggest.digest, ...a.locate(biggest.digest) };
+  });
 }
 
 const signatureFiles = (path: string, digest: string) => {
@@ -558,6 +577,63 @@ test('oci layout target: same digests, tags as ref names, readable by skopeo', a
     assert.match((err as Error).message, `${pushed.manifests.aarch64} is not in the target`);
   }
   assert.not.match(readFileSync(join(lacking, 'index.json'), 'utf8'), '"testing"');
+});
+
+test('oci layout target: blobs go straight from the archive (nothing unpacked); a damaged blob is replaced, a damaged archive refused', async () => {
+  const dir = join(work, 'oci-stream');
+  const scratch = join(work, 'oci-stream-scratch');
+  const t = { repo: `oci:${dir}`, run: quiet };
+  const s = await openPush(t, images, { workDir: scratch });
+  try {
+    for (const img of images) assert.is(await s.pushArch(img.arch), 'pushed');
+    assert.is(await s.pushIndex(), 'pushed');
+    // The scratch directory holds the index's own layout and nothing of any image.
+    const staged = readdirSync(join(scratch, 'layout', 'index', 'blobs', 'sha256'));
+    assert.equal(staged, [s.index.slice(7)]);
+  } finally {
+    s.close();
+  }
+  // Every blob the archives hold is in the layout, each hashing to its name; no temporary left.
+  const blobs = join(dir, 'blobs', 'sha256');
+  const names = readdirSync(blobs);
+  assert.equal(
+    names.filter((n) => n.includes('.tmp-')),
+    [],
+  );
+  for (const n of names) assert.is(sha256Of(join(blobs, n)), n, n);
+  const layer = layerOf(images[0]!);
+  // A blob in the layout that no longer hashes to its name is written again by a re-run.
+  writeFileSync(join(blobs, layer.digest.slice(7)), 'damaged');
+  assert.equal((await pushImages(t, images)).steps, {
+    x86_64: 'pushed',
+    aarch64: 'already-present',
+    index: 'already-present',
+  });
+  assert.is(sha256Of(join(blobs, layer.digest.slice(7))), layer.digest.slice(7));
+  // An archive whose layer does not match its digest: refused naming it, nothing put in.
+  const archive = join(work, 'damaged.ociarchive');
+  copyFileSync(images[0]!.archive, archive);
+  const fd = openSync(archive, 'r+');
+  const byte = Buffer.alloc(1);
+  readSync(fd, byte, 0, 1, layer.offset + Math.floor(layer.size / 2));
+  byte[0] = byte[0]! ^ 0xff;
+  writeSync(fd, byte, 0, 1, layer.offset + Math.floor(layer.size / 2));
+  closeSync(fd);
+  const other = join(work, 'oci-damaged');
+  try {
+    await pushImages({ repo: `oci:${other}`, run: quiet }, [{ ...images[0]!, archive }]);
+    assert.unreachable('pushed');
+  } catch (err) {
+    assert.instance(err, DataError);
+    assert.match((err as Error).message, `${archive}: blob ${layer.digest} does not match its digest`);
+  }
+  const left = readdirSync(join(other, 'blobs', 'sha256'));
+  assert.not.ok(left.includes(layer.digest.slice(7)), 'the damaged layer is not in the layout');
+  assert.not.ok(left.includes(images[0]!.digest.slice(7)), 'nor the manifest that names it');
+  assert.equal(
+    left.filter((n) => n.includes('.tmp-')),
+    [],
+  );
 });
 
 test('config: publish.trust with a missing key is an error naming the file, line and rule', async () => {
