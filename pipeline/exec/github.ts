@@ -1,6 +1,13 @@
 // GitHub Releases through @octokit/rest with the retry (5xx) and throttling (rate limits,
 // secondary rate limits with retry-after, paced writes) plugins. The only module that talks to
 // GitHub; the token is given here and never logged.
+
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { request as httpRequest } from 'node:http';
+import { request as httpsRequest } from 'node:https';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { retry } from '@octokit/plugin-retry';
 import { throttling } from '@octokit/plugin-throttling';
 import { Octokit } from '@octokit/rest';
@@ -67,15 +74,109 @@ export interface GitHub {
     p: { draft?: boolean; name?: string; body?: string; make_latest?: 'true' | 'false' | 'legacy' },
   ): Promise<Release>;
   listAssets(releaseId: number): Promise<Asset[]>;
-  /** POSTs to the release's upload_url; `label` is shown by GitHub (we keep the sha256 there). */
+  /**
+   * POSTs to the release's upload_url; `label` is shown by GitHub (we keep the sha256 there).
+   * A FileBody is streamed from its file, read anew for each attempt.
+   */
   uploadAsset(
     release: Release,
     name: string,
     label: string,
-    data: Buffer,
+    data: Buffer | FileBody,
     contentType?: string,
   ): Promise<Asset>;
   deleteAsset(id: number): Promise<void>;
+}
+
+/**
+ * A file as an upload body: an async iterable that opens and reads the file in 1 MiB chunks each
+ * time it is iterated, so a retried request (octokit's retry plugin sends the same options again)
+ * reads it from the start, and no asset is ever held whole in memory. fetch sends it with the
+ * Content-Length given (`duplex: 'half'`, set by @octokit/request's fetch-wrapper for any body).
+ * The bytes and sha256 of the last whole read are kept, for the caller to compare with what it
+ * meant to send. Not a plain object, so octokit does not serialize it as JSON
+ * (@octokit/request is-plain-object.js).
+ */
+export class FileBody implements AsyncIterable<Uint8Array> {
+  readonly path: string;
+  readonly size: number;
+  /** What the newest read sent, once it reached `size` bytes (more if the file grew). */
+  sent: { bytes: number; sha256: string } | undefined;
+  private reads = 0;
+  constructor(path: string, size: number) {
+    this.path = path;
+    this.size = size;
+  }
+  get [Symbol.toStringTag]() {
+    return 'FileBody';
+  }
+  async *[Symbol.asyncIterator](): AsyncGenerator<Uint8Array> {
+    // Only the newest read records what it sent: an earlier attempt's may still be winding down.
+    const read = ++this.reads;
+    this.sent = undefined;
+    const h = createHash('sha256');
+    let bytes = 0;
+    for await (const chunk of createReadStream(this.path, {
+      highWaterMark: 1 << 20,
+    }) as AsyncIterable<Buffer>) {
+      h.update(chunk);
+      bytes += chunk.length;
+      // Recorded before the chunk goes: fetch may stop pulling once Content-Length bytes are
+      // out, and the response may come before this generator would have ended.
+      if (bytes >= this.size && read === this.reads) this.sent = { bytes, sha256: h.copy().digest('hex') };
+      yield chunk;
+    }
+    if (this.size === 0 && read === this.reads) this.sent = { bytes, sha256: h.digest('hex') };
+  }
+}
+
+/**
+ * A fetch for uploads over node:http(s), the body piped into the request with backpressure.
+ * Node's own fetch (undici) read a 512 MiB body far ahead of the socket here: peak RSS 600 MiB
+ * on Node 20.20 (a ReadableStream, a Node stream or an async iterable alike, with or without a
+ * Content-Length), against 86 MiB for http.request fed by stream.pipeline. Only what
+ * @octokit/request's fetch-wrapper uses is given: method, headers, body, signal in; status,
+ * headers and the body stream out.
+ */
+export function streamingFetch(input: string | URL | Request, init: RequestInit = {}): Promise<Response> {
+  const url = new URL(input instanceof Request ? input.url : String(input));
+  const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
+  return new Promise((resolve, reject) => {
+    const req = send(
+      url,
+      {
+        method: init.method ?? 'GET',
+        headers: init.headers as Record<string, string> | undefined,
+        ...(init.signal && { signal: init.signal }),
+      },
+      (res) => {
+        const headers = new Headers();
+        for (const [k, v] of Object.entries(res.headers))
+          for (const one of v === undefined ? [] : [v].flat()) headers.append(k, one);
+        const status = res.statusCode ?? 500;
+        const empty = status === 204 || status === 304 || init.method === 'HEAD';
+        if (empty) res.resume();
+        resolve(
+          new Response(empty ? null : (Readable.toWeb(res) as ReadableStream), {
+            status,
+            statusText: res.statusMessage ?? '',
+            headers,
+          }),
+        );
+      },
+    );
+    req.on('error', reject);
+    const body = init.body as unknown;
+    if (body === undefined || body === null) req.end();
+    // An early answer (a 403, a 502 mid-upload) can break the pipe: the response tells.
+    else
+      pipeline(
+        typeof body === 'string' || body instanceof Uint8Array
+          ? Readable.from([body])
+          : Readable.from(body as AsyncIterable<Uint8Array>),
+        req,
+      ).catch(reject);
+  });
 }
 
 /** An HTTP status from GitHub (after the plugins gave up), with GitHub's message. */
@@ -201,8 +302,9 @@ export function createGitHub(opts: GitHubOptions): GitHub {
       }
     },
     uploadAsset(release, name, label, data, contentType = 'application/octet-stream') {
-      if (data.length >= ASSET_LIMIT)
-        throw new PipelineError(`${name}: ${data.length} bytes is over GitHub's 2 GiB asset limit`);
+      const length = Buffer.isBuffer(data) ? data.length : data.size;
+      if (length >= ASSET_LIMIT)
+        throw new PipelineError(`${name}: ${length} bytes is over GitHub's 2 GiB asset limit`);
       return call(
         `upload ${name}`,
         () =>
@@ -213,9 +315,10 @@ export function createGitHub(opts: GitHubOptions): GitHub {
             url: release.upload_url,
             name,
             label,
-            // The typings want a string; octokit sends a Buffer as the raw body.
+            // The typings want a string; octokit hands a Buffer or a FileBody to fetch as the body.
             data: data as unknown as string,
-            headers: { 'content-type': contentType, 'content-length': data.length },
+            headers: { 'content-type': contentType, 'content-length': length },
+            request: { fetch: streamingFetch },
           }) as Promise<{ data: Asset }>,
       );
     },

@@ -2,9 +2,9 @@
 // different (name, size and sha256, kept in the asset label; GitHub's own digest when it has one),
 // broken or mismatched ones deleted and uploaded again, and only then published. Published
 // releases are immutable on GitHub, so publishing is the very last step; a re-run converges.
-import { readFileSync, statSync } from 'node:fs';
+import { statSync } from 'node:fs';
 import { PipelineError } from '../errors.ts';
-import { ASSET_LIMIT, type Asset, type GitHub, GitHubError, type Release } from '../exec/github.ts';
+import { ASSET_LIMIT, type Asset, FileBody, type GitHub, GitHubError, type Release } from '../exec/github.ts';
 
 export interface WantedAsset {
   name: string;
@@ -57,7 +57,12 @@ export async function findRelease(gh: GitHub, tag: string): Promise<Release | un
 }
 
 /** Uploads one asset; when GitHub already has that name (a broken upload), deletes it and retries once. */
-export async function uploadOne(gh: GitHub, release: Release, w: WantedAsset, data: Buffer): Promise<Asset> {
+export async function uploadOne(
+  gh: GitHub,
+  release: Release,
+  w: WantedAsset,
+  data: Buffer | FileBody,
+): Promise<Asset> {
   try {
     return await gh.uploadAsset(release, w.name, assetLabel(w.sha256), data);
   } catch (err) {
@@ -119,9 +124,10 @@ export async function syncRelease(
       results[w.name] = 'kept';
       continue;
     }
-    const data = readFileSync(w.path);
-    if (data.length !== w.size || statSync(w.path).size !== w.size)
-      throw new PipelineError(`${w.path}: ${data.length} bytes, expected ${w.size}`);
+    const size = statSync(w.path).size;
+    if (size !== w.size) throw new PipelineError(`${w.path}: ${size} bytes, expected ${w.size}`);
+    // Streamed from the file, hashed as it goes: what was sent is checked below.
+    const data = new FileBody(w.path, w.size);
     if (cur) {
       log(
         `GitHub: ${w.name} is ${cur.state === 'uploaded' ? 'different' : `broken (${cur.state})`}: replacing`,
@@ -129,6 +135,13 @@ export async function syncRelease(
       await gh.deleteAsset(cur.id);
     }
     const got = await uploadOne(gh, release, w, data);
+    if (data.sent?.bytes !== w.size || data.sent.sha256 !== w.sha256) {
+      // The file changed while it was read: the asset goes, nothing names bytes not checked.
+      await gh.deleteAsset(got.id);
+      throw new PipelineError(
+        `${w.path} changed while it was uploaded: sent ${data.sent?.bytes ?? 0} bytes with sha256 ${data.sent?.sha256 ?? '-'}, expected ${w.size} bytes with sha256 ${w.sha256}`,
+      );
+    }
     if (got.size !== w.size)
       throw new PipelineError(`GitHub stored ${got.size} bytes of ${w.name}, sent ${w.size}`);
     results[w.name] = cur ? 'replaced' : 'uploaded';

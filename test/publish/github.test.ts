@@ -3,8 +3,9 @@
 // @octokit/fixtures; faults: a 502 mid-upload leaving a broken asset, a secondary rate limit,
 // the process killed mid-release; each followed by a run that converges.
 
+import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { join } from 'node:path';
 import { test } from 'uvu';
@@ -178,6 +179,59 @@ test('fault: secondary rate limit (403 + retry-after) is waited out by the throt
   assert.is(fake.releases.length, 1);
   assert.is(warnings.filter((w) => w.includes('secondary rate limit')).length, 2);
   assert.equal(assetsOf(fake, spec().tag), assets.map((a) => `${a.name}:uploaded:${a.size}`).sort());
+});
+
+test('upload: a file that no longer hashes as planned is not left on GitHub, and the run fails naming it', async () => {
+  // Same size, other bytes: the file changed after publish hashed it (the plan's sha256).
+  const planned = assets[0]!;
+  writeFileSync(planned.path, Buffer.alloc(planned.size, 8));
+  const err = await syncRelease(client(), spec(), { publish: true }).catch((e) => e);
+  assert.instance(err, PipelineError);
+  assert.match(String(err.message), `${planned.path} changed while it was uploaded`);
+  assert.match(String(err.message), `expected ${planned.size} bytes with sha256 ${planned.sha256}`);
+  assert.is(fake.releases[0]!.draft, true, 'nothing was published');
+  assert.not.ok(assetsOf(fake, spec().tag).some((a) => a.startsWith(`${planned.name}:`)));
+});
+
+test('upload: streamed from the file, so memory does not grow with the asset (512 MiB asset, own process)', async () => {
+  const size = 512 << 20;
+  const path = join(work, 'big.raw.xz');
+  // Sparse: zeros, read fast; the sha256 is of that many zero bytes.
+  writeFileSync(path, '');
+  truncateSync(path, size);
+  const h = createHash('sha256');
+  const zeros = Buffer.alloc(1 << 20);
+  for (let i = 0; i < size >> 20; i++) h.update(zeros);
+  const sha256 = h.digest('hex');
+  // Not spawnSync: the fake answers from this process's event loop.
+  const child = spawn(
+    process.execPath,
+    [
+      '--import',
+      'tsx',
+      join(repoRoot, 'test/publish/upload-child.ts'),
+      fake.url,
+      fake.token,
+      `${fake.owner}/${fake.repo}`,
+      path,
+      String(size),
+      sha256,
+    ],
+    { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (c) => (stdout += c));
+  child.stderr.on('data', (c) => (stderr += c));
+  const status = await new Promise<number | null>((r) => child.on('close', r));
+  assert.is(status, 0, stderr);
+  const out = JSON.parse(stdout) as { assets: Record<string, string>; peakKiB: number };
+  assert.equal(out.assets, { 'big.raw.xz': 'uploaded' });
+  const got = fake.releases[0]!.assets.find((a) => a.name === 'big.raw.xz')!;
+  assert.is(got.data.length, size);
+  assert.is(createHash('sha256').update(got.data).digest('hex'), sha256);
+  // Buffering the asset would put the peak above 512 MiB; node itself takes about 100 MiB.
+  assert.ok(out.peakKiB < 256 * 1024, `peak ${out.peakKiB} KiB`);
 });
 
 test('limits: an asset of 2 GiB is refused before any request', async () => {
