@@ -2,26 +2,28 @@
 // source (coreos/coreos-installer @bee45001, cited per rule as path:line) and run over HTTP:
 // where `--stream-base-url` + `--stream` leads, which format `install` and `download` choose,
 // how it reads the stream document, fetches an artifact and its signature, and how it verifies
-// that signature (real gpg, the same commands, against the keys compiled into it: the mirror's
-// src/signing-keys.asc). coreos-installer itself does not run here (not packaged for Debian),
-// so this is the stand-in; every rule it applies is one of the cited lines, not ours.
-import { execFileSync } from 'node:child_process';
+// that signature (real gpg, the same commands, against the keys compiled into it: its
+// src/signing-keys.asc at that commit). coreos-installer itself does not run here (not
+// packaged for Debian), so this is the stand-in; every rule it applies is one of the cited
+// lines, not ours.
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pipeBytes } from './published.ts';
 import { needTool, sh, shResult } from './tools.ts';
+import { file } from './upstream.ts';
 
 /** The coreos-installer source this client follows. */
 export const COREOS_INSTALLER = {
   repo: 'coreos/coreos-installer',
   commit: 'bee4500186302e3773afe969ecabb441f2d77279',
-  mirror: '/work/.mirror/coreos+coreos-installer/repo',
 };
 
-/** A file of that source, as committed. */
-export const upstreamFile = (path: string) =>
-  execFileSync('git', ['-C', COREOS_INSTALLER.mirror, 'show', `${COREOS_INSTALLER.commit}:${path}`]);
+/**
+ * A file of that source, as committed: from a git mirror (ROCK_UPSTREAM_GIT) or GitHub, as the
+ * upstream suites read theirs (test/world/upstream.ts), so only upstream-*.test.ts call it.
+ */
+export const upstreamFile = (path: string) => file(COREOS_INSTALLER.repo, COREOS_INSTALLER.commit, path);
 
 /** An error coreos-installer would end with (its anyhow context chain, outermost first). */
 export class InstallerError extends Error {}
@@ -188,12 +190,12 @@ export async function streamSources(
  * verify() after the copy), whatever --insecure says (cmdline/install.rs:222-225: "Does not
  * allow an existing signature to be invalid").
  */
-export function checkSignature(source: Source, insecure: boolean): string[] {
+export async function checkSignature(source: Source, insecure: boolean): Promise<string[]> {
   if (source.signature === undefined) {
     if (!insecure) throw new InstallerError('--insecure not specified and signature not found');
     return ['Signature not found; skipping verification as requested'];
   }
-  return [gpgVerifyBuiltin(source.signature, source.bytes)];
+  return [await gpgVerifyBuiltin(source.signature, source.bytes)];
 }
 
 /**
@@ -202,13 +204,14 @@ export function checkSignature(source: Source, insecure: boolean): string[] {
  * --trusted-key ID` for each key listed, then `gpg --batch --verify SIG -` on the image; a
  * non-zero exit is an error. No option adds a key.
  */
-export function gpgVerifyBuiltin(signature: Buffer, data: Buffer): string {
+export async function gpgVerifyBuiltin(signature: Buffer, data: Buffer): Promise<string> {
   needTool('gpg');
+  const builtin = await upstreamFile('src/signing-keys.asc');
   const home = mkdtempSync(join(tmpdir(), 'coreos-installer-'));
   try {
     const env = { GNUPGHOME: home };
     const keys = join(home, 'keys.asc');
-    writeFileSync(keys, upstreamFile('src/signing-keys.asc'));
+    writeFileSync(keys, builtin);
     sh('gpg', ['--homedir', home, '--batch', '--quiet', '--import', keys], { env });
     const ids = sh('gpg', ['--homedir', home, '--batch', '--list-keys', '--with-colons'], { env })
       .split('\n')
@@ -248,7 +251,7 @@ export async function download(o: {
     o.format ?? DOWNLOAD_DEFAULTS.format,
   );
   if (sources.length === 0) throw new InstallerError('no artifacts found');
-  for (const s of sources) s.log.push(...checkSignature(s, Boolean(o.insecure)));
+  for (const s of sources) s.log.push(...(await checkSignature(s, Boolean(o.insecure))));
   return sources;
 }
 
@@ -279,6 +282,6 @@ export async function install(o: {
   if (!source) throw new InstallerError('no artifacts found');
   if (sources.length) throw new InstallerError('found multiple artifacts');
   source.log.unshift(...log);
-  source.log.push(...checkSignature(source, Boolean(o.insecure)));
+  source.log.push(...(await checkSignature(source, Boolean(o.insecure))));
   return { ...source, format };
 }
