@@ -307,6 +307,14 @@ export const tools: Tool[] = [
     why: 'local registry for publish tests',
   },
   {
+    name: 'openssl',
+    versionArg: 'version',
+    deb: 'openssl',
+    fedora: 'openssl',
+    stages: ['test'],
+    why: 'a TLS certificate for the HTTPS upload test',
+  },
+  {
     name: 'htpasswd',
     versionArg: null,
     deb: 'apache2-utils',

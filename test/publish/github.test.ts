@@ -5,13 +5,14 @@
 
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdirSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
+import { createServer as createHttpsServer, globalAgent as httpsAgent } from 'node:https';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { PipelineError } from '../../pipeline/errors.ts';
-import { createGitHub, type GitHub } from '../../pipeline/exec/github.ts';
+import { createGitHub, FileBody, type GitHub, streamingFetch } from '../../pipeline/exec/github.ts';
 import { assetLabel, syncRelease, uploadOne, type WantedAsset } from '../../pipeline/publish/github.ts';
 import { repoRoot } from '../world/fcos-base.ts';
 import {
@@ -22,6 +23,7 @@ import {
   openapi,
   startFakeGitHub,
 } from '../world/github.ts';
+import { needTool, sh } from '../world/tools.ts';
 
 const work = join(repoRoot, '.cache', 'publish', `github-${process.pid}`);
 let fake: FakeGitHub;
@@ -232,6 +234,66 @@ test('upload: streamed from the file, so memory does not grow with the asset (51
   assert.is(createHash('sha256').update(got.data).digest('hex'), sha256);
   // Buffering the asset would put the peak above 512 MiB; node itself takes about 100 MiB.
   assert.ok(out.peakKiB < 256 * 1024, `peak ${out.peakKiB} KiB`);
+});
+
+test('upload over HTTPS (uploads.github.com is HTTPS): the file body, its Content-Length, and the answer come through', async () => {
+  // A self-signed certificate for 127.0.0.1, trusted by the global agent streamingFetch uses.
+  const key = join(work, 'tls.key');
+  const cert = join(work, 'tls.crt');
+  needTool('openssl');
+  sh('openssl', [
+    'req',
+    '-x509',
+    '-newkey',
+    'rsa:2048',
+    '-nodes',
+    '-days',
+    '1',
+    '-subj',
+    '/CN=127.0.0.1',
+    '-addext',
+    'subjectAltName=IP:127.0.0.1',
+    '-keyout',
+    key,
+    '-out',
+    cert,
+  ]);
+  const bytes = Buffer.alloc((3 << 20) + 5, 3);
+  const path = join(work, 'tls-asset');
+  writeFileSync(path, bytes);
+  let got: { length?: string; te?: string; sha256: string } | undefined;
+  const server = createHttpsServer({ key: readFileSync(key), cert: readFileSync(cert) }, async (req, res) => {
+    const h = createHash('sha256');
+    for await (const c of req) h.update(c as Buffer);
+    got = {
+      length: req.headers['content-length'],
+      te: req.headers['transfer-encoding'],
+      sha256: h.digest('hex'),
+    };
+    res.writeHead(201, { 'content-type': 'application/json' }).end('{"id":7}');
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  const ca = httpsAgent.options.ca;
+  httpsAgent.options.ca = readFileSync(cert);
+  try {
+    const body = new FileBody(path, bytes.length);
+    const res = await streamingFetch(
+      `https://127.0.0.1:${(server.address() as { port: number }).port}/upload`,
+      {
+        method: 'POST',
+        headers: { 'content-type': 'application/octet-stream', 'content-length': String(bytes.length) },
+        body: body as unknown as BodyInit,
+      },
+    );
+    assert.is(res.status, 201);
+    assert.equal(await res.json(), { id: 7 });
+    const sha256 = createHash('sha256').update(bytes).digest('hex');
+    assert.equal(got, { length: String(bytes.length), te: undefined, sha256 });
+    assert.equal(body.sent, { bytes: bytes.length, sha256 });
+  } finally {
+    httpsAgent.options.ca = ca;
+    server.close();
+  }
 });
 
 test('limits: an asset of 2 GiB is refused before any request', async () => {
